@@ -1,0 +1,269 @@
+"""One entry point for price history: pick the source, update the cache, validate.
+
+``auto`` (the interactive default): a Yahoo cache fetched in the last
+``CACHE_MAX_AGE`` is used as is; otherwise Yahoo is asked for what is missing.
+If Yahoo cannot be reached (network or rate limit) and fallback is allowed —
+interactive commands only, never the nightly job — a stale Yahoo cache is used,
+else for SPY/QQQ the bundled sample, each with a one-line warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from forecaster.data import sources
+from forecaster.data.store import PriceStore, fingerprint, merge_prices
+from forecaster.data.validation import parse_dates, validate_prices
+from forecaster.errors import ConfigError, DataError
+from forecaster.settings import Settings
+
+CACHE_MAX_AGE = pd.Timedelta(hours=12)
+OVERLAP_DAYS = 7
+
+
+@dataclass(frozen=True)
+class PriceData:
+    """Validated prices and an honest account of where they came from."""
+
+    ticker: str
+    prices: pd.DataFrame
+    source: str
+    description: str
+    from_cache: bool = False
+    added: int = 0
+    revised: int = 0
+    repairs: dict[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    cache_path: Path | None = None
+
+    @property
+    def start(self) -> pd.Timestamp:
+        return self.prices.index[0]
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return self.prices.index[-1]
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.prices)
+
+
+def parse_date(value: str | None, option: str) -> pd.Timestamp | None:
+    """A user's date option, or a ConfigError that says what was expected."""
+    if value is None or value == "":
+        return None
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError):
+        raise ConfigError(f"{option} {value!r} is not a date; expected YYYY-MM-DD") from None
+
+
+def _window(prices: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None):
+    return prices.loc[(start or prices.index[0]) : (end or prices.index[-1])]
+
+
+def _fetch_and_merge(
+    store: PriceStore,
+    ticker: str,
+    source: str,
+    description: str,
+    fetch: Callable[[pd.Timestamp | None, pd.Timestamp | None], pd.DataFrame],
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+    refresh: bool,
+    origin: str,
+) -> PriceData:
+    entry = store.read(ticker, source)
+    incremental = (
+        entry is not None and not refresh and (start is None or start >= entry.prices.index[0])
+    )
+    if incremental and end is not None and end <= entry.prices.index[-1]:
+        raw = entry.prices.iloc[0:0]  # the cache already covers the requested range
+    else:
+        since = entry.prices.index[-1] - pd.Timedelta(days=OVERLAP_DAYS) if incremental else start
+        try:
+            raw = fetch(since, end)
+        except sources.UnknownTickerError:
+            if not incremental:
+                raise
+            raw = entry.prices.iloc[0:0]  # the vendor has nothing new since the cache's end
+    if not len(raw) and entry is None:
+        span = f"from {since:%Y-%m-%d}" if since is not None else ""
+        span += f" to {end:%Y-%m-%d}" if end is not None else ""
+        raise DataError(f"{origin}: no rows {span or 'at all'}; adjust --start/--end")
+    if len(raw):
+        validated = validate_prices(raw, origin)
+        new, repairs = validated.prices, validated.repairs
+    else:
+        new, repairs = entry.prices.iloc[0:0], {}
+    merged = merge_prices(entry.prices if incremental else None, new)
+    added = merged.added
+    if not incremental and entry is not None:
+        added = int((~merged.prices.index.isin(entry.prices.index)).sum())
+    if not incremental or merged.added or merged.revised:
+        path = store.write(ticker, source, merged.prices, description)
+    else:
+        path = store.path(ticker, source)
+    prices = _window(merged.prices, start, end)
+    if prices.empty:
+        raise DataError(
+            f"{origin}: no rows between {start:%Y-%m-%d} and {end:%Y-%m-%d}; "
+            f"the data covers {merged.prices.index[0]:%Y-%m-%d} to {merged.prices.index[-1]:%Y-%m-%d}"
+            if start is not None and end is not None
+            else f"{origin}: no rows in the requested range; the data covers "
+            f"{merged.prices.index[0]:%Y-%m-%d} to {merged.prices.index[-1]:%Y-%m-%d}; "
+            "adjust --start/--end"
+        )
+    return PriceData(
+        ticker=ticker,
+        prices=prices,
+        source=source,
+        description=description,
+        added=added,
+        revised=merged.revised,
+        repairs=repairs,
+        cache_path=path,
+    )
+
+
+def load_prices(
+    ticker: str,
+    *,
+    source: str = "auto",
+    csv_path: str | Path | None = None,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    settings: Settings | None = None,
+    allow_fallback: bool = True,
+    refresh: bool = False,
+) -> PriceData:
+    """Validated prices for ``ticker`` from ``source``, through the cache.
+
+    Parameters
+    ----------
+    ticker
+        Symbol (case-insensitive).
+    source
+        ``auto``, ``yahoo``, ``csv`` (needs ``csv_path``) or ``sample``.
+    start, end
+        Inclusive date range; ``end`` also hides everything after it
+        (``--as-of`` replays).
+    allow_fallback
+        In ``auto`` mode, use a stale cache or the sample when Yahoo is
+        unreachable. The nightly job passes False.
+    refresh
+        Ignore the cache and fetch everything again.
+    """
+    ticker = sources.normalize_ticker(ticker)
+    sources.check_source(source)
+    settings = settings or Settings.resolve()
+    store = PriceStore(settings.prices_dir)
+    if start is not None and end is not None and start > end:
+        raise ConfigError(f"--start {start:%Y-%m-%d} is after --end {end:%Y-%m-%d}; swap them")
+    if csv_path is not None and source not in ("csv", "auto"):
+        raise ConfigError(f"--csv was given with --source {source}; use --source csv with --csv")
+    if source == "csv" or (source == "auto" and csv_path is not None):
+        return _load_csv(store, ticker, csv_path, start, end)
+    if source == "sample":
+        return _load_sample(store, ticker, start, end, refresh)
+    if source == "yahoo":
+        return _load_yahoo(store, ticker, start, end, refresh, settings)
+    return _load_auto(store, ticker, start, end, refresh, settings, allow_fallback)
+
+
+def _load_csv(store, ticker, csv_path, start, end) -> PriceData:
+    if csv_path is None:
+        raise ConfigError(
+            "--source csv needs --csv PATH (a file with Date, Open, High, Low, Close)"
+        )
+    path = Path(csv_path).expanduser()
+
+    def fetch(_since, until):
+        frame, dates = sources.read_csv(path)
+        frame.index = parse_dates(dates, f"CSV file {str(path)!r}")
+        return frame if until is None else frame.loc[:until]
+
+    # The file is the truth: re-read it whole and replace the cache.
+    return _fetch_and_merge(
+        store, ticker, "csv", f"CSV file {path}", fetch, start, end, True, f"CSV file {str(path)!r}"
+    )
+
+
+def _load_sample(store, ticker, start, end, refresh) -> PriceData:
+    series = sources.sample_for(ticker)
+
+    def fetch(since, until):
+        frame = sources.fetch_sample(ticker)
+        return frame.loc[since:until]
+
+    description = f"{series.description} standing in for {ticker}"
+    return _fetch_and_merge(
+        store, ticker, "sample", description, fetch, start, end, refresh, f"sample for {ticker}"
+    )
+
+
+def _load_yahoo(store, ticker, start, end, refresh, settings) -> PriceData:
+    def fetch(since, until):
+        return sources.fetch_yahoo(ticker, since, until, cache_dir=settings.yfinance_cache_dir)
+
+    return _fetch_and_merge(
+        store,
+        ticker,
+        "yahoo",
+        f"Yahoo Finance daily prices for {ticker} (auto-adjusted)",
+        fetch,
+        start,
+        end,
+        refresh,
+        f"{ticker} from Yahoo",
+    )
+
+
+def _load_auto(store, ticker, start, end, refresh, settings, allow_fallback) -> PriceData:
+    entry = None if refresh else store.read(ticker, "yahoo")
+    if entry is not None:
+        fresh = pd.Timestamp.now(tz="UTC") - entry.fetched_at < CACHE_MAX_AGE
+        covers = end is not None and entry.prices.index[-1] >= end
+        starts = start is None or start >= entry.prices.index[0]
+        if (fresh or covers) and starts:
+            return PriceData(
+                ticker=ticker,
+                prices=_window(entry.prices, start, end),
+                source="yahoo",
+                description=entry.description,
+                from_cache=True,
+                cache_path=store.path(ticker, "yahoo"),
+            )
+    try:
+        return _load_yahoo(store, ticker, start, end, refresh, settings)
+    except (sources.NetworkError, sources.RateLimitError) as exc:
+        if not allow_fallback:
+            raise
+        if entry is not None:
+            warning = (
+                f"warning: Yahoo unavailable ({exc.__class__.__name__}); using cached Yahoo "
+                f"prices for {ticker} up to {entry.prices.index[-1]:%Y-%m-%d}, "
+                f"fetched {entry.fetched_at:%Y-%m-%d %H:%M} UTC"
+            )
+            return PriceData(
+                ticker=ticker,
+                prices=_window(entry.prices, start, end),
+                source="yahoo",
+                description=entry.description,
+                from_cache=True,
+                warnings=(warning,),
+                cache_path=store.path(ticker, "yahoo"),
+            )
+        if ticker not in sources.SAMPLE_TICKERS:
+            raise
+        data = _load_sample(store, ticker, start, end, refresh)
+        warning = (
+            f"warning: Yahoo unreachable; using offline sample data instead: "
+            f"{data.description}, {data.start:%Y-%m-%d} to {data.end:%Y-%m-%d}"
+        )
+        return PriceData(**{**data.__dict__, "warnings": (warning,)})

@@ -1,0 +1,217 @@
+"""Where price history comes from: Yahoo (yfinance), a CSV file, or the sample.
+
+Each source returns a raw frame; :mod:`forecaster.data.validation` cleans it.
+yfinance is imported lazily (it is slow to import and not always needed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from forecaster.errors import ConfigError, DataError
+
+Source = Literal["auto", "yahoo", "csv", "sample"]
+SOURCES: tuple[str, ...] = ("auto", "yahoo", "csv", "sample")
+
+
+class NetworkError(DataError):
+    """Yahoo could not be reached."""
+
+
+class RateLimitError(DataError):
+    """Yahoo refused the request for now."""
+
+
+class UnknownTickerError(DataError):
+    """Yahoo has no prices for the ticker."""
+
+
+@dataclass(frozen=True)
+class SampleSeries:
+    """One real history shipped inside the ``arch`` package."""
+
+    module: str
+    description: str
+
+
+SAMPLES: dict[str, SampleSeries] = {
+    "sp500": SampleSeries("arch.data.sp500", "S&P 500 index (arch sample data, 1999-2018)"),
+    "nasdaq": SampleSeries(
+        "arch.data.nasdaq", "NASDAQ Composite index (arch sample data, 1999-2018)"
+    ),
+}
+SAMPLE_TICKERS: dict[str, str] = {
+    "SPY": "sp500",
+    "^GSPC": "sp500",
+    "QQQ": "nasdaq",
+    "^IXIC": "nasdaq",
+}
+
+
+def normalize_ticker(ticker: str) -> str:
+    """Upper-case, stripped ticker; an empty one is an error."""
+    cleaned = (ticker or "").strip().upper()
+    if not cleaned or any(ch in cleaned for ch in "/\\ ") or cleaned.startswith("."):
+        raise ConfigError(
+            f"ticker {ticker!r} is not usable; expected a symbol such as SPY or ^GSPC"
+        )
+    return cleaned
+
+
+def check_source(source: str) -> str:
+    if source not in SOURCES:
+        raise ConfigError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    return source
+
+
+# --- sample -----------------------------------------------------------------
+
+
+def sample_for(ticker: str) -> SampleSeries:
+    """The sample series standing in for ``ticker``, or an error listing them."""
+    key = SAMPLE_TICKERS.get(normalize_ticker(ticker))
+    if key is None:
+        held = ", ".join(f"{t} ({SAMPLES[k].description})" for t, k in SAMPLE_TICKERS.items())
+        raise DataError(
+            f"the offline sample has no data for {ticker!r}; it holds {held}; "
+            "use --source yahoo, or --source csv --csv PATH for your own file"
+        )
+    return SAMPLES[key]
+
+
+def fetch_sample(ticker: str) -> pd.DataFrame:
+    """Daily OHLCV from the ``arch`` package's bundled real history."""
+    import importlib
+
+    series = sample_for(ticker)
+    frame = importlib.import_module(series.module).load()
+    return frame.drop(columns=[c for c in frame.columns if c.lower() == "adj close"])
+
+
+# --- csv --------------------------------------------------------------------
+
+
+def read_csv(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """Read a user's CSV: returns the frame and its raw Date column."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DataError(
+            f"CSV file {str(file)!r} does not exist; "
+            "pass --csv PATH to a file with columns Date, Open, High, Low, Close[, Volume]"
+        )
+    try:
+        frame = pd.read_csv(file, dtype=str, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"CSV file {str(file)!r} could not be parsed ({exc.__class__.__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'empty'}); "
+            "expected a comma-separated file with a header row Date, Open, High, Low, Close"
+        ) from None
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    if "date" not in columns:
+        received = ", ".join(str(c) for c in frame.columns) or "no columns"
+        raise DataError(
+            f"CSV file {str(file)!r}: missing column Date; received [{received}]; "
+            "expected Date, Open, High, Low, Close and optionally Volume (any case)"
+        )
+    dates = frame[columns["date"]]
+    return frame.drop(columns=[columns["date"]]), dates
+
+
+# --- yahoo ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _yfinance_raising(cache_dir: Path | None) -> Iterator[object]:
+    """yfinance with exceptions surfaced (it logs and hides them by default)."""
+    import logging
+
+    import yfinance as yf
+
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        yf.set_tz_cache_location(str(cache_dir))
+    logger = logging.getLogger("yfinance")
+    previous = yf.config.debug.hide_exceptions, logger.level
+    yf.config.debug.hide_exceptions = False
+    logger.setLevel(logging.CRITICAL)  # its warnings duplicate the errors raised below
+    try:
+        yield yf
+    finally:
+        yf.config.debug.hide_exceptions = previous[0]
+        logger.setLevel(previous[1])
+
+
+def normalize_yahoo_frame(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
+    """Flat OHLCV from either yfinance shape.
+
+    ``yf.download`` gives MultiIndex columns (Price, Ticker); ``Ticker.history``
+    gives flat columns with a tz-aware index plus Dividends/Stock Splits.
+    """
+    if isinstance(frame.columns, pd.MultiIndex):
+        levels = [list(map(str, frame.columns.get_level_values(i))) for i in range(2)]
+        ticker_level = 1 if ticker in levels[1] else 0
+        if ticker in levels[ticker_level]:
+            frame = frame.xs(ticker, axis=1, level=ticker_level)
+        else:
+            frame = frame.droplevel(1, axis=1)
+    keep = [
+        c for c in frame.columns if str(c).lower() in ("open", "high", "low", "close", "volume")
+    ]
+    flat = frame[keep]
+    # yfinance reports a failed ticker as rows of NaN; treat those as no data.
+    return flat.dropna(how="all", subset=[c for c in keep if str(c).lower() != "volume"])
+
+
+def fetch_yahoo(
+    ticker: str,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    cache_dir: Path | None = None,
+) -> pd.DataFrame:
+    """Auto-adjusted daily OHLCV from Yahoo; failures become distinct DataErrors.
+
+    ``end`` is inclusive (yfinance's is exclusive).
+    """
+    from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
+
+    kwargs: dict[str, object] = {"interval": "1d", "auto_adjust": True, "actions": False}
+    if start is not None or end is not None:
+        kwargs["start"] = (start or pd.Timestamp("1900-01-01")).strftime("%Y-%m-%d")
+        if end is not None:
+            kwargs["end"] = (end + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    else:
+        kwargs["period"] = "max"
+    with _yfinance_raising(cache_dir) as yf:
+        try:
+            raw = yf.Ticker(ticker).history(**kwargs)
+        except YFRateLimitError:
+            raise RateLimitError(
+                f"Yahoo rate-limited the request for {ticker}; wait a few minutes and retry, "
+                "or use --source csv --csv PATH / --source sample"
+            ) from None
+        except YFTickerMissingError as exc:
+            raise UnknownTickerError(
+                f"Yahoo has no price data for {ticker!r} ({exc}); check the symbol "
+                "(e.g. SPY, ^GSPC, BRK-B) or use --source csv --csv PATH"
+            ) from None
+        except OSError as exc:
+            raise NetworkError(
+                f"could not reach Yahoo for {ticker} ({exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check the network, "
+                "or use --source sample (SPY/QQQ) or --source csv --csv PATH"
+            ) from None
+    flat = normalize_yahoo_frame(raw, ticker)
+    if flat.empty:
+        span = "" if start is None else f" from {start:%Y-%m-%d}"
+        raise UnknownTickerError(
+            f"Yahoo returned no price data for {ticker!r}{span}; check the symbol "
+            "(e.g. SPY, ^GSPC, BRK-B) and the date range, or use --source csv --csv PATH"
+        )
+    return flat

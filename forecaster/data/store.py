@@ -1,0 +1,131 @@
+"""Parquet price cache: one file per (ticker, source), incremental, atomic.
+
+``<home>/data/prices/<TICKER>.<source>.parquet`` holds validated prices plus
+metadata (source, description, fetch time). Writes go to a temporary file in
+the same folder and are renamed into place, so a crash never leaves a
+truncated cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from forecaster.errors import DataError
+
+_META_KEY = b"forecaster"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """Cached prices and where they came from."""
+
+    prices: pd.DataFrame
+    source: str
+    description: str
+    fetched_at: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    prices: pd.DataFrame
+    added: int
+    revised: int
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def fingerprint(prices: pd.DataFrame) -> str:
+    """Short content hash of the OHLC rows (dates and values)."""
+    digest = hashlib.sha256()
+    digest.update(prices.index.strftime("%Y-%m-%d").str.cat(sep=",").encode())
+    digest.update(prices[["open", "high", "low", "close"]].to_numpy(dtype="float64").tobytes())
+    return digest.hexdigest()[:16]
+
+
+def merge_prices(old: pd.DataFrame | None, new: pd.DataFrame) -> MergeResult:
+    """New rows replace overlapping old ones (vendor revisions) and extend the end."""
+    if old is None or old.empty:
+        return MergeResult(new.copy(), added=len(new), revised=0)
+    overlap = new.index.intersection(old.index)
+    revised = 0
+    if len(overlap):
+        before = old.loc[overlap, ["open", "high", "low", "close"]].to_numpy()
+        after = new.loc[overlap, ["open", "high", "low", "close"]].to_numpy()
+        revised = int((abs(before - after) > 1e-9 * abs(before)).any(axis=1).sum())
+    merged = pd.concat([old.drop(index=overlap), new]).sort_index()
+    return MergeResult(merged, added=len(new) - len(overlap), revised=revised)
+
+
+class PriceStore:
+    """The price cache under ``prices_dir``."""
+
+    def __init__(self, prices_dir: Path) -> None:
+        self.prices_dir = Path(prices_dir)
+
+    def path(self, ticker: str, source: str) -> Path:
+        return self.prices_dir / f"{ticker}.{source}.parquet"
+
+    def read(self, ticker: str, source: str) -> CacheEntry | None:
+        """The cached entry, None if there is none; a corrupt file is an error naming it."""
+        import pyarrow.parquet as pq
+
+        path = self.path(ticker, source)
+        if not path.exists():
+            return None
+        try:
+            table = pq.read_table(path)
+            meta = json.loads((table.schema.metadata or {})[_META_KEY])
+            prices = table.to_pandas()
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise DataError(
+                f"price cache {str(path)!r} is unreadable ({exc.__class__.__name__}); "
+                f"delete it and run `forecast fetch --ticker {ticker}` again"
+            ) from None
+        prices.index = pd.DatetimeIndex(prices.index, name="date").as_unit("ns")
+        return CacheEntry(
+            prices=prices.astype("float64"),
+            source=meta["source"],
+            description=meta.get("description", meta["source"]),
+            fetched_at=pd.Timestamp(meta["fetched_at"]),
+        )
+
+    def write(self, ticker: str, source: str, prices: pd.DataFrame, description: str) -> Path:
+        """Atomically replace the cache file for (ticker, source)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        meta = {
+            "source": source,
+            "description": description,
+            "fetched_at": pd.Timestamp.now(tz="UTC").isoformat(),
+            "fingerprint": fingerprint(prices),
+        }
+        table = pa.Table.from_pandas(prices, preserve_index=True)
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()}
+        )
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        path = self.path(ticker, source)
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        return path

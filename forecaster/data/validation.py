@@ -1,0 +1,168 @@
+"""OHLCV sanity checks: one policy for every source.
+
+Policy, applied in this order (each failure is a :class:`DataError` naming the
+first few offending dates or rows and their count):
+
+1. Columns: ``open, high, low, close`` are required (any case, surrounding
+   spaces ignored); ``volume`` is optional (NaN when absent); ``adj close`` and
+   anything else is ignored.
+2. Dates: every date must parse; a tz-aware index is converted to its local
+   calendar date. Dates must be unique and strictly increasing (a file sorted
+   newest-first is reported, not re-sorted behind your back).
+3. Prices: every open/high/low/close must be finite and positive.
+4. Range consistency: ``high >= max(open, close)`` and ``low <= min(open,
+   close)``. A violation no larger than ``REPAIR_TOLERANCE`` (relative) is a
+   rounding artefact of the data vendor: it is *repaired* (high/low widened to
+   include open and close) and counted in :attr:`Validated.repairs`. A larger
+   violation is an error.
+5. History length: fewer than ``min_rows`` rows is an error that says how many
+   the job needs.
+
+Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecaster.errors import DataError
+
+REQUIRED_COLUMNS = ("open", "high", "low", "close")
+PRICE_COLUMNS = REQUIRED_COLUMNS
+COLUMNS = (*REQUIRED_COLUMNS, "volume")
+REPAIR_TOLERANCE = 1e-3
+_SHOW = 5
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A clean price frame plus what validation repaired."""
+
+    prices: pd.DataFrame
+    repairs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_repaired(self) -> int:
+        return sum(self.repairs.values())
+
+
+def _describe(labels: list, label: str) -> str:
+    shown = ", ".join(str(x) for x in labels[:_SHOW])
+    more = f" and {len(labels) - _SHOW} more" if len(labels) > _SHOW else ""
+    return f"{len(labels)} {label}: {shown}{more}"
+
+
+def _dates(index: pd.Index) -> list[str]:
+    return [pd.Timestamp(x).strftime("%Y-%m-%d") for x in index]
+
+
+def normalize_columns(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """Lower-case and strip column names; check the required ones exist."""
+    renamed = frame.rename(columns=lambda c: str(c).strip().lower())
+    missing = [c for c in REQUIRED_COLUMNS if c not in renamed.columns]
+    if missing:
+        received = ", ".join(str(c) for c in frame.columns) or "no columns"
+        raise DataError(
+            f"{origin}: missing column(s) {', '.join(missing)}; received [{received}]; "
+            "expected Date, Open, High, Low, Close and optionally Volume (any case)"
+        )
+    if "volume" not in renamed.columns:
+        renamed["volume"] = np.nan
+    return renamed
+
+
+def parse_dates(values: pd.Index | pd.Series, origin: str) -> pd.DatetimeIndex:
+    """Parse dates; unparseable ones are an error naming them."""
+    if isinstance(values, pd.DatetimeIndex):
+        index = values
+    else:
+        raw = pd.Series(values)
+        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        bad = parsed.isna()
+        if bad.any():
+            rows = [f"row {i + 1} ({raw.iloc[i]!r})" for i in np.flatnonzero(bad.to_numpy())]
+            raise DataError(
+                f"{origin}: {_describe(rows, 'unparseable date(s)')}; "
+                "expected ISO dates such as 2018-06-01; fix or remove those rows"
+            )
+        index = pd.DatetimeIndex(parsed)
+    if index.tz is not None:
+        index = index.tz_localize(None)
+    return pd.DatetimeIndex(index.normalize().as_unit("ns"), name="date", freq=None)
+
+
+def validate_prices(
+    frame: pd.DataFrame, origin: str, *, min_rows: int = 1, dates: pd.Index | None = None
+) -> Validated:
+    """Apply the module's policy and return clean ``open, high, low, close, volume``.
+
+    Parameters
+    ----------
+    frame
+        Raw prices; the dates are its index unless ``dates`` is given.
+    origin
+        What the data is (``"SPY from yahoo"``, a file name), used in messages.
+    min_rows
+        Fewest rows the requested job can work with.
+    dates
+        Date labels for the rows, when they are not the index (CSV files).
+    """
+    table = normalize_columns(frame, origin)
+    index = parse_dates(table.index if dates is None else dates, origin)
+    prices = pd.DataFrame(
+        {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) for c in COLUMNS},
+        index=index,
+    )
+
+    duplicated = prices.index.duplicated(keep=False)
+    if duplicated.any():
+        raise DataError(
+            f"{origin}: {_describe(sorted(set(_dates(prices.index[duplicated]))), 'duplicated date(s)')}"
+            "; expected one row per trading day; remove the repeated rows"
+        )
+    steps = np.diff(prices.index.asi8)
+    if (steps <= 0).any():
+        where = np.flatnonzero(steps <= 0) + 1
+        raise DataError(
+            f"{origin}: dates are not in increasing order, "
+            f"{_describe(_dates(prices.index[where]), 'out-of-order date(s)')}"
+            "; expected oldest first; sort the data by date"
+        )
+
+    values = prices[list(PRICE_COLUMNS)].to_numpy()
+    bad_rows = ~(np.isfinite(values) & (values > 0)).all(axis=1)
+    if bad_rows.any():
+        raise DataError(
+            f"{origin}: {_describe(_dates(prices.index[bad_rows]), 'date(s) with missing, non-finite or non-positive prices')}"
+            "; expected finite prices > 0 in open/high/low/close; fix or remove those rows"
+        )
+
+    top = prices[["open", "close"]].max(axis=1)
+    bottom = prices[["open", "close"]].min(axis=1)
+    high_gap = (top - prices["high"]) / top
+    low_gap = (prices["low"] - bottom) / bottom
+    broken = (high_gap > REPAIR_TOLERANCE) | (low_gap > REPAIR_TOLERANCE)
+    if broken.any():
+        raise DataError(
+            f"{origin}: {_describe(_dates(prices.index[broken.to_numpy()]), 'date(s) where high < max(open, close) or low > min(open, close)')}"
+            f" by more than {REPAIR_TOLERANCE:.1%}; expected a consistent OHLC range; fix those rows"
+        )
+    repairs: dict[str, int] = {}
+    fix_high = (high_gap > 0).to_numpy()
+    fix_low = (low_gap > 0).to_numpy()
+    if fix_high.any():
+        prices.loc[fix_high, "high"] = top[fix_high]
+        repairs["high raised to max(open, close)"] = int(fix_high.sum())
+    if fix_low.any():
+        prices.loc[fix_low, "low"] = bottom[fix_low]
+        repairs["low lowered to min(open, close)"] = int(fix_low.sum())
+
+    if len(prices) < min_rows:
+        raise DataError(
+            f"{origin}: {len(prices)} rows of history, this job needs at least {min_rows}; "
+            "fetch a longer history (earlier --start) or lower --window/--lookback/--context"
+        )
+    return Validated(prices=prices, repairs=repairs)

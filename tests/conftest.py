@@ -1,0 +1,45 @@
+"""Shared fixtures: small, seeded, real-shaped price data and an isolated home."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def make_prices(n: int = 400, seed: int = 0, start: str = "2015-01-02") -> pd.DataFrame:
+    """A geometric random walk with a consistent OHLC range (validated-frame shape)."""
+    rng = np.random.default_rng(seed)
+    dates = pd.DatetimeIndex(pd.bdate_range(start, periods=n).as_unit("ns"), name="date", freq=None)
+    sigma = 0.01 * np.exp(np.cumsum(rng.normal(0, 0.05, n)))  # slowly varying volatility
+    close = 100 * np.exp(np.cumsum(rng.normal(0, sigma)))
+    open_ = close * np.exp(rng.normal(0, sigma / 3))
+    open_[1:] = close[:-1] * np.exp(rng.normal(0, sigma[1:] / 3))
+    top = np.maximum(open_, close)
+    bottom = np.minimum(open_, close)
+    high = top * np.exp(np.abs(rng.normal(0, sigma / 2)))
+    low = bottom * np.exp(-np.abs(rng.normal(0, sigma / 2)))
+    volume = rng.integers(1_000_000, 5_000_000, n).astype(float)
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=dates
+    )
+
+
+def write_csv(path, prices: pd.DataFrame) -> None:
+    """Write prices as a user's CSV (Date, Open, High, Low, Close, Volume)."""
+    frame = prices.rename(columns=str.title)
+    frame.index = frame.index.strftime("%Y-%m-%d")
+    frame.index.name = "Date"
+    frame.to_csv(path)
+
+
+@pytest.fixture
+def prices() -> pd.DataFrame:
+    return make_prices()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty data home; FORECAST_HOME points at it."""
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path))
+    return tmp_path

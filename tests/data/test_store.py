@@ -1,0 +1,87 @@
+"""Price cache: incremental update appends only new rows; writes are atomic."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from forecaster.data import store as store_module
+from forecaster.data.loader import load_prices
+from forecaster.data.store import PriceStore, merge_prices
+from forecaster.errors import DataError
+from forecaster.settings import Settings
+from tests.conftest import make_prices
+
+
+def test_round_trip_keeps_values_and_metadata(tmp_path):
+    prices = make_prices(50)
+    cache = PriceStore(tmp_path)
+    cache.write("SPY", "csv", prices, "my file")
+    entry = cache.read("SPY", "csv")
+    pd.testing.assert_frame_equal(entry.prices, prices, check_freq=False)
+    assert entry.source == "csv" and entry.description == "my file"
+
+
+def test_merge_appends_new_rows_and_counts_revisions():
+    prices = make_prices(50)
+    old, new = prices.iloc[:40], prices.iloc[35:].copy()
+    new.iloc[0, new.columns.get_loc("close")] *= 1.01  # a vendor revision inside the overlap
+    merged = merge_prices(old, new)
+    assert merged.added == 10 and merged.revised == 1
+    assert len(merged.prices) == 50 and merged.prices.index.is_monotonic_increasing
+
+
+def test_incremental_sample_update_appends_only_new_rows(tmp_path):
+    settings = Settings.resolve(tmp_path)
+    first = load_prices("SPY", source="sample", end=pd.Timestamp("2018-06-01"), settings=settings)
+    second = load_prices("SPY", source="sample", end=pd.Timestamp("2018-06-08"), settings=settings)
+    assert first.end == pd.Timestamp("2018-06-01") and second.end == pd.Timestamp("2018-06-08")
+    assert second.added == 5 and second.revised == 0
+    cached = PriceStore(settings.prices_dir).read("SPY", "sample").prices
+    assert cached.index[-1] == pd.Timestamp("2018-06-08") and len(cached) == len(second.prices)
+    again = load_prices("SPY", source="sample", end=pd.Timestamp("2018-06-08"), settings=settings)
+    assert again.added == 0
+    earlier = load_prices("SPY", source="sample", end=pd.Timestamp("2018-01-02"), settings=settings)
+    assert earlier.end == pd.Timestamp("2018-01-02")  # later rows are invisible, cache untouched
+    assert PriceStore(settings.prices_dir).read("SPY", "sample").prices.index[-1] == pd.Timestamp(
+        "2018-06-08"
+    )
+
+
+def test_interrupted_write_leaves_old_cache_intact(tmp_path, monkeypatch):
+    cache = PriceStore(tmp_path)
+    old = make_prices(30)
+    path = cache.write("SPY", "csv", old, "old")
+    before = path.read_bytes()
+
+    def crash(source, destination):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(store_module.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        cache.write("SPY", "csv", make_prices(60), "new")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
+
+
+def test_corrupt_cache_names_the_file(tmp_path):
+    cache = PriceStore(tmp_path)
+    path = cache.path("SPY", "yahoo")
+    path.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match=rf"price cache '{path}' is unreadable.*delete it"):
+        cache.read("SPY", "yahoo")
+
+
+def test_atomic_write_uses_same_folder(tmp_path, monkeypatch):
+    seen = []
+    real = os.replace
+
+    def spy(source, destination):
+        seen.append((os.path.dirname(source), os.path.dirname(destination)))
+        return real(source, destination)
+
+    monkeypatch.setattr(store_module.os, "replace", spy)
+    PriceStore(tmp_path).write("SPY", "csv", make_prices(5), "x")
+    assert seen and seen[0][0] == seen[0][1]

@@ -1,0 +1,200 @@
+"""The CLI through click's CliRunner: exit codes, output, one-line errors, help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pandas as pd
+import pytest
+import yfinance as yf
+from click.testing import CliRunner
+from curl_cffi.requests.exceptions import DNSError
+
+from forecaster.cli import cli
+from tests.conftest import make_prices, write_csv
+
+
+@pytest.fixture
+def run(home):
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    def history(self, *args, **kwargs):
+        raise DNSError("Could not resolve host: query2.finance.yahoo.com")
+
+    monkeypatch.setattr(yf.Ticker, "history", history)
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from all_commands(command, (*prefix, name))
+
+
+def test_every_command_has_help_text(run):
+    commands = list(all_commands(cli))
+    assert commands, "the CLI has commands"
+    for path, command in commands:
+        assert command.help and command.help.strip(), f"{' '.join(path)} has no help text"
+        result = run(*path, "-h")
+        assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_fetch_sample_reports_rows_range_source(run, home):
+    result = run("fetch", "--ticker", "SPY", "--source", "sample")
+    assert result.exit_code == 0
+    assert "SPY: 5031 rows, 1999-01-04 to 2018-12-31" in result.output
+    assert (
+        "source: sample (S&P 500 index (arch sample data, 1999-2018) standing in for SPY)"
+        in result.output
+    )
+    assert (home / "data" / "prices" / "SPY.sample.parquet").exists()
+
+
+def test_fetch_auto_offline_warns_and_uses_sample(run, offline):
+    result = run("fetch", "--ticker", "QQQ")
+    assert result.exit_code == 0
+    assert "warning: Yahoo unreachable; using offline sample data instead: NASDAQ" in result.stderr
+    assert "source: sample" in result.stdout
+
+
+def test_realized_yang_zhang_csv_contract(run):
+    result = run(
+        "realized",
+        "--ticker",
+        "SPY",
+        "--source",
+        "sample",
+        "--estimator",
+        "yang-zhang",
+        "--window",
+        "22",
+        "--format",
+        "csv",
+    )
+    assert result.exit_code == 0
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "date,vol"
+    assert lines[1].startswith("1999-02-")
+    assert lines[-1].startswith("2018-12-31,")
+    assert len(lines) - 1 == 5031 - 22
+
+
+def test_realized_table_ends_with_summary_and_json(run, tmp_path):
+    path = tmp_path / "p.csv"
+    prices = make_prices(60)
+    write_csv(path, prices)
+    table = run(
+        "realized", "--ticker", "MINE", "--source", "csv", "--csv", str(path), "--window", "10"
+    )
+    assert table.exit_code == 0
+    last = table.stdout.strip().splitlines()[-1]
+    assert (
+        last.startswith("MINE garman-klass 10-day annualized vol over 51 days") and "last" in last
+    )
+    out = tmp_path / "vol.json"
+    result = run(
+        "realized",
+        "--ticker",
+        "MINE",
+        "--source",
+        "csv",
+        "--csv",
+        str(path),
+        "--format",
+        "json",
+        "-o",
+        str(out),
+    )
+    payload = json.loads(out.read_text())
+    assert (
+        result.exit_code == 0
+        and payload["estimator"] == "garman-klass"
+        and len(payload["series"]) == 60 - 21
+    )
+    assert payload["series"][0]["date"] == prices.index[21].strftime("%Y-%m-%d")
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ("fetch", "--ticker", "AAPL", "--source", "sample"),
+            "error: the offline sample has no data for 'AAPL'",
+        ),
+        (("fetch", "--ticker", "AAPL"), "error: could not reach Yahoo for AAPL (DNSError"),
+        (("fetch", "--source", "csv"), "error: --source csv needs --csv PATH"),
+        (
+            ("fetch", "--source", "csv", "--csv", "missing.csv"),
+            "error: CSV file 'missing.csv' does not exist",
+        ),
+        (("fetch", "--source", "sample", "--start", "soon"), "error: --start 'soon' is not a date"),
+        (
+            ("realized", "--source", "sample", "--end", "1999-01-20"),
+            "error: realized volatility with estimator 'garman-klass' and window 22 needs at least 22 rows of prices, received 12",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_exit_1(run, offline, args, message):
+    result = run(*args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_bad_csv_row_names_date_and_leaves_no_cache(run, home, tmp_path):
+    path = tmp_path / "p.csv"
+    prices = make_prices(30)
+    prices.iloc[5, prices.columns.get_loc("close")] = -3
+    write_csv(path, prices)
+    result = run("fetch", "--ticker", "MINE", "--source", "csv", "--csv", str(path))
+    assert result.exit_code == 1
+    assert prices.index[5].strftime("%Y-%m-%d") in result.stderr
+    assert not (home / "data" / "prices").exists() or not any((home / "data" / "prices").iterdir())
+
+
+def test_usage_error_exits_2(run):
+    result = run("realized", "--estimator", "bogus")
+    assert result.exit_code == 2
+
+
+def test_debug_shows_traceback(home):
+    result = CliRunner().invoke(cli, ["--debug", "fetch", "--ticker", "AAPL", "--source", "sample"])
+    assert result.exit_code == 1 and result.exception is not None
+
+
+def test_data_commands_never_import_tensorflow(home):
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from forecaster.cli import cli\n"
+        "r = CliRunner()\n"
+        "assert r.invoke(cli, ['--help']).exit_code == 0\n"
+        "assert r.invoke(cli, ['fetch', '--source', 'sample']).exit_code == 0\n"
+        "assert r.invoke(cli, ['realized', '--source', 'sample', '--last', '3']).exit_code == 0\n"
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=home)
+
+
+def test_home_option_overrides_environment(tmp_path, home):
+    other = tmp_path / "elsewhere"
+    result = CliRunner().invoke(
+        cli, ["--home", str(other), "fetch", "--source", "sample", "--end", "2000-01-31"]
+    )
+    assert result.exit_code == 0
+    assert (other / "data" / "prices" / "SPY.sample.parquet").exists()
+    assert pd.Timestamp("2000-01-31").strftime("%Y-%m-%d") in result.stdout
