@@ -1,0 +1,531 @@
+"""Econometric baselines with one ``fit``/``predict`` interface.
+
+Every baseline forecasts the **mean daily variance over t+1 .. t+h** at each
+forecast origin t (the target of DESIGN §2), in daily-variance units.
+
+``fit(variance, returns, horizon, fit_end)`` receives the full available
+history (a daily variance proxy and daily log returns, both possibly with a
+leading NaN, on one shared DatetimeIndex). Parameters are estimated on rows
+dated ``<= fit_end`` only; the HAR regression uses only targets fully realized
+by ``fit_end``. ``predict(origins)`` then forecasts at any origin in the index;
+the forecast at origin t uses data dated ``<= t`` only, even though the series
+cover later dates. Public methods validate and delegate to the private hooks
+``_fit``/``_predict`` (the arch pattern), so subclasses cannot skip the checks.
+
+No TensorFlow here: baselines stay cheap to import.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+
+import numpy as np
+import pandas as pd
+
+from forecaster.errors import ConfigError, EvaluationError, ModelError
+
+if TYPE_CHECKING:
+    from arch.univariate.base import ARCHModelFixedResult
+    from typing_extensions import Self
+
+__all__ = [
+    "BASELINES",
+    "EWMA",
+    "GARCH",
+    "GJR",
+    "HAR",
+    "Baseline",
+    "BaselineName",
+    "Naive",
+    "create_baseline",
+    "parse_baselines",
+]
+
+BaselineName = Literal["har", "garch", "gjr", "ewma", "naive"]
+
+#: Trading days in the monthly HAR component, the naive window and the EWMA warm-up.
+MONTH = 22
+#: Trading days in the weekly HAR component.
+WEEK = 5
+#: Observations arch uses for the GARCH backcast; earlier origins would see later data.
+GARCH_BACKCAST = 75
+#: Fewest training regressions rows HAR accepts.
+MIN_HAR_ROWS = 30
+#: Fewest training returns a GARCH fit accepts.
+MIN_GARCH_ROWS = 100
+#: Percent returns for arch (better-scaled optimisation); variances come back in %^2.
+RETURN_SCALE = 100.0
+
+
+def _first_dates(index: pd.DatetimeIndex, count: int = 3) -> str:
+    shown = ", ".join(str(date.date()) for date in index[:count])
+    return shown + (f" (and {len(index) - count} more)" if len(index) > count else "")
+
+
+def _validated_series(series: Any, name: str, non_negative: bool) -> pd.Series:
+    """Check one input series: DatetimeIndex, sorted, unique, NaN only as a leading block."""
+    if not isinstance(series, pd.Series):
+        raise ModelError(f"{name} must be a pandas Series indexed by date, got {type(series)}")
+    if not isinstance(series.index, pd.DatetimeIndex):
+        raise ModelError(
+            f"{name} must have a DatetimeIndex, got {type(series.index).__name__}; "
+            "index the series by trading date"
+        )
+    if not series.index.is_monotonic_increasing or not series.index.is_unique:
+        raise ModelError(f"{name} index must be sorted and unique; sort it and drop duplicates")
+    try:
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{name} must be numeric: {exc}") from exc
+    valid = ~np.isnan(values)
+    if not valid.any():
+        raise ModelError(f"{name} has no values (all NaN); expected a daily series")
+    first = int(np.argmax(valid))
+    tail = values[first:]
+    bad = ~np.isfinite(tail)
+    if non_negative:
+        bad |= tail < 0.0
+    if bad.any():
+        dates = series.index[first:][bad]
+        expected = "finite and non-negative" if non_negative else "finite"
+        raise ModelError(
+            f"{name} must be {expected} after its leading NaNs, got bad values on "
+            f"{_first_dates(dates)}; fix or drop those days upstream"
+        )
+    return pd.Series(values, index=series.index, name=series.name)
+
+
+def _trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of ``values[t-window+1 .. t]`` at each t (NaN until a full window exists)."""
+    out = np.full(values.shape, np.nan)
+    if values.size >= window:
+        out[window - 1 :] = np.lib.stride_tricks.sliding_window_view(values, window).mean(axis=1)
+    return out
+
+
+class Baseline(ABC):
+    """Common interface of all baselines (fit returns ``self``, like darts).
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``har``, ``garch``, ...).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._fitted = False
+        self._variance = np.empty(0)
+        self._returns = np.empty(0)
+        self._index = pd.DatetimeIndex([])
+        self._horizon = 1
+        self._fit_end = pd.NaT
+        self._n_fit = 0
+        self._earliest = 0
+
+    def __repr__(self) -> str:
+        state = f"horizon={self._horizon}, fit_end={self._fit_end.date()}" if self._fitted else ""
+        return f"{type(self).__name__}({state})"
+
+    # ----------------------------------------------------------------- public
+    def fit(
+        self,
+        variance: pd.Series,
+        returns: pd.Series,
+        horizon: int,
+        fit_end: pd.Timestamp,
+    ) -> Self:
+        """Estimate the baseline on rows dated ``<= fit_end``.
+
+        Parameters
+        ----------
+        variance : pandas.Series
+            Daily variance proxy over the full history (leading NaNs allowed).
+        returns : pandas.Series
+            Daily log returns on the same index (leading NaNs allowed).
+        horizon : int
+            Forecast horizon h in trading days (target = mean variance over t+1..t+h).
+        fit_end : pandas.Timestamp
+            Last date whose data may be used for estimation.
+
+        Returns
+        -------
+        Baseline
+            ``self``, fitted.
+        """
+        variance = _validated_series(variance, "variance", non_negative=True)
+        returns = _validated_series(returns, "returns", non_negative=False)
+        if not variance.index.equals(returns.index):
+            raise ModelError(
+                "variance and returns must share one DatetimeIndex, got indexes of lengths "
+                f"{len(variance)} and {len(returns)} that differ; align them on trading dates"
+            )
+        if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+            raise ConfigError(
+                f"horizon must be a positive integer (e.g. 1, 5, 22), got {horizon!r}"
+            )
+        try:
+            fit_end = pd.Timestamp(fit_end)
+            n_fit = int(variance.index.searchsorted(fit_end, side="right"))
+        except (TypeError, ValueError) as exc:
+            raise ModelError(
+                f"fit_end {fit_end!r} cannot be compared with the series' dates "
+                f"({variance.index.dtype}): {exc}; pass a date of the same kind"
+            ) from exc
+        if n_fit == 0:
+            raise ModelError(
+                f"fit_end {fit_end} is before the first date {variance.index[0].date()}; "
+                "expected a fit_end inside the series"
+            )
+        self._fitted = False
+        self._variance = variance.to_numpy()
+        self._returns = returns.to_numpy()
+        self._index = variance.index
+        self._horizon = int(horizon)
+        self._fit_end = fit_end
+        self._n_fit = n_fit
+        self._fit()
+        self._fitted = True
+        return self
+
+    def predict(self, origins: pd.DatetimeIndex) -> np.ndarray:
+        """Forecast the mean daily variance over t+1..t+h at each origin t.
+
+        Parameters
+        ----------
+        origins : pandas.DatetimeIndex
+            Forecast origins; each must be a date of the fitted series.
+
+        Returns
+        -------
+        numpy.ndarray
+            One float64 forecast per origin, in daily variance.
+        """
+        if not self._fitted:
+            raise ModelError(
+                f"baseline '{self.name}' is not fitted; call fit(variance, returns, horizon, "
+                "fit_end) before predict"
+            )
+        try:
+            origins = pd.DatetimeIndex(origins)
+            positions = self._index.get_indexer(origins)
+        except (TypeError, ValueError) as exc:
+            raise EvaluationError(
+                f"origins must be dates comparable with the series index: {exc}"
+            ) from exc
+        missing = origins[positions < 0]
+        if len(missing):
+            raise EvaluationError(
+                f"{len(missing)} origins are not dates of the series given to fit: "
+                f"{_first_dates(missing)}; forecast only at trading dates of that series"
+            )
+        early = origins[positions < self._earliest]
+        if len(early):
+            raise EvaluationError(
+                f"baseline '{self.name}' cannot forecast at {_first_dates(early)}: too little "
+                f"history before those origins; the earliest usable origin is "
+                f"{self.earliest_origin.date()}"
+            )
+        if positions.size == 0:
+            return np.empty(0, dtype=np.float64)
+        return np.asarray(self._predict(positions), dtype=np.float64)
+
+    @property
+    def earliest_origin(self) -> pd.Timestamp:
+        """First origin with enough history for a forecast (after :meth:`fit`)."""
+        if not self._fitted:
+            raise ModelError(f"baseline '{self.name}' is not fitted; call fit first")
+        if self._earliest >= len(self._index):
+            return pd.NaT
+        return self._index[self._earliest]
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Fitted parameters, JSON-ready (for model metadata and reports)."""
+        if not self._fitted:
+            raise ModelError(f"baseline '{self.name}' is not fitted; call fit first")
+        return self._params()
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _fit(self) -> None:
+        """Estimate on ``self._*[: self._n_fit]``; set ``self._earliest``."""
+
+    @abstractmethod
+    def _predict(self, positions: np.ndarray) -> np.ndarray:
+        """Forecasts at integer ``positions`` of the series (already validated)."""
+
+    @abstractmethod
+    def _params(self) -> dict[str, float]:
+        """Fitted parameters."""
+
+    # ---------------------------------------------------------------- helpers
+    def _first_valid(self, values: np.ndarray) -> int:
+        return int(np.argmax(~np.isnan(values)))
+
+
+class HAR(Baseline):
+    """HAR-RV in logs (Corsi 2009).
+
+    ``log target_t = b0 + b_d log v_t + b_w log mean(v_{t-4..t}) + b_m log mean(v_{t-21..t})``
+    by OLS on origins whose target (mean variance over t+1..t+h) is fully realized
+    by ``fit_end``. Forecast = ``exp(fitted) * exp(0.5 * s2)``, ``s2`` the residual
+    variance (SSR / (n - 4)): the log-normal correction from the log scale back to
+    a mean variance. Needs a strictly positive variance proxy.
+    """
+
+    name = "har"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.coefficients = np.full(4, np.nan)
+        self.residual_variance = math.nan
+        self.lognormal_correction = math.nan
+        self.n_obs = 0
+        self._design = np.empty((0, 4))
+
+    def _fit(self) -> None:
+        variance = self._variance
+        first = self._first_valid(variance)
+        self._earliest = first + MONTH - 1
+        used = variance[first : self._n_fit]
+        if (used <= 0.0).any():
+            dates = self._index[first : self._n_fit][used <= 0.0]
+            raise ModelError(
+                f"HAR works in logs but the variance proxy is zero on {_first_dates(dates)}; "
+                "use a range estimator (e.g. garman-klass) or floor the proxy"
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._design = np.column_stack(
+                [
+                    np.ones_like(variance),
+                    np.log(variance),
+                    np.log(_trailing_mean(variance, WEEK)),
+                    np.log(_trailing_mean(variance, MONTH)),
+                ]
+            )
+            # target at origin t = mean of v[t+1 .. t+h]
+            horizon = self._horizon
+            target = np.full(variance.shape, np.nan)
+            target[: variance.size - horizon] = _trailing_mean(variance, horizon)[horizon:]
+            log_target = np.log(target)
+        last_origin = self._n_fit - 1 - horizon  # target realized by fit_end
+        rows = np.arange(self._earliest, last_origin + 1)
+        if rows.size < MIN_HAR_ROWS:
+            raise ModelError(
+                f"HAR needs at least {MIN_HAR_ROWS} training origins with a full {MONTH}-day "
+                f"history and a target realized by fit_end, got {max(rows.size, 0)}; "
+                "move fit_end later or provide more history"
+            )
+        design = self._design[rows]
+        response = log_target[rows]
+        coefficients, *_ = np.linalg.lstsq(design, response, rcond=None)
+        residuals = response - design @ coefficients
+        self.coefficients = coefficients
+        self.n_obs = int(rows.size)
+        self.residual_variance = float(residuals @ residuals / (rows.size - design.shape[1]))
+        self.lognormal_correction = math.exp(0.5 * self.residual_variance)
+
+    def _predict(self, positions: np.ndarray) -> np.ndarray:
+        design = self._design[positions]
+        bad = ~np.isfinite(design).all(axis=1)
+        if bad.any():
+            raise ModelError(
+                "HAR works in logs but the variance proxy (or its 5/22-day mean) is zero at "
+                f"the origins {_first_dates(self._index[positions[bad]])}; use a range "
+                "estimator (e.g. garman-klass) or floor the proxy"
+            )
+        return np.exp(design @ self.coefficients) * self.lognormal_correction
+
+    def _params(self) -> dict[str, float]:
+        const, daily, weekly, monthly = (float(value) for value in self.coefficients)
+        return {
+            "const": const,
+            "beta_daily": daily,
+            "beta_weekly": weekly,
+            "beta_monthly": monthly,
+            "residual_variance": self.residual_variance,
+            "lognormal_correction": self.lognormal_correction,
+            "n_obs": float(self.n_obs),
+        }
+
+
+class GARCH(Baseline):
+    """GARCH(1,1) with constant mean and normal errors, fit by arch on percent returns.
+
+    Parameters are estimated on returns dated ``<= fit_end``; forecasts filter the
+    full series with those fixed parameters (``model.fix``) and average arch's
+    analytic 1..h-step variance forecasts, divided by 1e4 back to daily variance.
+
+    Notes
+    -----
+    arch's backcast uses the first 75 returns, so origins before the 75th valid
+    return are refused. arch also clips the variance recursion to very loose
+    bounds computed from the whole sample (1e-8 x sample variance, 1e6 x the
+    EWMA); they never bind for sane data, but in principle are the only place
+    later data could touch an earlier forecast. :attr:`params` holds arch's
+    parameter names and percent-return units (``mu`` in %, ``omega`` in %^2).
+    """
+
+    name = "garch"
+    o: ClassVar[int] = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arch_params = pd.Series(dtype=np.float64)
+        self.convergence_flag = 0
+        self._fixed: ARCHModelFixedResult | None = None
+        self._first = 0
+
+    def _model(self, percent_returns: np.ndarray) -> Any:
+        from arch import arch_model
+
+        return arch_model(
+            percent_returns,
+            mean="Constant",
+            vol="GARCH",
+            p=1,
+            o=self.o,
+            q=1,
+            dist="normal",
+            rescale=False,
+        )
+
+    def _fit(self) -> None:
+        returns = self._returns
+        first = self._first_valid(returns)
+        self._first = first
+        self._earliest = first + GARCH_BACKCAST - 1
+        train = RETURN_SCALE * returns[first : self._n_fit]
+        if train.size < MIN_GARCH_ROWS:
+            raise ModelError(
+                f"{self.name.upper()} needs at least {MIN_GARCH_ROWS} returns up to fit_end, "
+                f"got {train.size}; move fit_end later or provide more history"
+            )
+        result = self._model(train).fit(disp="off")
+        self.arch_params = result.params.copy()
+        self.convergence_flag = int(result.convergence_flag)
+        self._fixed = self._model(RETURN_SCALE * returns[first:]).fix(result.params.to_numpy())
+
+    def _predict(self, positions: np.ndarray) -> np.ndarray:
+        assert self._fixed is not None
+        offsets = positions - self._first
+        start = int(offsets.min())
+        forecast = self._fixed.forecast(
+            horizon=self._horizon, start=start, reindex=False, method="analytic"
+        )
+        variances = forecast.variance.to_numpy()
+        return variances[offsets - start].mean(axis=1) / RETURN_SCALE**2
+
+    def _params(self) -> dict[str, float]:
+        params = {str(key): float(value) for key, value in self.arch_params.items()}
+        params["convergence_flag"] = float(self.convergence_flag)
+        return params
+
+
+class GJR(GARCH):
+    """GJR-GARCH(1,1,1): GARCH with a leverage term (``o=1``)."""
+
+    name = "gjr"
+    o: ClassVar[int] = 1
+
+
+class EWMA(Baseline):
+    """RiskMetrics EWMA on the variance proxy, flat over the horizon.
+
+    ``sigma2_t = lambda * sigma2_{t-1} + (1 - lambda) * v_t`` with lambda = 0.94.
+    The recursion starts at the 22nd available value with ``sigma2`` = the mean of
+    the first 22 values, so no forecast ever sees a later day. Nothing is
+    estimated: ``fit`` only records the series.
+    """
+
+    name = "ewma"
+    decay: ClassVar[float] = 0.94
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sigma2 = np.empty(0)
+
+    def _fit(self) -> None:
+        variance = self._variance
+        first = self._first_valid(variance)
+        self._earliest = first + MONTH - 1
+        sigma2 = np.full(variance.shape, np.nan)
+        if self._earliest < variance.size:
+            level = float(np.mean(variance[first : self._earliest + 1]))
+            sigma2[self._earliest] = level
+            for position in range(self._earliest + 1, variance.size):
+                level = self.decay * level + (1.0 - self.decay) * float(variance[position])
+                sigma2[position] = level
+        self._sigma2 = sigma2
+
+    def _predict(self, positions: np.ndarray) -> np.ndarray:
+        return self._sigma2[positions]
+
+    def _params(self) -> dict[str, float]:
+        return {"lambda": self.decay, "init_window": float(MONTH)}
+
+
+class Naive(Baseline):
+    """Mean daily variance of the 22 trading days ending at the origin, flat over h."""
+
+    name = "naive"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._trailing = np.empty(0)
+
+    def _fit(self) -> None:
+        self._earliest = self._first_valid(self._variance) + MONTH - 1
+        self._trailing = _trailing_mean(self._variance, MONTH)
+
+    def _predict(self, positions: np.ndarray) -> np.ndarray:
+        return self._trailing[positions]
+
+    def _params(self) -> dict[str, float]:
+        return {"window": float(MONTH)}
+
+
+BASELINES: dict[str, type[Baseline]] = {cls.name: cls for cls in (HAR, GARCH, GJR, EWMA, Naive)}
+assert tuple(BASELINES) == get_args(BaselineName)
+
+
+def _unknown(name: str) -> ConfigError:
+    return ConfigError(
+        f"unknown baseline {name!r}; valid names are {', '.join(BASELINES)} "
+        "(comma-separated, or 'all' / 'none')"
+    )
+
+
+def create_baseline(name: BaselineName | str) -> Baseline:
+    """A new, unfitted baseline by registry name (har, garch, gjr, ewma, naive)."""
+    try:
+        return BASELINES[name]()
+    except (KeyError, TypeError):
+        raise _unknown(name) from None
+
+
+def parse_baselines(text: str) -> list[str]:
+    """Parse a comma-separated list such as ``"har,garch"``.
+
+    Case and spaces are ignored, duplicates dropped (first occurrence kept);
+    ``"all"`` gives every baseline, ``""`` or ``"none"`` gives none.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(f"baselines must be a comma-separated string, got {text!r}")
+    names: list[str] = []
+    for raw in text.split(","):
+        item = raw.strip().lower()
+        if item in ("", "none"):
+            continue
+        if item == "all":
+            candidates = list(BASELINES)
+        elif item in BASELINES:
+            candidates = [item]
+        else:
+            raise _unknown(raw.strip())
+        names.extend(candidate for candidate in candidates if candidate not in names)
+    return names
