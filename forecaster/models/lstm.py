@@ -1,0 +1,242 @@
+"""Build, save and load the LSTM volatility model (DESIGN.md §5).
+
+The model maps scaled inputs ``sequence`` (B, L, F) and ``context`` (B, C) to
+``z_hat`` (B, 1): the standardized log of the target variance, a linear
+output. The initial state of the LSTM comes from the strategy named by
+``ModelSpec.init`` (see :mod:`forecaster.models.initial_state`).
+
+Importing this module does not import TensorFlow or Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from forecaster.errors import ConfigError, RegistryError
+from forecaster.models.initial_state import (
+    STRATEGIES,
+    InitialState,
+    available_strategies,
+    create_strategy,
+    derive_seed,
+    ensure_registered,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+__all__ = [
+    "LSTM_LAYER",
+    "OUTPUT_LAYER",
+    "ModelSpec",
+    "available_strategies",
+    "build_model",
+    "ensure_registered",
+    "load_model",
+    "save_model",
+]
+
+LSTM_LAYER = "lstm"
+OUTPUT_LAYER = "z_hat"
+
+# Sub-seed paths: one per initializer, so each draws from its own stream.
+_SEED_LSTM_KERNEL = (0, 0)
+_SEED_LSTM_RECURRENT = (0, 1)
+_SEED_HEAD = (0, 2)
+_SEED_STRATEGY = (1,)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild the network (recorded in model metadata).
+
+    Parameters
+    ----------
+    lookback : int
+        Sequence length L (trading days).
+    n_features : int
+        Features per time step F.
+    context_size : int
+        Length C of the context vector.
+    units : int
+        LSTM units.
+    init : str
+        Initial-state strategy, one of :func:`available_strategies`.
+    state_stddev : float
+        Standard deviation of the ``random`` strategy's draws.
+    encoder_units : int
+        Hidden width of the ``encoder`` strategy.
+    seed : int
+        Root seed of every initializer in the network.
+    unroll : bool
+        Unroll the LSTM loop (faster for short sequences).
+    """
+
+    lookback: int
+    n_features: int
+    context_size: int
+    units: int = 32
+    init: str = "encoder"
+    state_stddev: float = 0.1
+    encoder_units: int = 16
+    seed: int = 0
+    unroll: bool = True
+
+    def __post_init__(self) -> None:
+        for name, minimum in (
+            ("lookback", 1),
+            ("n_features", 1),
+            ("context_size", 1),
+            ("units", 1),
+            ("encoder_units", 1),
+            ("seed", 0),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(
+                    f"ModelSpec.{name} must be an integer >= {minimum}; received {value!r}"
+                )
+        if not isinstance(self.unroll, bool):
+            raise ConfigError(f"ModelSpec.unroll must be true or false; received {self.unroll!r}")
+        # Validates the name and the strategy's options (no TensorFlow needed).
+        self.strategy()
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the strategy needs a stateful LSTM with a fixed batch size."""
+        return STRATEGIES[self.init].stateful
+
+    def strategy(self) -> InitialState:
+        """The initial-state strategy object this spec describes."""
+        cls = STRATEGIES.get(self.init)
+        options = {}
+        if cls is not None:
+            fields = {field.name for field in dataclasses.fields(self)}
+            options = {key: getattr(self, key) for key in cls.defaults if key in fields}
+        return create_strategy(
+            self.init, self.units, derive_seed(self.seed, *_SEED_STRATEGY), **options
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of all fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_dict`; unknown or missing keys raise ConfigError."""
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"unknown ModelSpec field(s) {', '.join(unknown)}; expected: {', '.join(fields)}"
+            )
+        required = [
+            name
+            for name, field in fields.items()
+            if field.default is dataclasses.MISSING and name not in data
+        ]
+        if required:
+            raise ConfigError(f"ModelSpec is missing required field(s) {', '.join(required)}")
+        return cls(**data)
+
+
+def build_model(spec: ModelSpec) -> keras.Model:
+    """Build the (uncompiled) Keras model described by ``spec``.
+
+    Inputs are a dict ``{"sequence": (B, L, F), "context": (B, C)}``; the output
+    is ``z_hat`` (B, 1), linear. For a stateful strategy the batch size is fixed
+    to ``B = spec.lookback``. Every initializer gets an explicit seed derived
+    from ``spec.seed``.
+    """
+    import keras
+
+    ensure_registered()
+    strategy = spec.strategy()
+    batch = spec.lookback if strategy.stateful else None
+    sequence = keras.Input(
+        batch_shape=(batch, spec.lookback, spec.n_features), name="sequence", dtype="float32"
+    )
+    context = keras.Input(batch_shape=(batch, spec.context_size), name="context", dtype="float32")
+    state = strategy.initial_state(sequence, context)
+    lstm = keras.layers.LSTM(
+        spec.units,
+        kernel_initializer=keras.initializers.GlorotUniform(
+            seed=derive_seed(spec.seed, *_SEED_LSTM_KERNEL)
+        ),
+        recurrent_initializer=keras.initializers.Orthogonal(
+            seed=derive_seed(spec.seed, *_SEED_LSTM_RECURRENT)
+        ),
+        stateful=strategy.stateful,
+        unroll=spec.unroll,
+        name=LSTM_LAYER,
+    )
+    hidden = lstm(sequence) if state is None else lstm(sequence, initial_state=state)
+    z_hat = keras.layers.Dense(
+        1,
+        kernel_initializer=keras.initializers.GlorotUniform(
+            seed=derive_seed(spec.seed, *_SEED_HEAD)
+        ),
+        name=OUTPUT_LAYER,
+    )(hidden)
+    return keras.Model(
+        inputs={"sequence": sequence, "context": context},
+        outputs=z_hat,
+        name=f"forecaster_lstm_{spec.init}",
+    )
+
+
+def _check_keras_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ConfigError(f"model file must end in .keras (Keras 3 format); received {str(path)!r}")
+    return path
+
+
+def save_model(model: keras.Model, path: str | Path) -> None:
+    """Save ``model`` to ``path`` in the ``.keras`` format.
+
+    Raises
+    ------
+    ConfigError
+        ``path`` does not end in ``.keras``.
+    RegistryError
+        The file cannot be written.
+    """
+    path = _check_keras_path(path)
+    try:
+        model.save(path, overwrite=True)
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot write model file {path}: {exc}; check that the folder exists and is writable"
+        ) from exc
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a model written by :func:`save_model` (uncompiled, ready to predict).
+
+    Works in a fresh process: the custom layers are registered first.
+
+    Raises
+    ------
+    RegistryError
+        The file is missing, unreadable or corrupt; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RegistryError(
+            f"model file {path} does not exist; train a model first or check the registry path"
+        )
+    _check_keras_path(path)
+    import keras
+
+    ensure_registered()
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # a corrupt file can fail in many ways (zip, JSON, h5, config)
+        raise RegistryError(
+            f"cannot load model file {path}: {type(exc).__name__}: {exc}. The file is corrupt "
+            "or was written by an incompatible version; retrain the model or restore the file"
+        ) from exc

@@ -1,0 +1,34 @@
+"""Import TensorFlow once, quietly.
+
+TensorFlow's C++ layer prints start-up chatter (oneDNN notes, "could not find
+cuda drivers", absl warnings) to file descriptor 2 while it loads, before any
+environment variable can silence it. Commands that build or load a model call
+:func:`import_tensorflow` first: it sets ``TF_CPP_MIN_LOG_LEVEL`` (unless the
+user set it) and points descriptor 2 at /dev/null only for the import itself.
+Python exceptions raised by the import still propagate normally.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import ModuleType
+
+
+def import_tensorflow() -> ModuleType:
+    """``import tensorflow`` without its C++ start-up noise on stderr."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow
+            import keras  # noqa: F401  (loads its backend while stderr is muted)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tensorflow
