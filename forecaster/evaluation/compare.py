@@ -1,0 +1,162 @@
+"""Which initial state should I use? Train each strategy with several seeds on one split.
+
+Every (strategy, seed) is fit on the same train/validation rows and scored on
+the same held-out test rows; the result is mean ± std over seeds of QLIKE, MSE
+and the three biases, with HAR (fit on the same pre-test data) as reference.
+Nothing is saved to the registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecaster.data.features import build_dataset, split_dataset
+from forecaster.data.loader import PriceData
+from forecaster.evaluation import metrics
+from forecaster.evaluation.backtest import _day_before, _pretest_rows
+from forecaster.evaluation.regimes import fit_thresholds, label
+from forecaster.evaluation.report import _clean, _fmt
+from forecaster.models.baselines import create_baseline
+from forecaster.models.pipeline import TrainOptions, fit_forecaster, floored_target
+
+METRICS = ("qlike", "mse", "bias", "bias_high_ex_ante", "bias_high_ex_post")
+
+
+def compare(
+    data: PriceData,
+    inits: list[str],
+    seeds: int,
+    options: TrainOptions,
+    quantile: float = 0.8,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> dict[str, Any]:
+    """Scores of every strategy over ``seeds`` seeds (0..seeds-1) and of HAR."""
+    dataset = build_dataset(data.prices, options.feature_spec())
+    test_start = pd.Timestamp(options.test_start) if options.test_start else None
+    split = split_dataset(dataset, test_start=test_start, test_fraction=options.test_fraction)
+    rows = split.test
+    target_all = floored_target(dataset.target)
+    pretest = _pretest_rows(dataset, int(rows[0]))
+    thresholds = fit_thresholds(dataset.trailing_var[pretest], target_all[pretest], quantile)
+    target = target_all[rows]
+    ex_ante, ex_post = label(thresholds, dataset.trailing_var[rows], target)
+    lags = max(options.horizon, 1)
+
+    def scored(forecast: np.ndarray) -> dict[str, float]:
+        full = metrics.score(target, forecast, ex_ante, ex_post, lags)
+        return {key: full[key] for key in METRICS}
+
+    har = create_baseline("har").fit(
+        dataset.variance, dataset.returns, dataset.horizon, _day_before(dataset, int(rows[0]))
+    )
+    results: dict[str, Any] = {}
+    for init in inits:
+        runs = []
+        for seed in range(seeds):
+            if on_progress is not None:
+                on_progress(init, seed)
+            fitted = fit_forecaster(
+                dataset, split, dataclasses.replace(options, init=init, seed=seed)
+            )
+            runs.append(scored(fitted.predict(dataset)[rows]))
+        results[init] = {
+            key: {
+                "mean": float(np.mean([r[key] for r in runs])),
+                "std": float(np.std([r[key] for r in runs], ddof=1)) if seeds > 1 else 0.0,
+            }
+            for key in METRICS
+        }
+    return _clean(
+        {
+            "ticker": data.ticker,
+            "horizon": options.horizon,
+            "estimator": options.estimator,
+            "test_start": f"{dataset.origins[rows[0]]:%Y-%m-%d}",
+            "test_end": f"{dataset.origins[rows[-1]]:%Y-%m-%d}",
+            "n": int(len(rows)),
+            "seeds": seeds,
+            "data_source": data.source,
+            "regime": {
+                "quantile": quantile,
+                "threshold_ex_ante_vol": float(thresholds.ex_ante_vol),
+                "threshold_ex_post_vol": float(thresholds.ex_post_vol),
+                "n_high_ex_ante": int(ex_ante.sum()),
+                "n_high_ex_post": int(ex_post.sum()),
+            },
+            "inits": results,
+            "har": scored(har.predict(dataset.origins[rows])),
+        }
+    )
+
+
+FORMATS = {
+    "qlike": "{:.4f}",
+    "mse": "{:.3e}",
+    "bias": "{:+.2%}",
+    "bias_high_ex_ante": "{:+.2%}",
+    "bias_high_ex_post": "{:+.2%}",
+}
+HEADERS = {
+    "qlike": "QLIKE",
+    "mse": "MSE",
+    "bias": "bias",
+    "bias_high_ex_ante": "bias high ex-ante",
+    "bias_high_ex_post": "bias high ex-post",
+}
+
+
+def _rows(result: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for init, scores in result["inits"].items():
+        cells = [init]
+        for key in METRICS:
+            mean, std = scores[key]["mean"], scores[key]["std"]
+            cells.append(f"{_fmt(FORMATS[key], mean)} ± {_fmt(FORMATS[key].replace('+', ''), std)}")
+        rows.append(cells)
+    rows.append(["har (reference)", *[_fmt(FORMATS[k], result["har"][k]) for k in METRICS]])
+    return rows
+
+
+def _title(result: dict[str, Any]) -> str:
+    return (
+        f"{result['ticker']}: initial-state strategies, mean ± std over {result['seeds']} seed(s); "
+        f"horizon {result['horizon']}, {result['estimator']}, test {result['test_start']} .. "
+        f"{result['test_end']} (n = {result['n']})"
+    )
+
+
+def render_compare_table(result: dict[str, Any]) -> str:
+    headers = ["strategy", *[HEADERS[k] for k in METRICS]]
+    rows = _rows(result)
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            [
+                cells[0].ljust(widths[0]),
+                *[c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)],
+            ]
+        )
+
+    return (
+        "\n".join(
+            [_title(result), "", line(headers), line(["-" * w for w in widths]), *map(line, rows)]
+        )
+        + "\n"
+    )
+
+
+def render_compare_markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"### {_title(result)}",
+        "",
+        "| strategy | " + " | ".join(HEADERS[k] for k in METRICS) + " |",
+    ]
+    lines.append("|---|" + "---:|" * len(METRICS))
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,251 @@
+"""evaluate/compare end to end on a tiny model: JSON vs predictions CSV, look-ahead, plot, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from forecaster.cli import cli
+from forecaster.data.loader import load_prices
+from forecaster.evaluation import backtest
+from forecaster.models.pipeline import TrainOptions, train
+from forecaster.models.registry import ModelRegistry
+from forecaster.settings import Settings
+from tests.conftest import make_prices, write_csv
+
+TINY = TrainOptions(units=4, lookback=10, context=42, epochs=2, patience=1, test_fraction=0.25)
+N = 460
+
+
+@pytest.fixture
+def trained(home, tmp_path):
+    """A CSV ticker with a tiny champion; returns (csv path, settings, version)."""
+    path = tmp_path / "prices.csv"
+    write_csv(path, make_prices(N, seed=5))
+    settings = Settings.resolve(home)
+    data = load_prices("TEST", source="csv", csv_path=path, settings=settings)
+    registry = ModelRegistry(settings.models_dir)
+    outcome = train(data, TINY, registry)
+    return path, settings, outcome.version
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def independent_scores(frame: pd.DataFrame, model: str) -> dict[str, float]:
+    y = frame["target_var"].to_numpy()
+    f = frame[model].to_numpy()
+    vol_y, vol_f = np.sqrt(252 * y), np.sqrt(252 * f)
+    ante = frame["high_ex_ante"].to_numpy() == 1
+    post = frame["high_ex_post"].to_numpy() == 1
+    return {
+        "qlike": float(np.mean(y / f - np.log(y / f) - 1)),
+        "mse": float(np.mean((y - f) ** 2)),
+        "mae_vol": float(np.mean(np.abs(vol_f - vol_y))),
+        "bias": float(np.mean(vol_f - vol_y)),
+        "bias_low": float(np.mean((vol_f - vol_y)[~ante])),
+        "bias_high_ex_ante": float(np.mean((vol_f - vol_y)[ante])) if ante.any() else None,
+        "bias_high_ex_post": float(np.mean((vol_f - vol_y)[post])) if post.any() else None,
+    }
+
+
+def test_evaluate_json_matches_predictions_csv(trained, tmp_path):
+    path, _, version = trained
+    csv_out, png_out = tmp_path / "pred.csv", tmp_path / "plot.png"
+    result = run(
+        "evaluate",
+        "--source",
+        "csv",
+        "--csv",
+        str(path),
+        "--ticker",
+        "TEST",
+        "--format",
+        "json",
+        "--predictions",
+        str(csv_out),
+        "--plot",
+        str(png_out),
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["model_version"] == version.version and payload["init"] == "encoder"
+    for key in (
+        "ticker",
+        "horizon",
+        "estimator",
+        "test_start",
+        "test_end",
+        "n",
+        "regime",
+        "models",
+        "diebold_mariano",
+    ):
+        assert key in payload
+    assert set(payload["models"]) == {"lstm", "har", "garch", "gjr", "ewma", "naive"}
+    assert set(payload["diebold_mariano"]) == {"lstm", "garch", "gjr", "ewma", "naive"}
+    frame = pd.read_csv(csv_out)
+    assert list(frame.columns) == [
+        "date",
+        "target_var",
+        "high_ex_ante",
+        "high_ex_post",
+        "lstm",
+        "har",
+        "garch",
+        "gjr",
+        "ewma",
+        "naive",
+    ]
+    assert len(frame) == payload["n"] and frame["date"].iloc[0] == payload["test_start"]
+    assert int(frame["high_ex_ante"].sum()) == payload["regime"]["n_high_ex_ante"]
+    for model in payload["models"]:
+        expected = independent_scores(frame, model)
+        for key, value in expected.items():
+            assert payload["models"][model][key] == pytest.approx(value, rel=1e-9, abs=1e-15), (
+                model,
+                key,
+            )
+    assert png_out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png_out.stat().st_size > 10_000
+
+
+def test_evaluate_table_highlights_and_defaults_to_all_champions(trained, tmp_path):
+    path, _, _ = trained
+    result = run("evaluate", "--source", "csv", "--csv", str(path), "--baselines", "har,naive")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("TEST — model ") and any(line.startswith("lstm ") for line in lines)
+    assert "*" in result.stdout and "best in column" in result.stdout
+
+
+def test_thresholds_and_baselines_ignore_the_test_period(trained):
+    path, settings, version = trained
+    data = load_prices("TEST", source="csv", csv_path=path, settings=settings)
+    first = backtest.held_out(version, data, ["har", "ewma", "naive"])
+    prices = data.prices.copy()
+    test_start = pd.Timestamp(version.meta["split"]["test_start"])
+    later = prices.index > test_start
+    prices.loc[later, ["open", "high", "low", "close"]] *= np.random.default_rng(1).uniform(
+        0.8, 1.2, (later.sum(), 1)
+    )
+    prices["high"] = prices[["open", "high", "low", "close"]].max(axis=1)
+    prices["low"] = prices[["open", "high", "low", "close"]].min(axis=1)
+    perturbed = backtest.held_out(
+        version, data.__class__(**{**data.__dict__, "prices": prices}), ["har", "ewma", "naive"]
+    )
+    assert perturbed.thresholds == first.thresholds
+    # the first test origin's forecasts only use data up to that origin
+    row_first = first.predictions.iloc[0]
+    row_perturbed = perturbed.predictions.iloc[0]
+    for model in ("lstm", "har", "ewma", "naive"):
+        assert row_perturbed[model] == row_first[model]
+
+
+@pytest.mark.slow
+def test_walk_forward_has_no_look_ahead(trained):
+    path, settings, version = trained
+    data = load_prices("TEST", source="csv", csv_path=path, settings=settings)
+    refit = 25
+    first = backtest.walk_forward(version, data, ["har", "naive"], refit_every=refit)
+    cut = first.predictions.index[2 * refit]  # the third refit date
+    prices = data.prices.copy()
+    later = prices.index >= cut
+    prices.loc[later, ["open", "high", "low", "close"]] *= (
+        1.5 + np.arange(later.sum())[:, None] * 0.001
+    )
+    prices["high"] = prices[["open", "high", "low", "close"]].max(axis=1)
+    prices["low"] = prices[["open", "high", "low", "close"]].min(axis=1)
+    second = backtest.walk_forward(
+        version,
+        data.__class__(**{**data.__dict__, "prices": prices}),
+        ["har", "naive"],
+        refit_every=refit,
+    )
+    before = first.predictions.index < cut
+    assert before.sum() == 2 * refit
+    pd.testing.assert_frame_equal(
+        first.predictions.loc[before, ["lstm", "har", "naive"]],
+        second.predictions.loc[before, ["lstm", "har", "naive"]],
+    )
+    # and the perturbation did change later forecasts, so the check can fail
+    assert not np.allclose(
+        first.predictions.loc[~before, "lstm"], second.predictions.loc[~before, "lstm"]
+    )
+
+
+def test_evaluate_without_champion_says_to_train(home):
+    result = run("evaluate")
+    assert result.exit_code == 1
+    assert (
+        result.stderr.startswith("error: no champion model under")
+        and "forecast train --ticker SPY" in result.stderr
+    )
+
+
+@pytest.mark.slow
+def test_compare_two_seeds_json(home, tmp_path):
+    path = tmp_path / "prices.csv"
+    write_csv(path, make_prices(N, seed=5))
+    result = run(
+        "compare",
+        "--ticker",
+        "TEST",
+        "--source",
+        "csv",
+        "--csv",
+        str(path),
+        "--inits",
+        "zeros,learned",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--units",
+        "4",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload["inits"]) == {"zeros", "learned"} and payload["seeds"] == 2
+    for scores in payload["inits"].values():
+        assert set(scores) == {"qlike", "mse", "bias", "bias_high_ex_ante", "bias_high_ex_post"}
+        assert scores["qlike"]["std"] >= 0
+    assert payload["har"]["qlike"] > 0
+    table = run(
+        "compare",
+        "--ticker",
+        "TEST",
+        "--source",
+        "csv",
+        "--csv",
+        str(path),
+        "--inits",
+        "zeros",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--units",
+        "4",
+    )
+    assert "har (reference)" in table.stdout and "±" in table.stdout
+
+
+def test_compare_unknown_init(home):
+    result = run("compare", "--inits", "zeros,bogus")
+    assert result.exit_code == 1 and "unknown strategies bogus" in result.stderr
+
+
+def test_predictions_csv_round_trips(trained):
+    path, settings, version = trained
+    data = load_prices("TEST", source="csv", csv_path=path, settings=settings)
+    run_ = backtest.held_out(version, data, ["har"])
+    frame = pd.read_csv(io.StringIO(backtest.predictions_csv(run_)), index_col="date")
+    np.testing.assert_array_equal(frame["lstm"].to_numpy(), run_.predictions["lstm"].to_numpy())

@@ -1,0 +1,158 @@
+"""train/predict end to end through the CLI on tiny models and small data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from forecaster.cli import cli
+from forecaster.models.initial_state import available_strategies
+from forecaster.models.pipeline import LoadedModel
+from forecaster.models.registry import ModelRegistry
+from tests.conftest import make_prices, write_csv
+
+TINY = ["--units", "4", "--lookback", "10", "--context", "42", "--epochs", "2", "--patience", "1"]
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    path = tmp_path / "prices.csv"
+    write_csv(path, make_prices(420, seed=3))
+    return str(path)
+
+
+@pytest.fixture
+def run(home):
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def train(run, csv_file, *extra: str):
+    result = run("train", "--ticker", "TEST", "--source", "csv", "--csv", csv_file, *TINY, *extra)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def predict(run, csv_file, *extra: str) -> dict:
+    result = run(
+        "predict",
+        "--ticker",
+        "TEST",
+        "--source",
+        "csv",
+        "--csv",
+        csv_file,
+        "--format",
+        "json",
+        *extra,
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("init", available_strategies())
+def test_every_strategy_trains_and_predicts(run, csv_file, home, init):
+    result = train(run, csv_file, "--init", init)
+    assert "version:" in result.stdout and "(champion)" in result.stdout
+    assert "validation: QLIKE" in result.stdout and "test 20" in result.stdout
+    payload = predict(run, csv_file)
+    assert set(payload) == {
+        "ticker",
+        "origin",
+        "horizon",
+        "vol",
+        "variance",
+        "model_version",
+        "init",
+    }
+    assert payload["init"] == init and payload["horizon"] == 1
+    assert payload["origin"] == make_prices(420, seed=3).index[-1].strftime("%Y-%m-%d")
+    assert payload["vol"] == pytest.approx(np.sqrt(252 * payload["variance"]))
+    meta = ModelRegistry(home / "models").champion("TEST").meta
+    for key in (
+        "feature_spec",
+        "model_spec",
+        "scaler",
+        "bias_correction",
+        "split",
+        "data",
+        "objective",
+        "metrics",
+        "estimator",
+        "package_version",
+    ):
+        assert key in meta
+    assert meta["data"]["fingerprint"] and meta["split"]["test_end"] <= meta["data"]["end"]
+
+
+def test_same_seed_same_forecast_and_no_promote(run, csv_file, home):
+    train(run, csv_file, "--seed", "7")
+    first = predict(run, csv_file)
+    result = train(run, csv_file, "--seed", "7", "--no-promote")
+    assert "(champion)" not in result.stdout
+    second_version = result.stdout.split("version: ")[1].split()[0]
+    second = predict(run, csv_file, "--model", second_version)
+    assert predict(run, csv_file)["model_version"] == first["model_version"]  # champion kept
+    assert second["variance"] == first["variance"]
+
+
+def test_horizon_five_and_models_commands(run, csv_file):
+    train(run, csv_file, "--horizon", "5", "--estimator", "parkinson")
+    payload = predict(run, csv_file)
+    assert payload["horizon"] == 5
+    listing = run("models", "list", "--ticker", "TEST")
+    assert listing.exit_code == 0 and f"* TEST     {payload['model_version']}" in listing.stdout
+    shown = json.loads(run("models", "show", payload["model_version"]).stdout)
+    assert shown["estimator"] == "parkinson" and shown["horizon"] == 5
+
+
+def test_saved_model_reloads_with_identical_predictions(run, csv_file, home):
+    train(run, csv_file, "--init", "encoder")
+    version = ModelRegistry(home / "models").champion("TEST")
+    first = LoadedModel(version)
+    dataset = first.dataset(make_prices(420, seed=3))
+    np.testing.assert_array_equal(first.predict(dataset), LoadedModel(version).predict(dataset))
+
+
+def test_corrupt_model_file_is_one_error_line(run, csv_file, home):
+    train(run, csv_file)
+    version = ModelRegistry(home / "models").champion("TEST")
+    version.model_path.write_bytes(b"garbage")
+    result = run("predict", "--ticker", "TEST", "--source", "csv", "--csv", csv_file)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and str(version.model_path) in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_predict_without_champion(run, csv_file):
+    result = run("predict", "--ticker", "NONE", "--source", "csv", "--csv", csv_file)
+    assert result.exit_code == 1
+    assert (
+        "error: no champion model for NONE" in result.stderr
+        and "forecast train --ticker NONE" in result.stderr
+    )
+
+
+def test_too_little_history_for_lookback_and_context(run, tmp_path, home):
+    path = tmp_path / "short.csv"
+    write_csv(path, make_prices(120))
+    result = run(
+        "train", "--ticker", "TEST", "--source", "csv", "--csv", str(path), "--context", "252"
+    )
+    assert result.exit_code == 1 and result.stderr.startswith("error: ")
+    assert "120" in result.stderr and "--context" in result.stderr
+    assert not (home / "models" / "TEST").exists()
+
+
+def test_unknown_init_lists_valid_names(run):
+    result = run("train", "--init", "bogus")
+    assert result.exit_code == 2
+    for name in available_strategies():
+        assert name in result.output
