@@ -876,6 +876,11 @@ def compare(
     write_output(text, output)
 
 
+from forecaster.cli_jobs import register_job_commands  # noqa: E402
+
+register_job_commands(cli)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="forecast")

@@ -26,8 +26,8 @@ def import_tensorflow() -> ModuleType:
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow
             import keras  # noqa: F401  (loads its backend while stderr is muted)
+            import tensorflow
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -1,0 +1,289 @@
+"""``forecast nightly`` and ``forecast history``: the scheduled job and its track record.
+
+Registered on the main group by :func:`register_job_commands`. Importing this
+module imports neither TensorFlow nor Dask.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import click
+
+
+def _settings(ctx: click.Context):
+    from forecaster.cli import _settings as resolve
+
+    return resolve(ctx)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _num(value: float | None, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _progress_line(record: dict[str, Any]) -> str:
+    ticker, status, seconds = record["ticker"], record["status"], record["seconds"]
+    if status == "failed":
+        return f"{ticker}: failed — {record['error']} ({seconds} s)"
+    scores = f"challenger QLIKE {_num(record['challenger_qlike'])}"
+    if record["champion_qlike"] is not None:
+        scores += f" vs champion {_num(record['champion_qlike'])}"
+    forecast = f"forecast vol {_pct(record['vol'])} for {record['origin']} +{record['horizon']}d"
+    if status == "unchanged":
+        return (
+            f"{ticker}: unchanged — this data was already processed, nothing retrained or "
+            f"issued (then: {record['decision']}, {scores}; {forecast}) ({seconds} s)"
+        )
+    return f"{ticker}: ok, {record['decision']} ({scores}); {forecast} ({seconds} s)"
+
+
+def _nightly_table(report: Any) -> str:
+    counts = report.counts()
+    lines = [
+        f"nightly run as of {report.as_of or 'latest data'} (source {report.source}, "
+        f"{report.fan_out}): {len(report.records)} tickers in {report.seconds:.1f} s — "
+        f"{counts['ok']} ok, {counts['unchanged']} unchanged, {counts['failed']} failed",
+        f"{'ticker':<8} {'status':<9} {'decision':<8} {'chall QLIKE':>11} {'champ QLIKE':>11} "
+        f"{'origin':<10} {'h':>2} {'vol':>7}  champion",
+    ]
+    for record in report.records:
+        lines.append(
+            f"{record['ticker']:<8} {record['status']:<9} {record['decision'] or '-':<8} "
+            f"{_num(record['challenger_qlike']):>11} {_num(record['champion_qlike']):>11} "
+            f"{record['origin'] or '-':<10} {record['horizon'] or '-':>2} "
+            f"{_pct(record['vol']):>7}  {record['champion_version'] or '-'}"
+        )
+    for record in report.failed:
+        lines.append(f"{record['ticker']} failed: {record['error']}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--tickers", help="Comma-separated symbols, e.g. SPY,QQQ.")
+@click.option(
+    "--universe",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File with one ticker per line (# starts a comment).",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "yahoo", "csv", "sample"]),
+    default="auto",
+    show_default=True,
+    help="auto: fresh cache, else Yahoo; never the sample as a fallback here.",
+)
+@click.option(
+    "--csv-dir",
+    type=click.Path(file_okay=False),
+    help="With --source csv: folder holding <TICKER>.csv for each ticker.",
+)
+@click.option("--as-of", help="Run as if today were this date (YYYY-MM-DD); later data is hidden.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Run tickers on a local Dask cluster of N worker processes.",
+)
+@click.option("--scheduler", help="Run tickers on an existing Dask cluster, e.g. tcp://host:8786.")
+@click.option(
+    "--window-days",
+    type=click.IntRange(min=2),
+    default=63,
+    show_default=True,
+    help="Recent labeled origins on which challenger and champion are compared.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.pass_context
+def nightly(
+    ctx, tickers, universe, source, csv_dir, as_of, workers, scheduler, window_days, fmt
+) -> None:
+    """Retrain, compare, promote and forecast for each ticker (the scheduled job).
+
+    Per ticker: update the price cache, train a challenger with the champion's
+    settings, score both on the same recent window (the last --window-days
+    realized origins), promote the challenger only if its QLIKE is no worse,
+    and record the champion's next forecast in the forecast history. A ticker
+    without a champion gets its first one. A night already completed on the
+    same data is skipped. One ticker's failure never stops the others; the
+    exit code is 1 if any failed. A lock keeps two runs from overlapping.
+
+    \b
+    Example:
+      forecast nightly --tickers SPY,QQQ --source sample --as-of 2018-06-01
+      forecast nightly --universe universe.txt --workers 2
+      forecast nightly --tickers AAPL,MSFT --source csv --csv-dir ./prices
+    """
+    from forecaster.errors import ConfigError
+    from forecaster.jobs.nightly import read_universe, run_nightly
+
+    if tickers and universe:
+        raise ConfigError("--tickers and --universe were both given; use one of them")
+    if not tickers and not universe:
+        raise ConfigError("no tickers given; pass --tickers SPY,QQQ or --universe FILE")
+    names = read_universe(universe) if universe else tickers.split(",")
+    total = len(names)
+    done: list[str] = []
+
+    def progress(record: dict[str, Any]) -> None:
+        done.append(record["ticker"])
+        click.echo(f"[{len(done)}/{total}] {_progress_line(record)}", err=True)
+        if record.get("traceback"):
+            click.echo(record["traceback"].rstrip(), err=True)
+
+    report = run_nightly(
+        names,
+        settings=_settings(ctx),
+        source=source,
+        csv_dir=csv_dir,
+        as_of=as_of,
+        workers=workers,
+        scheduler=scheduler,
+        window_days=window_days,
+        on_record=progress,
+    )
+    if fmt == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(_nightly_table(report))
+    if report.failed:
+        failed = report.failed
+        names = ", ".join(record["ticker"] for record in failed)
+        click.echo(
+            f"error: {len(failed)} of {len(report.records)} tickers failed: {names}; "
+            "their champions are unchanged (each error is shown above)",
+            err=True,
+        )
+        ctx.exit(1)
+
+
+def _history_table(histories: list[Any], with_score: bool, where: str) -> str:
+    lines: list[str] = []
+    for entry in histories:
+        realized = len(entry.realized())
+        lines.append(
+            f"{entry.ticker}: {len(entry.forecasts)} forecasts issued, {realized} realized"
+        )
+        lines.append(
+            f"  {'origin':<10} {'h':>2} {'vol':>7} {'realized':>8} {'init':<9} "
+            f"{'estimator':<15} model_version"
+        )
+        for row in entry.forecasts:
+            realized_vol = None
+            if row["realized_var"] is not None:
+                from forecaster.units import to_vol
+
+                realized_vol = float(to_vol(row["realized_var"]))
+            lines.append(
+                f"  {row['origin']:<10} {row['horizon']:>2} {_pct(row['vol']):>7} "
+                f"{_pct(realized_vol):>8} {row['init'] or '-':<9} {row['estimator']:<15} "
+                f"{row['model_version']}"
+            )
+        if with_score:
+            score = entry.score()
+            if score["n"]:
+                lines.append(
+                    f"  live score over {score['n']} realized ({score['n_pending']} pending): "
+                    f"QLIKE {score['qlike']:.4f}  MSE {score['mse']:.3e}  "
+                    f"MAE vol {score['mae_vol']:.2%}  bias {score['bias']:+.2%} (annualized vol)"
+                )
+            else:
+                lines.append(
+                    f"  live score: nothing realized yet ({score['n_pending']} pending); "
+                    "a forecast is scored once the prices of its horizon are in the cache"
+                )
+    if not lines:
+        return f"no forecasts{where}; run `forecast nightly` to issue some"
+    return "\n".join(lines)
+
+
+def _history_csv(histories: list[Any]) -> str:
+    columns = (
+        "ticker",
+        "origin",
+        "horizon",
+        "model_version",
+        "init",
+        "estimator",
+        "variance",
+        "vol",
+        "realized_var",
+        "created_at",
+    )
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for entry in histories:
+        for row in entry.forecasts:
+            writer.writerow(["" if row[name] is None else row[name] for name in columns])
+    return buffer.getvalue()
+
+
+@click.command()
+@click.option("--ticker", "-t", help="Only this ticker (default: every ticker in the history).")
+@click.option(
+    "--score", "with_score", is_flag=True, help="Score every forecast whose period is realized."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.pass_context
+def history(ctx, ticker, with_score, fmt) -> None:
+    """List issued forecasts and, with --score, their live track record.
+
+    A forecast made at the close of ORIGIN for horizon h is realized once the
+    price cache holds the h trading days after it; its realized variance uses
+    the estimator of the model that issued it. --score gives QLIKE, MSE, MAE
+    (annualized vol) and bias over the realized ones: the live record, not a
+    backtest. JSON with --ticker is one object {"ticker", "forecasts", "score"};
+    without --ticker, a list of them. CSV prints the score to stderr.
+
+    \b
+    Example:
+      forecast history --ticker SPY --score
+      forecast history --score --format json
+    """
+    from forecaster.data.sources import normalize_ticker
+    from forecaster.jobs.history import load_history
+
+    settings = _settings(ctx)
+    name = normalize_ticker(ticker) if ticker else None
+    histories = load_history(settings.forecasts_db, settings.prices_dir, name)
+    where = f" for {name}" if name else ""
+    where += f" in {settings.forecasts_db}"
+    if fmt == "json":
+        if name is not None:
+            from forecaster.jobs.history import TickerHistory
+
+            entry = histories[0] if histories else TickerHistory(name)
+            payload: Any = entry.to_dict(with_score)
+        else:
+            payload = [entry.to_dict(with_score) for entry in histories]
+        click.echo(json.dumps(payload, indent=2))
+    elif fmt == "csv":
+        click.echo(_history_csv(histories), nl=False)
+        if with_score:
+            for entry in histories:
+                click.echo(f"{entry.ticker}: {json.dumps(entry.score())}", err=True)
+    else:
+        click.echo(_history_table(histories, with_score, where))
+
+
+def register_job_commands(group: click.Group) -> None:
+    """Add ``nightly`` and ``history`` to the ``forecast`` group."""
+    group.add_command(nightly)
+    group.add_command(history)
+
+
+__all__ = ["history", "nightly", "register_job_commands"]

@@ -1,0 +1,374 @@
+"""Forecast history: every issued forecast and every nightly run, in SQLite.
+
+``<home>/data/forecasts.sqlite`` holds two tables:
+
+``forecasts``
+    One row per issued forecast, unique on (ticker, origin, horizon,
+    model_version), so re-issuing the same forecast is a no-op. Each row
+    keeps the estimator (and its window) of the model that issued it and the
+    price source, so it is later scored against the same kind of realized
+    variance the model was trained to forecast.
+``runs``
+    One row per nightly run of a ticker that completed (``ok``) or failed.
+    A completed run for a (ticker, data fingerprint) makes the next run on the
+    same data a no-op.
+
+Scoring is the live track record, not a backtest: a forecast made at the
+close of ``origin`` for horizon h is realized once the price cache holds the
+h trading days after the origin; its ``realized_var`` is the mean daily
+variance over those days (the model's estimator), null until then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecaster.data.store import PriceStore
+from forecaster.data.volatility import VARIANCE_FLOOR, daily_variance
+from forecaster.errors import DataError
+from forecaster.evaluation import metrics
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS forecasts (
+    ticker TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    horizon INTEGER NOT NULL,
+    model_version TEXT NOT NULL,
+    init TEXT,
+    estimator TEXT NOT NULL,
+    estimator_window INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    variance REAL NOT NULL,
+    vol REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (ticker, origin, horizon, model_version)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticker TEXT NOT NULL,
+    as_of TEXT,
+    data_end TEXT,
+    fingerprint TEXT,
+    status TEXT NOT NULL,
+    decision TEXT,
+    challenger_version TEXT,
+    champion_version TEXT,
+    previous_champion TEXT,
+    challenger_qlike REAL,
+    champion_qlike REAL,
+    challenger_bias REAL,
+    champion_bias REAL,
+    window_start TEXT,
+    window_end TEXT,
+    window_rows INTEGER,
+    horizon INTEGER,
+    origin TEXT,
+    variance REAL,
+    vol REAL,
+    error TEXT,
+    seconds REAL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_data ON runs (ticker, fingerprint, status);
+"""
+
+FORECAST_COLUMNS = (
+    "ticker",
+    "origin",
+    "horizon",
+    "model_version",
+    "init",
+    "estimator",
+    "estimator_window",
+    "source",
+    "variance",
+    "vol",
+    "created_at",
+)
+RUN_COLUMNS = (
+    "ticker",
+    "as_of",
+    "data_end",
+    "fingerprint",
+    "status",
+    "decision",
+    "challenger_version",
+    "champion_version",
+    "previous_champion",
+    "challenger_qlike",
+    "champion_qlike",
+    "challenger_bias",
+    "champion_bias",
+    "window_start",
+    "window_end",
+    "window_rows",
+    "horizon",
+    "origin",
+    "variance",
+    "vol",
+    "error",
+    "seconds",
+    "created_at",
+)
+
+
+def now_utc() -> str:
+    """The current UTC time as ISO text (seconds)."""
+    return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+
+
+class ForecastHistory:
+    """The SQLite forecast history at ``path`` (created on first write)."""
+
+    def __init__(self, path: str | Path, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            connection.row_factory = sqlite3.Row
+            if connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                connection.executescript(_SCHEMA)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise DataError(
+                f"forecast history {str(self.path)!r} cannot be opened ({exc}); "
+                "move the file aside to start a new history"
+            ) from None
+        return connection
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): committed on success, else rolled back."""
+        connection = self._connect()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection | None]:
+        if not self.path.exists():
+            yield None
+            return
+        connection = self._connect()
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    # --- writing ----------------------------------------------------------
+
+    @staticmethod
+    def insert_forecast(connection: sqlite3.Connection, row: dict[str, Any]) -> bool:
+        """Insert one forecast (ignored if already there); True when a row was added."""
+        values = [row.get(name) for name in FORECAST_COLUMNS]
+        if values[FORECAST_COLUMNS.index("created_at")] is None:
+            values[FORECAST_COLUMNS.index("created_at")] = now_utc()
+        cursor = connection.execute(
+            f"INSERT OR IGNORE INTO forecasts ({', '.join(FORECAST_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(FORECAST_COLUMNS))})",
+            values,
+        )
+        return cursor.rowcount == 1
+
+    @staticmethod
+    def insert_run(connection: sqlite3.Connection, row: dict[str, Any]) -> None:
+        """Append one run record (columns :data:`RUN_COLUMNS`; missing ones are null)."""
+        values = [row.get(name) for name in RUN_COLUMNS]
+        if values[RUN_COLUMNS.index("created_at")] is None:
+            values[RUN_COLUMNS.index("created_at")] = now_utc()
+        connection.execute(
+            f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+            values,
+        )
+
+    def record_forecast(self, row: dict[str, Any]) -> bool:
+        """Insert one forecast in its own transaction; True when a row was added."""
+        with self.transaction() as connection:
+            return self.insert_forecast(connection, row)
+
+    def record_run(self, row: dict[str, Any]) -> None:
+        """Append one run record in its own transaction."""
+        with self.transaction() as connection:
+            self.insert_run(connection, row)
+
+    # --- reading ----------------------------------------------------------
+
+    def completed_run(self, ticker: str, fingerprint: str) -> dict[str, Any] | None:
+        """The latest completed run of ``ticker`` on data with ``fingerprint``, if any."""
+        with self._reading() as connection:
+            if connection is None:
+                return None
+            row = connection.execute(
+                "SELECT * FROM runs WHERE ticker = ? AND fingerprint = ? AND status = 'ok' "
+                "ORDER BY id DESC LIMIT 1",
+                (ticker, fingerprint),
+            ).fetchone()
+        return dict(row) if row is not None else None
+
+    def runs(self, ticker: str | None = None) -> list[dict[str, Any]]:
+        """Run records, oldest first (all tickers when ``ticker`` is None)."""
+        with self._reading() as connection:
+            if connection is None:
+                return []
+            where, params = ("WHERE ticker = ?", (ticker,)) if ticker else ("", ())
+            rows = connection.execute(f"SELECT * FROM runs {where} ORDER BY id", params)
+            return [dict(row) for row in rows.fetchall()]
+
+    def forecasts(self, ticker: str | None = None) -> list[dict[str, Any]]:
+        """Issued forecasts ordered by ticker, origin, horizon and creation."""
+        with self._reading() as connection:
+            if connection is None:
+                return []
+            where, params = ("WHERE ticker = ?", (ticker,)) if ticker else ("", ())
+            rows = connection.execute(
+                f"SELECT * FROM forecasts {where} "
+                "ORDER BY ticker, origin, horizon, created_at, model_version",
+                params,
+            )
+            return [dict(row) for row in rows.fetchall()]
+
+    def tickers(self) -> list[str]:
+        """Tickers with at least one issued forecast."""
+        with self._reading() as connection:
+            if connection is None:
+                return []
+            rows = connection.execute("SELECT DISTINCT ticker FROM forecasts ORDER BY ticker")
+            return [row[0] for row in rows.fetchall()]
+
+
+# --- scoring -----------------------------------------------------------------
+
+
+def realized_variance(
+    prices: pd.DataFrame, origin: str, horizon: int, estimator: str, window: int
+) -> float | None:
+    """Mean daily variance over the ``horizon`` trading days after ``origin``.
+
+    Same definition as the training target (DESIGN.md §2) with the issuing
+    model's estimator; None while those days are not all in ``prices`` or the
+    origin is not a date of ``prices``.
+    """
+    variance = daily_variance(prices, estimator, window).variance
+    position = variance.index.get_indexer([pd.Timestamp(origin)])[0]
+    if position < 0 or position + horizon >= len(variance):
+        return None
+    value = float(variance.iloc[position + 1 : position + 1 + horizon].mean())
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class TickerHistory:
+    """One ticker's issued forecasts with what has since been realized."""
+
+    ticker: str
+    forecasts: list[dict[str, Any]] = field(default_factory=list)
+
+    def realized(self) -> list[dict[str, Any]]:
+        return [row for row in self.forecasts if row["realized_var"] is not None]
+
+    def score(self) -> dict[str, Any]:
+        """Metrics over the realized forecasts (targets floored like training targets).
+
+        ``n`` realized rows, ``qlike``, ``mse`` (daily variance), ``mae_vol`` and
+        ``bias`` (annualized vol, forecast minus realized); metric values are
+        None when nothing has been realized yet.
+        """
+        rows = self.realized()
+        result: dict[str, Any] = {
+            "n": len(rows),
+            "n_pending": len(self.forecasts) - len(rows),
+            "qlike": None,
+            "mse": None,
+            "mae_vol": None,
+            "bias": None,
+        }
+        if not rows:
+            return result
+        target = np.maximum(np.array([row["realized_var"] for row in rows]), VARIANCE_FLOOR)
+        forecast = np.array([row["variance"] for row in rows])
+        result.update(
+            qlike=metrics.qlike(target, forecast),
+            mse=metrics.mse(target, forecast),
+            mae_vol=metrics.mae_vol(target, forecast),
+            bias=metrics.bias(target, forecast),
+        )
+        return result
+
+    def to_dict(self, with_score: bool = False) -> dict[str, Any]:
+        """JSON-safe ``{"ticker", "forecasts": [...], "score": {...}}`` (score optional)."""
+        keys = (
+            "origin",
+            "horizon",
+            "model_version",
+            "init",
+            "estimator",
+            "variance",
+            "vol",
+            "created_at",
+            "realized_var",
+        )
+        payload: dict[str, Any] = {
+            "ticker": self.ticker,
+            "forecasts": [{key: row[key] for key in keys} for row in self.forecasts],
+        }
+        if with_score:
+            payload["score"] = self.score()
+        return payload
+
+
+def load_history(
+    db_path: str | Path, prices_dir: str | Path, ticker: str | None = None
+) -> list[TickerHistory]:
+    """Issued forecasts per ticker with ``realized_var`` from the price cache.
+
+    Parameters
+    ----------
+    db_path : path
+        The forecast history (``Settings.forecasts_db``).
+    prices_dir : path
+        The price cache (``Settings.prices_dir``); never fetched from a vendor.
+    ticker : str, optional
+        Only this ticker (an empty list when it has no forecasts).
+    """
+    history = ForecastHistory(db_path)
+    rows = history.forecasts(ticker)
+    store = PriceStore(Path(prices_dir))
+    caches: dict[tuple[str, str], pd.DataFrame | None] = {}
+    by_ticker: dict[str, TickerHistory] = {}
+    for row in rows:
+        key = (row["ticker"], row["source"])
+        if key not in caches:
+            entry = store.read(*key)
+            caches[key] = entry.prices if entry is not None else None
+        prices = caches[key]
+        row["realized_var"] = (
+            None
+            if prices is None
+            else realized_variance(
+                prices, row["origin"], row["horizon"], row["estimator"], row["estimator_window"]
+            )
+        )
+        by_ticker.setdefault(row["ticker"], TickerHistory(row["ticker"])).forecasts.append(row)
+    return list(by_ticker.values())

@@ -1,0 +1,110 @@
+"""One nightly run at a time: an exclusive ``flock`` on ``<home>/data/nightly.lock``.
+
+The lock is held on an open file, so the kernel releases it when the holding
+process exits for any reason (even ``kill -9``); the file itself stays behind
+and is harmless. While held, the file names its holder (pid, host, start
+time) so a refused run can say who is in the way.
+
+Note for cron: ``flock -n FILE forecast nightly`` must use a *different* file
+than this one, or the program would find its own wrapper holding the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from forecaster.errors import LockError
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds the lock, as written into the lock file."""
+
+    pid: int
+    host: str
+    started_at: str
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host}, since {self.started_at}"
+
+
+def _read_holder(descriptor: int) -> LockHolder | None:
+    try:
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        raw = os.read(descriptor, 4096)
+        payload = json.loads(raw.decode())
+        return LockHolder(int(payload["pid"]), str(payload["host"]), str(payload["started_at"]))
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+
+
+def read_holder(path: str | os.PathLike[str]) -> LockHolder | None:
+    """The holder recorded in the lock file at ``path`` (None if absent or unreadable)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return _read_holder(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextlib.contextmanager
+def nightly_lock(path: str | os.PathLike[str]) -> Iterator[LockHolder]:
+    """Hold the exclusive nightly lock at ``path`` for the duration of the block.
+
+    Parameters
+    ----------
+    path : path-like
+        The lock file (``Settings.lock_path``); its folder is created if needed.
+
+    Yields
+    ------
+    LockHolder
+        This process's entry, as written into the file.
+
+    Raises
+    ------
+    LockError
+        Another process holds the lock; the message names it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_RDWR without O_TRUNC: never wipe the current holder's entry before we own the lock.
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = _read_holder(descriptor)
+        os.close(descriptor)
+        who = holder.describe() if holder else "holder unknown"
+        raise LockError(
+            f"another nightly run holds {path} ({who}); wait for it or remove the file "
+            "if that process is gone"
+        ) from None
+    holder = LockHolder(
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        started_at=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+    )
+    try:
+        os.ftruncate(descriptor, 0)
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        os.write(descriptor, (json.dumps(asdict(holder)) + "\n").encode())
+        os.fsync(descriptor)
+        yield holder
+    finally:
+        with contextlib.suppress(OSError):
+            os.ftruncate(descriptor, 0)
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        os.close(descriptor)
