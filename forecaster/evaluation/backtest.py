@@ -38,6 +38,7 @@ from forecaster.models.registry import ModelVersion
 
 LSTM = "lstm"
 REFERENCE = "har"
+MCS_SIZE = 0.1
 
 
 @dataclass
@@ -226,6 +227,15 @@ def summarize(backtest: Backtest) -> dict[str, Any]:
             if name != REFERENCE:
                 losses = metrics.qlike_losses(target, frame[name].to_numpy())
                 dm[name] = metrics.diebold_mariano(losses, reference, backtest.horizon)
+    mcs = None
+    if len(backtest.models) > 1:
+        losses = pd.DataFrame(
+            {name: metrics.qlike_losses(target, frame[name].to_numpy()) for name in backtest.models}
+        )
+        included = metrics.model_confidence_set(
+            losses, size=MCS_SIZE, block_size=max(backtest.horizon, int(np.sqrt(len(frame))))
+        )
+        mcs = {"size": MCS_SIZE, "loss": "qlike", "included": included}
     thresholds = backtest.thresholds
     return {
         "ticker": backtest.ticker,
@@ -248,6 +258,7 @@ def summarize(backtest: Backtest) -> dict[str, Any]:
         },
         "models": scores,
         "diebold_mariano": dm,
+        "model_confidence_set": mcs,
         "notes": list(backtest.notes),
     }
 

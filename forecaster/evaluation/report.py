@@ -109,6 +109,12 @@ def render_table(result: dict[str, Any], color: bool = False) -> str:
             text = text.replace("*", "\033[1m*\033[0m")
         out.append(text)
     out.append("")
+    mcs = result.get("model_confidence_set")
+    if mcs:
+        out.append(
+            f"{1 - mcs['size']:.0%} model confidence set on QLIKE (Hansen-Lunde-Nason): "
+            f"{', '.join(mcs['included'])}"
+        )
     out.append(
         "* best in column (bias: closest to zero). Bias = mean(forecast vol - realized vol), "
         "annualized; negative = under-forecast. DM < 0: lower QLIKE than HAR."
@@ -138,6 +144,11 @@ def render_markdown(result: dict[str, Any]) -> str:
             else (f"{test['stat']:+.2f} ({test['p_value']:.3f})" if test else "n/a")
         )
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {dm_cell} |")
+    mcs = result.get("model_confidence_set")
+    if mcs:
+        lines.append(
+            f"\n{1 - mcs['size']:.0%} model confidence set on QLIKE: {', '.join(mcs['included'])}"
+        )
     lines.extend(f"\n_Note: {note}_" for note in result.get("notes", []))
     return "\n".join(lines) + "\n"
 

@@ -90,6 +90,10 @@ def test_evaluate_json_matches_predictions_csv(trained, tmp_path):
         assert key in payload
     assert set(payload["models"]) == {"lstm", "har", "garch", "gjr", "ewma", "naive"}
     assert set(payload["diebold_mariano"]) == {"lstm", "garch", "gjr", "ewma", "naive"}
+    included = payload["model_confidence_set"]["included"]
+    assert included and set(included) <= set(payload["models"])
+    best = min(payload["models"], key=lambda name: payload["models"][name]["qlike"])
+    assert best in included  # the lowest-QLIKE model is never eliminated first
     frame = pd.read_csv(csv_out)
     assert list(frame.columns) == [
         "date",
