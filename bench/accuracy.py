@@ -74,11 +74,14 @@ def main() -> None:
                 sections.append(render_compare_markdown(compared))
                 sections.append("#### evaluate: held-out\n")
                 sections.append(render_markdown(held))
-                sections.append(
-                    f"#### evaluate: walk-forward, refit every {args.refit_every} days\n"
-                )
-                sections.append(render_markdown(walked))
+                if walked is not None:
+                    sections.append(
+                        f"#### evaluate: walk-forward, refit every {args.refit_every} days\n"
+                    )
+                    sections.append(render_markdown(walked))
                 for label, result in (("held-out", held), ("walk-forward", walked)):
+                    if result is None:
+                        continue
                     lstm, har = result["models"]["lstm"], result["models"]["har"]
                     ratio = lstm["qlike"] / har["qlike"]
                     bias_ok = abs(lstm["bias_high_ex_post"]) < abs(har["bias_high_ex_post"])
