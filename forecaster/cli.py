@@ -594,15 +594,31 @@ def models_promote(ctx, version, ticker) -> None:
     click.echo(f"{found.ticker}: champion is now {found.version} (was {previous or 'none'})")
 
 
+def _training_source(version, source: str | None, csv_path: str | None) -> tuple[str, str | None]:
+    """The price source to score a model on: the user's choice, else the model's own."""
+    from forecaster.errors import ConfigError
+
+    if source is not None:
+        return source, csv_path
+    recorded = version.meta.get("data", {})
+    trained_on = recorded.get("source", "auto")
+    if trained_on == "csv" and csv_path is None:
+        raise ConfigError(
+            f"{version.ticker} model {version.version} was trained on {recorded.get('description', 'a CSV file')}; "
+            "pass --csv PATH (and --source csv) to evaluate it on that file"
+        )
+    if csv_path is not None:
+        return "csv", csv_path
+    return trained_on, None
+
+
 @cli.command()
 @click.option("--ticker", "-t", help="Ticker (default: every ticker with a champion).")
 @click.option("--model", "model_version", help="Model version (default: the champion).")
 @click.option(
     "--source",
     type=click.Choice(["auto", "yahoo", "csv", "sample"]),
-    default="auto",
-    show_default=True,
-    help="Price source.",
+    help="Price source (default: the one the model was trained on).",
 )
 @click.option(
     "--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV file for --source csv."
@@ -710,7 +726,9 @@ def evaluate(
         )
     results, runs = [], []
     for version in versions:
-        data = load_from_options(ctx, version.ticker, source, csv_path, None, None)
+        data = load_from_options(
+            ctx, version.ticker, *_training_source(version, source, csv_path), None, None
+        )
         if walk_forward:
 
             def progress(number, total, date, name=version.ticker):

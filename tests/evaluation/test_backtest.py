@@ -253,3 +253,13 @@ def test_predictions_csv_round_trips(trained):
     run_ = backtest.held_out(version, data, ["har"])
     frame = pd.read_csv(io.StringIO(backtest.predictions_csv(run_)), index_col="date")
     np.testing.assert_array_equal(frame["lstm"].to_numpy(), run_.predictions["lstm"].to_numpy())
+
+
+def test_evaluate_defaults_to_the_training_source(trained):
+    path, _, version = trained
+    result = run("evaluate", "--ticker", "TEST")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: TEST model {version.version} was trained on CSV file")
+    assert "pass --csv PATH" in result.stderr
+    ok = run("evaluate", "--ticker", "TEST", "--csv", str(path), "--baselines", "har")
+    assert ok.exit_code == 0, ok.output
