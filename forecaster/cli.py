@@ -143,6 +143,7 @@ def fetch(ctx, ticker, source, csv_path, start, end, refresh) -> None:
         "used as is (fresh)"
         if data.from_cache
         else f"{data.added} rows added, {data.revised} revised"
+        + (f", {data.removed} no longer in the source removed" if data.removed else "")
     )
     click.echo(f"cache: {data.cache_path} — {state}")
 

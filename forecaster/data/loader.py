@@ -36,6 +36,7 @@ class PriceData:
     from_cache: bool = False
     added: int = 0
     revised: int = 0
+    removed: int = 0
     repairs: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     cache_path: Path | None = None
@@ -63,8 +64,19 @@ def parse_date(value: str | None, option: str) -> pd.Timestamp | None:
         raise ConfigError(f"{option} {value!r} is not a date; expected YYYY-MM-DD") from None
 
 
-def _window(prices: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None):
-    return prices.loc[(start or prices.index[0]) : (end or prices.index[-1])]
+def _window(
+    prices: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None, origin: str
+) -> pd.DataFrame:
+    """Rows in [start, end]; an empty selection is an error that says what the data covers."""
+    selected = prices.loc[(start or prices.index[0]) : (end or prices.index[-1])]
+    if selected.empty:
+        wanted = f"{start:%Y-%m-%d}" if start is not None else "the beginning"
+        wanted += f" to {end:%Y-%m-%d}" if end is not None else " onwards"
+        raise DataError(
+            f"{origin}: no rows from {wanted}; the data covers {prices.index[0]:%Y-%m-%d} to "
+            f"{prices.index[-1]:%Y-%m-%d}; choose dates inside that range"
+        )
+    return selected
 
 
 def _fetch_and_merge(
@@ -79,53 +91,53 @@ def _fetch_and_merge(
     origin: str,
 ) -> PriceData:
     entry = store.read(ticker, source)
+    # Only the missing days are fetched when the cache already holds the history asked
+    # for: everything (a full-history cache) or everything from --start on.
     incremental = (
-        entry is not None and not refresh and (start is None or start >= entry.prices.index[0])
+        entry is not None
+        and not refresh
+        and (entry.full_history if start is None else start >= entry.prices.index[0])
     )
+    since = entry.prices.index[-1] - pd.Timedelta(days=OVERLAP_DAYS) if incremental else start
     if incremental and end is not None and end <= entry.prices.index[-1]:
         raw = entry.prices.iloc[0:0]  # the cache already covers the requested range
     else:
-        since = entry.prices.index[-1] - pd.Timedelta(days=OVERLAP_DAYS) if incremental else start
         try:
             raw = fetch(since, end)
         except sources.UnknownTickerError:
             if not incremental:
                 raise
             raw = entry.prices.iloc[0:0]  # the vendor has nothing new since the cache's end
-    if not len(raw) and entry is None:
-        span = f"from {since:%Y-%m-%d}" if since is not None else ""
+    if not len(raw) and not incremental:
+        span = f" from {since:%Y-%m-%d}" if since is not None else ""
         span += f" to {end:%Y-%m-%d}" if end is not None else ""
-        raise DataError(f"{origin}: no rows {span or 'at all'}; adjust --start/--end")
+        raise DataError(
+            f"{origin}: no price rows{span}; expected at least one row of Date, Open, High, "
+            "Low, Close; check the data or adjust --start/--end (the cache was left as it was)"
+        )
     if len(raw):
         validated = validate_prices(raw, origin)
         new, repairs = validated.prices, validated.repairs
     else:
         new, repairs = entry.prices.iloc[0:0], {}
     merged = merge_prices(entry.prices if incremental else None, new)
-    added = merged.added
+    added, removed = merged.added, 0
     if not incremental and entry is not None:
         added = int((~merged.prices.index.isin(entry.prices.index)).sum())
+        removed = int((~entry.prices.index.isin(merged.prices.index)).sum())
+    full_history = entry.full_history if incremental else since is None
     if not incremental or merged.added or merged.revised:
-        path = store.write(ticker, source, merged.prices, description)
+        path = store.write(ticker, source, merged.prices, description, full_history=full_history)
     else:
         path = store.path(ticker, source)
-    prices = _window(merged.prices, start, end)
-    if prices.empty:
-        raise DataError(
-            f"{origin}: no rows between {start:%Y-%m-%d} and {end:%Y-%m-%d}; "
-            f"the data covers {merged.prices.index[0]:%Y-%m-%d} to {merged.prices.index[-1]:%Y-%m-%d}"
-            if start is not None and end is not None
-            else f"{origin}: no rows in the requested range; the data covers "
-            f"{merged.prices.index[0]:%Y-%m-%d} to {merged.prices.index[-1]:%Y-%m-%d}; "
-            "adjust --start/--end"
-        )
     return PriceData(
         ticker=ticker,
-        prices=prices,
+        prices=_window(merged.prices, start, end, origin),
         source=source,
         description=description,
         added=added,
         revised=merged.revised,
+        removed=removed,
         repairs=repairs,
         cache_path=path,
     )
@@ -233,7 +245,7 @@ def _load_auto(store, ticker, start, end, refresh, settings, allow_fallback) -> 
         if (fresh or covers) and starts:
             return PriceData(
                 ticker=ticker,
-                prices=_window(entry.prices, start, end),
+                prices=_window(entry.prices, start, end, f"cached {ticker} from Yahoo"),
                 source="yahoo",
                 description=entry.description,
                 from_cache=True,
@@ -252,7 +264,7 @@ def _load_auto(store, ticker, start, end, refresh, settings, allow_fallback) -> 
             )
             return PriceData(
                 ticker=ticker,
-                prices=_window(entry.prices, start, end),
+                prices=_window(entry.prices, start, end, f"cached {ticker} from Yahoo"),
                 source="yahoo",
                 description=entry.description,
                 from_cache=True,

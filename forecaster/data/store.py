@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecaster.data.validation import COLUMNS, validate_prices
 from forecaster.errors import DataError
 
 _META_KEY = b"forecaster"
@@ -30,6 +31,7 @@ class CacheEntry:
     source: str
     description: str
     fetched_at: pd.Timestamp
+    full_history: bool = True
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,18 @@ class MergeResult:
     revised: int
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual mode
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
             stream.flush()
@@ -92,24 +101,43 @@ class PriceStore:
         path = self.path(ticker, source)
         if not path.exists():
             return None
+        fix = f"delete it and run `forecast fetch --ticker {ticker} --source {source}` again"
         try:
             table = pq.read_table(path)
             meta = json.loads((table.schema.metadata or {})[_META_KEY])
-            prices = table.to_pandas()
-        except Exception as exc:  # pyarrow raises several unrelated types
+            frame = table.to_pandas()
+            prices = pd.DataFrame(
+                {c: pd.to_numeric(frame[c], errors="raise").astype("float64") for c in COLUMNS},
+                index=pd.DatetimeIndex(frame.index, name="date").as_unit("ns"),
+            )
+            entry = CacheEntry(
+                prices=prices,
+                source=str(meta["source"]),
+                description=str(meta.get("description", meta["source"])),
+                fetched_at=pd.Timestamp(meta["fetched_at"]),
+                full_history=bool(meta.get("full_history", True)),
+            )
+        except Exception as exc:  # pyarrow, json and pandas raise many unrelated types
             raise DataError(
-                f"price cache {str(path)!r} is unreadable ({exc.__class__.__name__}); "
-                f"delete it and run `forecast fetch --ticker {ticker}` again"
+                f"price cache {str(path)!r} is unreadable ({exc.__class__.__name__}); {fix}"
             ) from None
-        prices.index = pd.DatetimeIndex(prices.index, name="date").as_unit("ns")
-        return CacheEntry(
-            prices=prices.astype("float64"),
-            source=meta["source"],
-            description=meta.get("description", meta["source"]),
-            fetched_at=pd.Timestamp(meta["fetched_at"]),
-        )
+        if prices.empty:
+            raise DataError(f"price cache {str(path)!r} holds no rows; {fix}")
+        # Re-check the cached rows: a cache edited or damaged on disk must not slip through.
+        try:
+            validate_prices(prices, f"price cache {str(path)!r}")
+        except DataError as exc:
+            raise DataError(f"{exc}; or {fix}") from None
+        return entry
 
-    def write(self, ticker: str, source: str, prices: pd.DataFrame, description: str) -> Path:
+    def write(
+        self,
+        ticker: str,
+        source: str,
+        prices: pd.DataFrame,
+        description: str,
+        full_history: bool = True,
+    ) -> Path:
         """Atomically replace the cache file for (ticker, source)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -119,6 +147,7 @@ class PriceStore:
             "description": description,
             "fetched_at": pd.Timestamp.now(tz="UTC").isoformat(),
             "fingerprint": fingerprint(prices),
+            "full_history": full_history,
         }
         table = pa.Table.from_pandas(prices, preserve_index=True)
         table = table.replace_schema_metadata(

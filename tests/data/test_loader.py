@@ -135,7 +135,7 @@ def test_bad_date_option():
 def test_range_outside_data(settings):
     with pytest.raises(
         DataError,
-        match=r"sample for SPY: no rows from 2030-01-01 to 2030-02-01; adjust --start/--end",
+        match=r"sample for SPY: no price rows from 2030-01-01 to 2030-02-01; .*adjust --start/--end",
     ):
         load_prices(
             "SPY",
@@ -144,3 +144,45 @@ def test_range_outside_data(settings):
             end=pd.Timestamp("2030-02-01"),
             settings=settings,
         )
+
+
+def test_first_fetch_with_start_does_not_cut_later_full_history(settings):
+    short = load_prices("SPY", source="sample", start=pd.Timestamp("2018-01-01"), settings=settings)
+    assert short.start == pd.Timestamp("2018-01-02")
+    full = load_prices("SPY", source="sample", settings=settings)
+    assert full.start == pd.Timestamp("1999-01-04") and len(full.prices) == 5031
+    again = load_prices("SPY", source="sample", settings=settings)
+    assert again.added == 0 and len(again.prices) == 5031  # now incremental
+
+
+def test_header_only_csv_is_an_error_and_keeps_the_cache(tmp_path, settings):
+    good = tmp_path / "good.csv"
+    write_csv(good, make_prices(60))
+    load_prices("ABC", source="csv", csv_path=good, settings=settings)
+    cache = settings.prices_dir / "ABC.csv.parquet"
+    before = cache.read_bytes()
+    empty = tmp_path / "empty.csv"
+    empty.write_text("Date,Open,High,Low,Close\n")
+    with pytest.raises(
+        DataError, match=r"no price rows; expected at least one row.*cache was left as it was"
+    ):
+        load_prices("ABC", source="csv", csv_path=empty, settings=settings)
+    assert cache.read_bytes() == before
+
+
+def test_shorter_csv_reports_removed_rows(tmp_path, settings):
+    path = tmp_path / "p.csv"
+    write_csv(path, make_prices(100))
+    load_prices("ABC", source="csv", csv_path=path, settings=settings)
+    write_csv(path, make_prices(100).iloc[:70])
+    data = load_prices("ABC", source="csv", csv_path=path, settings=settings)
+    assert data.removed == 30 and len(data.prices) == 70
+
+
+def test_fresh_yahoo_cache_outside_range_is_a_clean_error(monkeypatch, settings):
+    serve(monkeypatch, yahoo_history_frame(80))
+    load_prices("SPY", source="yahoo", settings=settings)
+    with pytest.raises(
+        DataError, match=r"cached SPY from Yahoo: no rows from 2030-01-01 onwards; the data covers"
+    ):
+        load_prices("SPY", start=pd.Timestamp("2030-01-01"), settings=settings)

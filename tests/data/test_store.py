@@ -85,3 +85,35 @@ def test_atomic_write_uses_same_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(store_module.os, "replace", spy)
     PriceStore(tmp_path).write("SPY", "csv", make_prices(5), "x")
     assert seen and seen[0][0] == seen[0][1]
+
+
+def test_damaged_cached_rows_are_caught_on_read(tmp_path):
+    cache = PriceStore(tmp_path)
+    prices = make_prices(40)
+    prices.iloc[10, prices.columns.get_loc("close")] = -5.0  # written behind the program's back
+    path = cache.write("SPY", "sample", prices, "x")
+    day = prices.index[10].strftime("%Y-%m-%d")
+    with pytest.raises(
+        DataError,
+        match=rf"price cache '{path}': 1 date\(s\) with .*non-positive prices: {day}.*delete it",
+    ):
+        cache.read("SPY", "sample")
+
+
+def test_cache_without_metadata_or_columns_is_unreadable(tmp_path):
+    cache = PriceStore(tmp_path)
+    path = cache.path("SPY", "sample")
+    make_prices(5).drop(columns="high").to_parquet(path)
+    with pytest.raises(
+        DataError, match=rf"price cache '{path}' is unreadable \(KeyError\); delete it"
+    ):
+        cache.read("SPY", "sample")
+
+
+def test_cache_files_get_the_usual_mode(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = PriceStore(tmp_path).write("SPY", "csv", make_prices(5), "x")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644  # mkstemp alone would give 0600
