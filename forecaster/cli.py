@@ -46,15 +46,40 @@ def interactive() -> bool:
     return sys.stdout.isatty()
 
 
+def write_files(files: list[tuple[str, bytes]]) -> None:
+    """Write each (path, payload) atomically; check every destination before writing any.
+
+    An unwritable destination is a ConfigError naming it, and nothing is written.
+    """
+    import os
+
+    from forecaster.data.store import atomic_write_bytes
+    from forecaster.errors import ConfigError
+
+    for name, _ in files:
+        path = Path(name).expanduser()
+        folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+        if path.is_dir() or folder is None or not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ConfigError(
+                f"cannot write {name!r}: {'it is a folder' if path.is_dir() else 'its folder is not writable'}; "
+                "choose a file path in a writable folder"
+            )
+    for name, payload in files:
+        try:
+            atomic_write_bytes(Path(name).expanduser(), payload)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write {name!r} ({exc.strerror or exc}); choose a file path in a writable folder"
+            ) from None
+        click.echo(f"wrote {name}", err=True)
+
+
 def write_output(text: str, output: str | None) -> None:
     """Print ``text``, or write it atomically to ``output``."""
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
-    from forecaster.data.store import atomic_write_bytes
-
-    atomic_write_bytes(Path(output), text.encode())
-    click.echo(f"wrote {output}", err=True)
+    write_files([(output, text.encode())])
 
 
 def price_options(command: Callable) -> Callable:
@@ -385,6 +410,16 @@ def train(
     from forecaster.models.pipeline import TrainOptions
     from forecaster.models.pipeline import train as train_model
 
+    if (
+        test_start
+        and ctx.get_parameter_source("test_fraction") is not click.core.ParameterSource.DEFAULT
+    ):
+        from forecaster.errors import ConfigError
+
+        raise ConfigError(
+            f"--test-start {test_start} and --test-fraction {test_fraction} both choose the test "
+            "period; pass only one of them"
+        )
     parsed_test_start = parse_date(test_start, "--test-start")
     options = TrainOptions(
         init=init,
@@ -461,12 +496,14 @@ def predict(ctx, ticker, source, csv_path, start, end, model_version, fmt) -> No
     from forecaster.data.sources import normalize_ticker
     from forecaster.models.pipeline import LoadedModel
 
-    version = _registry(ctx).resolve(normalize_ticker(ticker), model_version)
+    ticker_given = ctx.get_parameter_source("ticker") is not click.core.ParameterSource.DEFAULT
+    chosen = normalize_ticker(ticker) if ticker_given or model_version is None else None
+    version = _registry(ctx).resolve(chosen, model_version)
     data = load_from_options(ctx, version.ticker, source, csv_path, start, end)
     loaded = LoadedModel(version)
     dataset = loaded.dataset(data.prices)
     variance = float(loaded.predict(dataset)[-1])
-    horizon = int(version.meta["horizon"])
+    horizon = loaded.horizon
     payload = {
         "ticker": version.ticker,
         "origin": f"{dataset.origins[-1]:%Y-%m-%d}",
@@ -474,7 +511,7 @@ def predict(ctx, ticker, source, csv_path, start, end, model_version, fmt) -> No
         "vol": _vol(variance),
         "variance": variance,
         "model_version": version.version,
-        "init": version.meta["init"],
+        "init": loaded.init,
     }
     if fmt == "json":
         click.echo(json.dumps(payload, indent=2))
@@ -747,11 +784,12 @@ def evaluate(
             run = backtests.held_out(version, data, names, regime_quantile)
         runs.append(run)
         results.append(backtests.summarize(run))
+    files = []
     if predictions_path:
-        write_output(backtests.predictions_csv(runs[0]), predictions_path)
+        files.append((predictions_path, backtests.predictions_csv(runs[0]).encode()))
     if plot_path:
-        report.plot(runs[0].predictions, results[0], plot_path)
-        click.echo(f"wrote {plot_path}", err=True)
+        files.append((plot_path, report.plot_png(runs[0].predictions, results[0])))
+    write_files(files)
     if fmt == "json":
         text = report.render_json(results)
     elif fmt == "markdown":

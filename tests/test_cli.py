@@ -198,3 +198,14 @@ def test_home_option_overrides_environment(tmp_path, home):
     assert result.exit_code == 0
     assert (other / "data" / "prices" / "SPY.sample.parquet").exists()
     assert pd.Timestamp("2000-01-31").strftime("%Y-%m-%d") in result.stdout
+
+
+def test_unwritable_output_is_one_error_line(run, tmp_path):
+    not_a_folder = tmp_path / "afile"
+    not_a_folder.write_text("x")
+    result = run(
+        "realized", "--source", "sample", "--last", "3", "--output", str(not_a_folder / "x.csv")
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot write") and result.stderr.count("\n") == 1
+    assert not_a_folder.read_text() == "x"

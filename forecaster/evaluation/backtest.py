@@ -129,6 +129,13 @@ def held_out(
             f"prices differ from those the model was trained on (data now ends {data.end:%Y-%m-%d}, "
             f"model's ended {meta['data']['end']}); the test period is the recorded one"
         )
+    if meta.get("nightly"):
+        notes.append(
+            f"this model's test period ({meta['nightly'].get('window_start')} .. "
+            f"{meta['nightly'].get('window_end')}) is the nightly comparison window on which it "
+            "was promoted, so this score is optimistic (selected on those days); "
+            "use --walk-forward for an out-of-sample record"
+        )
     return Backtest(
         ticker=version.ticker,
         model_version=version.version,

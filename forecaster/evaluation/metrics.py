@@ -306,7 +306,8 @@ def score(
     dict
         ``qlike``, ``mse``, ``mae_vol``, ``bias``, ``bias_low``,
         ``bias_high_ex_ante``, ``bias_high_ex_post`` (NaN for an empty regime) and
-        ``mz`` = {``intercept``, ``slope``, ``r2``}.
+        ``mz`` = {``intercept``, ``slope``, ``r2``, ``se_intercept``, ``se_slope``} (HAC
+        standard errors).
     """
     target, forecast = _validated_pair(target_var, forecast_var)
     ex_ante = _validated_mask(high_ex_ante, target.size, "high_ex_ante")
@@ -320,7 +321,9 @@ def score(
         "bias_low": bias(target, forecast, ~ex_ante),
         "bias_high_ex_ante": bias(target, forecast, ex_ante),
         "bias_high_ex_post": bias(target, forecast, ex_post),
-        "mz": {key: regression[key] for key in ("intercept", "slope", "r2")},
+        "mz": {
+            key: regression[key] for key in ("intercept", "slope", "r2", "se_intercept", "se_slope")
+        },
     }
 
 

@@ -7,9 +7,9 @@ so what is printed is exactly what ``--format json`` would give.
 
 from __future__ import annotations
 
+import io
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -171,8 +171,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def plot(predictions: pd.DataFrame, result: dict[str, Any], path: str | Path) -> Path:
-    """PNG: realized vol and each forecast with high-vol days shaded; bias by regime per model."""
+def plot_png(predictions: pd.DataFrame, result: dict[str, Any]) -> bytes:
+    """PNG bytes: realized vol and each forecast with high-vol days shaded; bias by regime."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -223,10 +223,7 @@ def plot(predictions: pd.DataFrame, result: dict[str, Any], path: str | Path) ->
     bottom.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     bottom.set_title("bias by regime (negative = under-forecast)")
     bottom.legend(ncol=len(models), fontsize=8)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp.png")
-    figure.savefig(temporary, dpi=100)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
-    temporary.replace(target)
-    return target
+    return buffer.getvalue()

@@ -89,8 +89,8 @@ def nightly_lock(path: str | os.PathLike[str]) -> Iterator[LockHolder]:
         os.close(descriptor)
         who = holder.describe() if holder else "holder unknown"
         raise LockError(
-            f"another nightly run holds {path} ({who}); wait for it or remove the file "
-            "if that process is gone"
+            f"another nightly run holds {path} ({who}); wait for it to finish (the lock is "
+            "released automatically when that process exits; do not delete the file)"
         ) from None
     holder = LockHolder(
         pid=os.getpid(),

@@ -308,6 +308,8 @@ class LoadedModel:
             self.model_spec = ModelSpec.from_dict(meta["model_spec"])
             self.scaler = FeatureScaler.from_dict(meta["scaler"])
             self.scale = float(meta["bias_correction"]["scale"])
+            self.horizon = int(meta["horizon"])
+            self.init = str(meta["init"])
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise RegistryError(
                 f"model metadata {str(version.path / 'meta.json')!r} is incomplete or corrupt "

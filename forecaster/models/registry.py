@@ -66,6 +66,15 @@ def _read_json(path: Path, what: str, fix: str) -> dict[str, Any]:
     return payload
 
 
+def _check_name(name: str, what: str) -> None:
+    """Version ids and tickers are single folder names, never paths."""
+    if not name or name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\"):
+        raise RegistryError(
+            f"{what} {name!r} is not a valid name; expected an id such as "
+            "20261125T021530-encoder-a1b2c3 (see `forecast models list`)"
+        )
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
 
@@ -142,6 +151,8 @@ class ModelRegistry:
 
     def get(self, ticker: str, version: str) -> ModelVersion:
         """A version with its metadata; missing or corrupt files are errors naming them."""
+        _check_name(version, "model version")
+        _check_name(ticker, "ticker")
         path = self.models_dir / ticker / version
         if not path.is_dir():
             known = ", ".join(self.version_ids(ticker)[-5:]) or "none"
@@ -157,6 +168,7 @@ class ModelRegistry:
 
     def find(self, version: str) -> ModelVersion:
         """Look a version up across tickers."""
+        _check_name(version, "model version")
         matches = [t for t in self.tickers() if (self.models_dir / t / version).is_dir()]
         if not matches:
             raise RegistryError(

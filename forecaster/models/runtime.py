@@ -10,6 +10,7 @@ Python exceptions raised by the import still propagate normally.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from types import ModuleType
@@ -31,4 +32,6 @@ def import_tensorflow() -> ModuleType:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    # Python-side chatter (e.g. retracing notes during walk-forward refits) is not for users.
+    tensorflow.get_logger().setLevel(logging.ERROR)
     return tensorflow

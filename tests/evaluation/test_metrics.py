@@ -266,7 +266,7 @@ def test_score_keys_and_values(pair):
         "bias_high_ex_post",
         "mz",
     ]
-    assert list(result["mz"]) == ["intercept", "slope", "r2"]
+    assert list(result["mz"]) == ["intercept", "slope", "r2", "se_intercept", "se_slope"]
     ratio = target / forecast
     assert result["qlike"] == pytest.approx(np.mean(ratio - np.log(ratio) - 1), rel=1e-12)
     assert result["mse"] == pytest.approx(np.mean((target - forecast) ** 2), rel=1e-12)
@@ -277,7 +277,9 @@ def test_score_keys_and_values(pair):
     assert result["bias_high_ex_ante"] == pytest.approx(errors[ex_ante].mean(), rel=1e-12)
     assert result["bias_high_ex_post"] == pytest.approx(errors[ex_post].mean(), rel=1e-12)
     mz = metrics.mincer_zarnowitz(target, forecast, 2)
-    assert result["mz"] == {key: mz[key] for key in ("intercept", "slope", "r2")}
+    assert result["mz"] == {
+        key: mz[key] for key in ("intercept", "slope", "r2", "se_intercept", "se_slope")
+    }
 
 
 def test_score_empty_regime_gives_nan_bias(pair):

@@ -33,7 +33,8 @@ def test_second_holder_in_the_same_process_is_refused_with_the_holder_named(tmp_
     with nightly_lock(path) as holder:
         message = (
             f"another nightly run holds {path} (pid {holder.pid} on {holder.host}, since "
-            f"{holder.started_at}); wait for it or remove the file if that process is gone"
+            f"{holder.started_at}); wait for it to finish (the lock is released automatically "
+            "when that process exits; do not delete the file)"
         )
         with pytest.raises(LockError, match=re.escape(message)):
             with nightly_lock(path):

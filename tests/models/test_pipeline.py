@@ -156,3 +156,49 @@ def test_unknown_init_lists_valid_names(run):
     assert result.exit_code == 2
     for name in available_strategies():
         assert name in result.output
+
+
+def test_predict_model_version_without_ticker_finds_its_ticker(run, csv_file):
+    train(run, csv_file)
+    version = predict(run, csv_file)["model_version"]
+    result = run(
+        "predict", "--model", version, "--source", "csv", "--csv", csv_file, "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ticker"] == "TEST"
+
+
+def test_meta_without_horizon_is_one_error_line(run, csv_file, home):
+    train(run, csv_file)
+    version = ModelRegistry(home / "models").champion("TEST")
+    meta_path = version.path / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["horizon"]
+    meta_path.write_text(json.dumps(meta))
+    result = run("predict", "--ticker", "TEST", "--source", "csv", "--csv", csv_file)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"error: model metadata '{meta_path}' is incomplete or corrupt (KeyError"
+    )
+
+
+def test_version_ids_that_are_paths_are_refused(run):
+    result = run("models", "promote", "../SPY/x")
+    assert result.exit_code == 1 and "is not a valid name" in result.stderr
+
+
+def test_test_start_and_test_fraction_together_are_refused(run, csv_file):
+    result = run(
+        "train",
+        "--ticker",
+        "TEST",
+        "--source",
+        "csv",
+        "--csv",
+        csv_file,
+        "--test-start",
+        "2016-01-04",
+        "--test-fraction",
+        "0.3",
+    )
+    assert result.exit_code == 1 and "pass only one of them" in result.stderr
