@@ -233,14 +233,22 @@ def _process(
             f"no CSV file for {ticker}: expected {task.csv_path} (--csv-dir holds one file per "
             "ticker, named <TICKER>.csv, with columns Date, Open, High, Low, Close[, Volume])"
         )
-    data = load_prices(
-        ticker,
-        source=task.source,
-        csv_path=task.csv_path,
-        end=parse_date(task.as_of, "--as-of"),
-        settings=settings,
-        allow_fallback=False,
-    )
+    try:
+        data = load_prices(
+            ticker,
+            source=task.source,
+            csv_path=task.csv_path,
+            end=parse_date(task.as_of, "--as-of"),
+            settings=settings,
+            allow_fallback=False,
+        )
+    except DataError as exc:
+        # The loader speaks of --start/--end (the interactive options); the job has --as-of
+        # and --csv-dir.
+        message = str(exc).replace("adjust --start/--end", "check --as-of")
+        if task.source == "csv":
+            message = message.replace("--csv PATH", "--csv-dir DIR")
+        raise type(exc)(message) from None
     prices = data.prices
     record.update(
         source=data.source,
