@@ -20,6 +20,13 @@ from forecaster import __version__
 from forecaster.errors import ForecasterError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# Literal copies of the library's names so that `forecast --help` needs no pandas;
+# tests/test_cli.py checks they match forecaster.data.sources.SOURCES / volatility.ESTIMATORS.
+SOURCE_CHOICE = click.Choice(["auto", "yahoo", "csv", "sample"])
+ESTIMATOR_CHOICE = click.Choice(
+    ["close-to-close", "parkinson", "garman-klass", "rogers-satchell", "yang-zhang"]
+)
+FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
 
 class ForecastGroup(click.Group):
@@ -90,7 +97,7 @@ def price_options(command: Callable) -> Callable:
     )
     @click.option(
         "--source",
-        type=click.Choice(["auto", "yahoo", "csv", "sample"]),
+        type=SOURCE_CHOICE,
         default="auto",
         show_default=True,
         help="auto: fresh cache, else Yahoo, else (SPY/QQQ) the bundled sample.",
@@ -105,6 +112,29 @@ def price_options(command: Callable) -> Callable:
         return command(*args, **kwargs)
 
     return wrapper
+
+
+def split_options(command: Callable) -> Callable:
+    """--test-start | --test-fraction: where the held-out test period begins."""
+    command = click.option(
+        "--test-fraction",
+        type=FRACTION,
+        default=0.2,
+        show_default=True,
+        help="Held-out share of the history when --test-start is not given.",
+    )(command)
+    return click.option(
+        "--test-start", help="First date of the held-out test period (YYYY-MM-DD)."
+    )(command)
+
+
+regime_quantile_option = click.option(
+    "--regime-quantile",
+    type=FRACTION,
+    default=0.8,
+    show_default=True,
+    help="Training quantile above which volatility is 'high'.",
+)
 
 
 def load_from_options(ctx: click.Context, ticker, source, csv_path, start, end, **extra):
@@ -177,9 +207,7 @@ def fetch(ctx, ticker, source, csv_path, start, end, refresh) -> None:
 @price_options
 @click.option(
     "--estimator",
-    type=click.Choice(
-        ["close-to-close", "parkinson", "garman-klass", "rogers-satchell", "yang-zhang"]
-    ),
+    type=ESTIMATOR_CHOICE,
     default="garman-klass",
     show_default=True,
     help="Daily realized-variance estimator (DESIGN.md §3).",
@@ -262,11 +290,6 @@ def _init_choices() -> list[str]:
     from forecaster.models.initial_state import available_strategies
 
     return available_strategies()
-
-
-ESTIMATOR_CHOICE = click.Choice(
-    ["close-to-close", "parkinson", "garman-klass", "rogers-satchell", "yang-zhang"]
-)
 
 
 def _vol(variance: float) -> float:
@@ -360,14 +383,7 @@ def _vol(variance: float) -> float:
 @click.option(
     "--threads", type=click.IntRange(min=1), help="TensorFlow threads (default: all cores)."
 )
-@click.option("--test-start", help="First date of the held-out test period (YYYY-MM-DD).")
-@click.option(
-    "--test-fraction",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.2,
-    show_default=True,
-    help="Held-out share of the history when --test-start is not given.",
-)
+@split_options
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the champion.")
 @click.pass_context
 def train(
@@ -655,7 +671,7 @@ def _training_source(version, source: str | None, csv_path: str | None) -> tuple
 @click.option("--model", "model_version", help="Model version (default: the champion).")
 @click.option(
     "--source",
-    type=click.Choice(["auto", "yahoo", "csv", "sample"]),
+    type=SOURCE_CHOICE,
     help="Price source (default: the one the model was trained on).",
 )
 @click.option(
@@ -667,13 +683,7 @@ def _training_source(version, source: str | None, csv_path: str | None) -> tuple
     show_default=True,
     help="Comma-separated baselines (har, garch, gjr, ewma, naive; 'none').",
 )
-@click.option(
-    "--regime-quantile",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.8,
-    show_default=True,
-    help="Training quantile above which volatility is 'high'.",
-)
+@regime_quantile_option
 @click.option(
     "--walk-forward",
     is_flag=True,
@@ -833,19 +843,8 @@ def evaluate(
 @click.option(
     "--units", type=click.IntRange(min=1), default=32, show_default=True, help="LSTM units."
 )
-@click.option("--test-start", help="First date of the test period (YYYY-MM-DD).")
-@click.option(
-    "--test-fraction",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.2,
-    show_default=True,
-)
-@click.option(
-    "--regime-quantile",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.8,
-    show_default=True,
-)
+@split_options
+@regime_quantile_option
 @click.option(
     "--format",
     "fmt",

@@ -209,3 +209,12 @@ def test_unwritable_output_is_one_error_line(run, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot write") and result.stderr.count("\n") == 1
     assert not_a_folder.read_text() == "x"
+
+
+def test_cli_choices_match_the_library():
+    from forecaster.cli import ESTIMATOR_CHOICE, SOURCE_CHOICE
+    from forecaster.data.sources import SOURCES
+    from forecaster.data.volatility import ESTIMATORS
+
+    assert tuple(SOURCE_CHOICE.choices) == SOURCES
+    assert tuple(ESTIMATOR_CHOICE.choices) == ESTIMATORS

@@ -88,6 +88,33 @@ def _frame(dataset: Dataset, rows: np.ndarray, thresholds: RegimeThresholds) -> 
     )
 
 
+def test_period(
+    dataset: Dataset, rows: np.ndarray, quantile: float
+) -> tuple[RegimeThresholds, pd.DataFrame]:
+    """Regime thresholds fit on the pre-test rows, and the labeled frame of the test ``rows``."""
+    target = floored_target(dataset.target)
+    pretest = _pretest_rows(dataset, int(rows[0]))
+    thresholds = fit_thresholds(dataset.trailing_var[pretest], target[pretest], quantile)
+    return thresholds, _frame(dataset, rows, thresholds)
+
+
+def _backtest(
+    version: ModelVersion, data: PriceData, mode: str, frame: pd.DataFrame, **extra: Any
+) -> Backtest:
+    meta = version.meta
+    return Backtest(
+        ticker=version.ticker,
+        model_version=version.version,
+        init=meta["init"],
+        horizon=int(meta["horizon"]),
+        estimator=meta["estimator"],
+        mode=mode,
+        predictions=frame,
+        data_source=data.source,
+        **extra,
+    )
+
+
 def _baseline_forecasts(
     dataset: Dataset, names: list[str], fit_end: pd.Timestamp, origins: pd.DatetimeIndex
 ) -> dict[str, np.ndarray]:
@@ -114,13 +141,9 @@ def held_out(
     meta = version.meta
     dataset = loaded.dataset(data.prices)
     rows = _test_rows(dataset, meta)
-    first = int(rows[0])
-    pretest = _pretest_rows(dataset, first)
-    target = floored_target(dataset.target)
-    thresholds = fit_thresholds(dataset.trailing_var[pretest], target[pretest], quantile)
-    frame = _frame(dataset, rows, thresholds)
+    thresholds, frame = test_period(dataset, rows, quantile)
     frame[LSTM] = loaded.predict(dataset)[rows]
-    fit_end = _day_before(dataset, first)
+    fit_end = _day_before(dataset, int(rows[0]))
     for name, values in _baseline_forecasts(dataset, baselines, fit_end, frame.index).items():
         frame[name] = values
     notes = []
@@ -136,18 +159,7 @@ def held_out(
             "was promoted, so this score is optimistic (selected on those days); "
             "use --walk-forward for an out-of-sample record"
         )
-    return Backtest(
-        ticker=version.ticker,
-        model_version=version.version,
-        init=meta["init"],
-        horizon=int(meta["horizon"]),
-        estimator=meta["estimator"],
-        mode="held-out",
-        predictions=frame,
-        thresholds=thresholds,
-        data_source=data.source,
-        notes=notes,
-    )
+    return _backtest(version, data, "held-out", frame, thresholds=thresholds, notes=notes)
 
 
 def walk_forward(
@@ -171,11 +183,7 @@ def walk_forward(
     options = TrainOptions.from_dict(meta["options"])
     dataset = LoadedModel.dataset_for(meta, data.prices)
     rows = _test_rows(dataset, meta)
-    target = floored_target(dataset.target)
-    first = int(rows[0])
-    pretest = _pretest_rows(dataset, first)
-    thresholds = fit_thresholds(dataset.trailing_var[pretest], target[pretest], quantile)
-    frame = _frame(dataset, rows, thresholds)
+    thresholds, frame = test_period(dataset, rows, quantile)
     columns: dict[str, np.ndarray] = {LSTM: np.full(len(rows), np.nan)}
     columns.update({name: np.full(len(rows), np.nan) for name in baselines})
     blocks = [rows[i : i + refit_every] for i in range(0, len(rows), refit_every)]
@@ -195,17 +203,8 @@ def walk_forward(
             columns[name][place] = values
     for name, values in columns.items():
         frame[name] = values
-    return Backtest(
-        ticker=version.ticker,
-        model_version=version.version,
-        init=meta["init"],
-        horizon=int(meta["horizon"]),
-        estimator=meta["estimator"],
-        mode="walk-forward",
-        predictions=frame,
-        thresholds=thresholds,
-        data_source=data.source,
-        refit_every=refit_every,
+    return _backtest(
+        version, data, "walk-forward", frame, thresholds=thresholds, refit_every=refit_every
     )
 
 

@@ -18,11 +18,10 @@ import pandas as pd
 from forecaster.data.features import build_dataset, split_dataset
 from forecaster.data.loader import PriceData
 from forecaster.evaluation import metrics
-from forecaster.evaluation.backtest import _day_before, _pretest_rows
-from forecaster.evaluation.regimes import fit_thresholds, label
+from forecaster.evaluation.backtest import _day_before, test_period
 from forecaster.evaluation.report import _clean, _fmt
 from forecaster.models.baselines import create_baseline
-from forecaster.models.pipeline import TrainOptions, fit_forecaster, floored_target
+from forecaster.models.pipeline import TrainOptions, fit_forecaster
 
 METRICS = ("qlike", "mse", "bias", "bias_high_ex_ante", "bias_high_ex_post")
 
@@ -40,11 +39,10 @@ def compare(
     test_start = pd.Timestamp(options.test_start) if options.test_start else None
     split = split_dataset(dataset, test_start=test_start, test_fraction=options.test_fraction)
     rows = split.test
-    target_all = floored_target(dataset.target)
-    pretest = _pretest_rows(dataset, int(rows[0]))
-    thresholds = fit_thresholds(dataset.trailing_var[pretest], target_all[pretest], quantile)
-    target = target_all[rows]
-    ex_ante, ex_post = label(thresholds, dataset.trailing_var[rows], target)
+    thresholds, frame = test_period(dataset, rows, quantile)
+    target = frame["target_var"].to_numpy()
+    ex_ante = frame["high_ex_ante"].to_numpy(dtype=bool)
+    ex_post = frame["high_ex_post"].to_numpy(dtype=bool)
     lags = max(options.horizon, 1)
 
     def scored(forecast: np.ndarray) -> dict[str, float]:
