@@ -171,6 +171,10 @@ class Dataset:
         """Boolean mask of the rows whose target is realized."""
         return np.isfinite(self.target)
 
+    def floored_target(self) -> np.ndarray:
+        """Targets floored at the variance floor (a zero close-to-close day breaks QLIKE)."""
+        return np.where(np.isnan(self.target), np.nan, np.maximum(self.target, VARIANCE_FLOOR))
+
 
 def _floored_log(variance: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(variance, VARIANCE_FLOOR))

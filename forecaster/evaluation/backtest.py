@@ -1,5 +1,9 @@
 """Held-out and walk-forward backtests -> one predictions frame.
 
+Both loop over one list of :class:`~forecaster.models.base.Forecaster` objects
+(the saved LSTM and the baselines) through :func:`forecast_rows`: fit before
+the cut, predict the rows after it.
+
 The predictions frame has one row per forecast origin of the test period:
 ``target_var`` (realized mean daily variance over t+1..t+h), ``trailing_var``
 (22-day mean known at t), the regime flags ``high_ex_ante`` / ``high_ex_post``,
@@ -26,17 +30,14 @@ from forecaster.data.loader import PriceData
 from forecaster.errors import EvaluationError
 from forecaster.evaluation import metrics
 from forecaster.evaluation.regimes import RegimeThresholds, fit_thresholds, label
+from forecaster.models.base import Forecaster
 from forecaster.models.baselines import create_baseline
-from forecaster.models.pipeline import (
-    LoadedModel,
-    TrainOptions,
-    fit_forecaster,
-    floored_target,
-    split_from_meta,
-)
+from forecaster.models.lstm_forecaster import LSTMForecaster, load_forecaster
+from forecaster.models.record import ModelRecord
 from forecaster.models.registry import ModelVersion
 
 LSTM = "lstm"
+#: Default reference model of the Diebold–Mariano tests and ratios.
 REFERENCE = "har"
 MCS_SIZE = 0.1
 
@@ -54,6 +55,7 @@ class Backtest:
     predictions: pd.DataFrame
     thresholds: RegimeThresholds
     data_source: str
+    reference: str = REFERENCE
     refit_every: int | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -69,12 +71,8 @@ def _pretest_rows(dataset: Dataset, first_test_row: int) -> np.ndarray:
     return rows[rows + dataset.horizon <= first_test_row]
 
 
-def _day_before(dataset: Dataset, row: int) -> pd.Timestamp:
-    return dataset.variance.index[int(dataset.positions[row]) - 1]
-
-
 def _frame(dataset: Dataset, rows: np.ndarray, thresholds: RegimeThresholds) -> pd.DataFrame:
-    target = floored_target(dataset.target)[rows]
+    target = dataset.floored_target()[rows]
     trailing = dataset.trailing_var[rows]
     ex_ante, ex_post = label(thresholds, trailing, target)
     return pd.DataFrame(
@@ -92,74 +90,121 @@ def test_period(
     dataset: Dataset, rows: np.ndarray, quantile: float
 ) -> tuple[RegimeThresholds, pd.DataFrame]:
     """Regime thresholds fit on the pre-test rows, and the labeled frame of the test ``rows``."""
-    target = floored_target(dataset.target)
+    target = dataset.floored_target()
     pretest = _pretest_rows(dataset, int(rows[0]))
     thresholds = fit_thresholds(dataset.trailing_var[pretest], target[pretest], quantile)
     return thresholds, _frame(dataset, rows, thresholds)
 
 
-def _backtest(
-    version: ModelVersion, data: PriceData, mode: str, frame: pd.DataFrame, **extra: Any
-) -> Backtest:
-    meta = version.meta
-    return Backtest(
-        ticker=version.ticker,
-        model_version=version.version,
-        init=meta["init"],
-        horizon=int(meta["horizon"]),
-        estimator=meta["estimator"],
-        mode=mode,
-        predictions=frame,
-        data_source=data.source,
-        **extra,
-    )
-
-
-def _baseline_forecasts(
-    dataset: Dataset, names: list[str], fit_end: pd.Timestamp, origins: pd.DatetimeIndex
+def forecast_rows(
+    dataset: Dataset,
+    rows: np.ndarray,
+    forecasters: dict[str, Forecaster],
+    refit_every: int | None = None,
+    on_refit: Callable[[int, int, pd.Timestamp], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    out = {}
-    for name in names:
-        model = create_baseline(name).fit(
-            dataset.variance, dataset.returns, dataset.horizon, fit_end
-        )
-        out[name] = model.predict(origins)
+    """Each forecaster's variance forecast at the test ``rows`` (consecutive, in time order).
+
+    Held-out (``refit_every`` None): a fitted forecaster (a saved model) is used
+    as it is and an unfitted one is fit once on the data before the first row.
+    Walk-forward: the rows are cut into blocks of ``refit_every``; before each
+    block a fresh copy of every forecaster (rebuilt from its config) is fit on
+    the data before the block.
+    """
+    if refit_every is None:
+        blocks = [rows]
+    else:
+        if isinstance(refit_every, bool) or not isinstance(refit_every, int) or refit_every < 1:
+            raise EvaluationError(
+                f"--refit-every must be at least 1 trading day; received {refit_every}"
+            )
+        blocks = [rows[i : i + refit_every] for i in range(0, len(rows), refit_every)]
+    out = {name: np.full(len(rows), np.nan) for name in forecasters}
+    for number, block in enumerate(blocks, start=1):
+        cut = dataset.origins[int(block[0])]
+        if on_refit is not None and refit_every is not None:
+            on_refit(number, len(blocks), cut)
+        place = slice(int(block[0] - rows[0]), int(block[-1] - rows[0]) + 1)
+        for name, forecaster in forecasters.items():
+            if refit_every is not None:
+                model = forecaster.untrained().fit(dataset, cut)
+            elif forecaster.is_fitted:
+                model = forecaster
+            else:
+                model = forecaster.fit(dataset, cut)
+            out[name][place] = model.predict(dataset, block)
     return out
 
 
-def _test_rows(dataset: Dataset, meta: dict[str, Any]) -> np.ndarray:
-    split = split_from_meta(dataset, meta)
-    end = pd.Timestamp(meta["split"]["test_end"])
+def _test_rows(dataset: Dataset, record: ModelRecord) -> np.ndarray:
+    split = split_dataset(dataset, test_start=pd.Timestamp(record.split["test_start"]))
+    end = pd.Timestamp(record.split["test_end"])
     return split.test[dataset.origins[split.test] <= end]
 
 
-def held_out(
-    version: ModelVersion, data: PriceData, baselines: list[str], quantile: float = 0.8
+def _run(
+    version: ModelVersion,
+    data: PriceData,
+    lstm: LSTMForecaster,
+    baselines: list[str],
+    quantile: float,
+    reference: str,
+    refit_every: int | None = None,
+    on_refit: Callable[[int, int, pd.Timestamp], None] | None = None,
 ) -> Backtest:
-    """Score the saved model and the baselines on the model's recorded test period."""
-    loaded = LoadedModel(version)
-    meta = version.meta
-    dataset = loaded.dataset(data.prices)
-    rows = _test_rows(dataset, meta)
+    record = version.record
+    dataset = lstm.dataset(data.prices)
+    rows = _test_rows(dataset, record)
     thresholds, frame = test_period(dataset, rows, quantile)
-    frame[LSTM] = loaded.predict(dataset)[rows]
-    fit_end = _day_before(dataset, int(rows[0]))
-    for name, values in _baseline_forecasts(dataset, baselines, fit_end, frame.index).items():
+    forecasters: dict[str, Forecaster] = {LSTM: lstm}
+    forecasters.update({name: create_baseline(name) for name in baselines})
+    for name, values in forecast_rows(dataset, rows, forecasters, refit_every, on_refit).items():
         frame[name] = values
     notes = []
-    if meta.get("data", {}).get("fingerprint") and data.fingerprint != meta["data"]["fingerprint"]:
+    if reference not in forecasters:
         notes.append(
-            f"prices differ from those the model was trained on (data now ends {data.end:%Y-%m-%d}, "
-            f"model's ended {meta['data']['end']}); the test period is the recorded one"
+            f"the reference model {reference!r} is not among the models scored, so there is "
+            "no Diebold–Mariano test; add it to --baselines or pick another --reference"
         )
-    if meta.get("nightly"):
-        notes.append(
-            f"this model's test period ({meta['nightly'].get('window_start')} .. "
-            f"{meta['nightly'].get('window_end')}) is the nightly comparison window on which it "
+    return Backtest(
+        ticker=version.ticker,
+        model_version=version.version,
+        init=record.init,
+        horizon=record.horizon,
+        estimator=record.estimator,
+        mode="held-out" if refit_every is None else "walk-forward",
+        predictions=frame,
+        thresholds=thresholds,
+        data_source=data.source,
+        reference=reference,
+        refit_every=refit_every,
+        notes=notes,
+    )
+
+
+def held_out(
+    version: ModelVersion,
+    data: PriceData,
+    baselines: list[str],
+    quantile: float = 0.8,
+    reference: str = REFERENCE,
+) -> Backtest:
+    """Score the saved model and the baselines on the model's recorded test period."""
+    backtest = _run(version, data, load_forecaster(version), baselines, quantile, reference)
+    record = version.record
+    if data.fingerprint != record.data.fingerprint:
+        backtest.notes.append(
+            f"prices differ from those the model was trained on (data now ends {data.end:%Y-%m-%d}, "
+            f"model's ended {record.data.end}); the test period is the recorded one"
+        )
+    if record.nightly:
+        backtest.notes.append(
+            f"this model's test period ({record.nightly.get('window_start')} .. "
+            f"{record.nightly.get('window_end')}) is the nightly comparison window on which it "
             "was promoted, so this score is optimistic (selected on those days); "
             "use --walk-forward for an out-of-sample record"
         )
-    return _backtest(version, data, "held-out", frame, thresholds=thresholds, notes=notes)
+    return backtest
 
 
 def walk_forward(
@@ -169,43 +214,19 @@ def walk_forward(
     quantile: float = 0.8,
     refit_every: int = 63,
     on_refit: Callable[[int, int, pd.Timestamp], None] | None = None,
+    reference: str = REFERENCE,
 ) -> Backtest:
     """Expanding-window backtest over the model's test period, refitting every K days.
 
-    The LSTM is retrained with the saved model's options (not its weights) on
+    The LSTM is retrained from the saved model's config (not its weights) on
     data before each refit date; baselines are refit on the same data.
     """
-    if refit_every < 1:
+    if isinstance(refit_every, bool) or not isinstance(refit_every, int) or refit_every < 1:
         raise EvaluationError(
             f"--refit-every must be at least 1 trading day; received {refit_every}"
         )
-    meta = version.meta
-    options = TrainOptions.from_dict(meta["options"])
-    dataset = LoadedModel.dataset_for(meta, data.prices)
-    rows = _test_rows(dataset, meta)
-    thresholds, frame = test_period(dataset, rows, quantile)
-    columns: dict[str, np.ndarray] = {LSTM: np.full(len(rows), np.nan)}
-    columns.update({name: np.full(len(rows), np.nan) for name in baselines})
-    blocks = [rows[i : i + refit_every] for i in range(0, len(rows), refit_every)]
-    for number, block in enumerate(blocks, start=1):
-        start_row = int(block[0])
-        start_date = dataset.origins[start_row]
-        if on_refit is not None:
-            on_refit(number, len(blocks), start_date)
-        split = split_dataset(dataset, test_start=start_date)
-        fitted = fit_forecaster(dataset, split, options)
-        place = slice(int(block[0] - rows[0]), int(block[-1] - rows[0]) + 1)
-        columns[LSTM][place] = fitted.predict(dataset)[block]
-        origins = dataset.origins[block]
-        for name, values in _baseline_forecasts(
-            dataset, baselines, _day_before(dataset, start_row), origins
-        ).items():
-            columns[name][place] = values
-    for name, values in columns.items():
-        frame[name] = values
-    return _backtest(
-        version, data, "walk-forward", frame, thresholds=thresholds, refit_every=refit_every
-    )
+    lstm = LSTMForecaster(version.record.config)
+    return _run(version, data, lstm, baselines, quantile, reference, refit_every, on_refit)
 
 
 def summarize(backtest: Backtest) -> dict[str, Any]:
@@ -227,10 +248,10 @@ def summarize(backtest: Backtest) -> dict[str, Any]:
         for name in backtest.models
     }
     dm = {}
-    if REFERENCE in backtest.models:
-        reference = metrics.qlike_losses(target, frame[REFERENCE].to_numpy())
+    if backtest.reference in backtest.models:
+        reference = metrics.qlike_losses(target, frame[backtest.reference].to_numpy())
         for name in backtest.models:
-            if name != REFERENCE:
+            if name != backtest.reference:
                 losses = metrics.qlike_losses(target, frame[name].to_numpy())
                 dm[name] = metrics.diebold_mariano(losses, reference, backtest.horizon)
     mcs = None
@@ -255,6 +276,7 @@ def summarize(backtest: Backtest) -> dict[str, Any]:
         "mode": backtest.mode,
         "refit_every": backtest.refit_every,
         "data_source": backtest.data_source,
+        "reference": backtest.reference,
         "regime": {
             "quantile": thresholds.quantile,
             "threshold_ex_ante_vol": float(thresholds.ex_ante_vol),

@@ -1,14 +1,14 @@
 """Which initial state should I use? Train each strategy with several seeds on one split.
 
-Every (strategy, seed) is fit on the same train/validation rows and scored on
-the same held-out test rows; the result is mean ± std over seeds of QLIKE, MSE
-and the three biases, with HAR (fit on the same pre-test data) as reference.
-Nothing is saved to the registry.
+Every (strategy, seed) is an :class:`~forecaster.models.lstm_forecaster.LSTMForecaster`
+fit on the data before the same cut and scored on the same held-out test rows;
+the result is mean ± std over seeds of QLIKE, MSE and the three biases, with a
+reference baseline (HAR by default, fit on the same pre-test data). Nothing is
+saved to the registry.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -18,10 +18,11 @@ import pandas as pd
 from forecaster.data.features import build_dataset, split_dataset
 from forecaster.data.loader import PriceData
 from forecaster.evaluation import metrics
-from forecaster.evaluation.backtest import _day_before, test_period
+from forecaster.evaluation.backtest import REFERENCE, forecast_rows, test_period
 from forecaster.evaluation.report import _clean, _fmt
 from forecaster.models.baselines import create_baseline
-from forecaster.models.pipeline import TrainOptions, fit_forecaster
+from forecaster.models.config import LSTMConfig
+from forecaster.models.lstm_forecaster import LSTMForecaster
 
 METRICS = ("qlike", "mse", "bias", "bias_high_ex_ante", "bias_high_ex_post")
 
@@ -30,38 +31,39 @@ def compare(
     data: PriceData,
     inits: list[str],
     seeds: int,
-    options: TrainOptions,
+    config: LSTMConfig,
+    *,
+    test_start: str | pd.Timestamp | None = None,
+    test_fraction: float = 0.2,
     quantile: float = 0.8,
+    reference: str = REFERENCE,
+    threads: int | None = None,
     on_progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Scores of every strategy over ``seeds`` seeds (0..seeds-1) and of HAR."""
-    dataset = build_dataset(data.prices, options.feature_spec())
-    test_start = pd.Timestamp(options.test_start) if options.test_start else None
-    split = split_dataset(dataset, test_start=test_start, test_fraction=options.test_fraction)
+    """Scores of every strategy over ``seeds`` seeds (0..seeds-1) and of the reference."""
+    dataset = build_dataset(data.prices, config.feature_spec())
+    start = pd.Timestamp(test_start) if test_start else None
+    split = split_dataset(dataset, test_start=start, test_fraction=test_fraction)
     rows = split.test
     thresholds, frame = test_period(dataset, rows, quantile)
     target = frame["target_var"].to_numpy()
     ex_ante = frame["high_ex_ante"].to_numpy(dtype=bool)
     ex_post = frame["high_ex_post"].to_numpy(dtype=bool)
-    lags = max(options.horizon, 1)
+    lags = max(config.horizon, 1)
 
     def scored(forecast: np.ndarray) -> dict[str, float]:
         full = metrics.score(target, forecast, ex_ante, ex_post, lags)
         return {key: full[key] for key in METRICS}
 
-    har = create_baseline("har").fit(
-        dataset.variance, dataset.returns, dataset.horizon, _day_before(dataset, int(rows[0]))
-    )
+    baseline = forecast_rows(dataset, rows, {reference: create_baseline(reference)})[reference]
     results: dict[str, Any] = {}
     for init in inits:
         runs = []
         for seed in range(seeds):
             if on_progress is not None:
                 on_progress(init, seed)
-            fitted = fit_forecaster(
-                dataset, split, dataclasses.replace(options, init=init, seed=seed)
-            )
-            runs.append(scored(fitted.predict(dataset)[rows]))
+            lstm = LSTMForecaster(config.replace(init=init, seed=seed), threads=threads)
+            runs.append(scored(forecast_rows(dataset, rows, {init: lstm})[init]))
         results[init] = {
             key: {
                 "mean": float(np.mean([r[key] for r in runs])),
@@ -72,8 +74,8 @@ def compare(
     return _clean(
         {
             "ticker": data.ticker,
-            "horizon": options.horizon,
-            "estimator": options.estimator,
+            "horizon": config.horizon,
+            "estimator": config.estimator,
             "test_start": f"{dataset.origins[rows[0]]:%Y-%m-%d}",
             "test_end": f"{dataset.origins[rows[-1]]:%Y-%m-%d}",
             "n": int(len(rows)),
@@ -87,7 +89,8 @@ def compare(
                 "n_high_ex_post": int(ex_post.sum()),
             },
             "inits": results,
-            "har": scored(har.predict(dataset.origins[rows])),
+            "reference": reference,
+            reference: scored(baseline),
         }
     )
 
@@ -116,7 +119,10 @@ def _rows(result: dict[str, Any]) -> list[list[str]]:
             mean, std = scores[key]["mean"], scores[key]["std"]
             cells.append(f"{_fmt(FORMATS[key], mean)} ± {_fmt(FORMATS[key].replace('+', ''), std)}")
         rows.append(cells)
-    rows.append(["har (reference)", *[_fmt(FORMATS[k], result["har"][k]) for k in METRICS]])
+    reference = result.get("reference", REFERENCE)
+    rows.append(
+        [f"{reference} (reference)", *[_fmt(FORMATS[k], result[reference][k]) for k in METRICS]]
+    )
     return rows
 
 

@@ -1,16 +1,22 @@
-"""Econometric baselines with one ``fit``/``predict`` interface.
+"""Econometric baselines, each a :class:`~forecaster.models.base.Forecaster`.
 
 Every baseline forecasts the **mean daily variance over t+1 .. t+h** at each
 forecast origin t (the target of DESIGN §2), in daily-variance units.
 
-``fit(variance, returns, horizon, fit_end)`` receives the full available
-history (a daily variance proxy and daily log returns, both possibly with a
-leading NaN, on one shared DatetimeIndex). Parameters are estimated on rows
-dated ``<= fit_end`` only; the HAR regression uses only targets fully realized
-by ``fit_end``. ``predict(origins)`` then forecasts at any origin in the index;
-the forecast at origin t uses data dated ``<= t`` only, even though the series
+As forecasters they ``fit(dataset, cut)`` and ``predict(dataset, rows)`` like
+the LSTM. Underneath, ``fit_series(variance, returns, horizon, fit_end)``
+receives the full available history (a daily variance proxy and daily log
+returns, both possibly with a leading NaN, on one shared DatetimeIndex).
+Parameters are estimated on rows dated ``<= fit_end`` only (the day before the
+cut); the HAR regression uses only targets fully realized by ``fit_end``.
+``predict_origins(origins)`` then forecasts at any origin in the index; the
+forecast at origin t uses data dated ``<= t`` only, even though the series
 cover later dates. Public methods validate and delegate to the private hooks
-``_fit``/``_predict`` (the arch pattern), so subclasses cannot skip the checks.
+``_estimate``/``_forecast`` (the arch pattern), so subclasses cannot skip the
+checks.
+
+Adding a baseline is one class decorated with :func:`register_baseline`: it
+then appears in ``forecast evaluate --baselines`` and every report.
 
 No TensorFlow here: baselines stay cheap to import.
 """
@@ -18,17 +24,20 @@ No TensorFlow here: baselines stay cheap to import.
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from forecaster.errors import ConfigError, EvaluationError, ModelError
+from forecaster.models.base import Forecaster, fit_end_before
 
 if TYPE_CHECKING:
     from arch.univariate.base import ARCHModelFixedResult
     from typing_extensions import Self
+
+    from forecaster.data.features import Dataset
 
 __all__ = [
     "BASELINES",
@@ -37,13 +46,27 @@ __all__ = [
     "GJR",
     "HAR",
     "Baseline",
-    "BaselineName",
     "Naive",
     "create_baseline",
     "parse_baselines",
+    "register_baseline",
 ]
 
-BaselineName = Literal["har", "garch", "gjr", "ewma", "naive"]
+#: Registered baselines by name, in registration order (the order of reports).
+BASELINES: dict[str, type[Baseline]] = {}
+
+
+def register_baseline(cls: type[Baseline]) -> type[Baseline]:
+    """Class decorator: add a baseline to :data:`BASELINES` under ``cls.kind``."""
+    name = getattr(cls, "kind", None)
+    if not isinstance(name, str) or not name or name != name.lower() or "," in name:
+        raise TypeError(
+            f"{cls.__name__} must define a lower-case class attribute `kind` without commas"
+        )
+    if name in BASELINES and BASELINES[name] is not cls:
+        raise TypeError(f"a baseline named {name!r} is already registered")
+    BASELINES[name] = cls
+    return cls
 
 #: Trading days in the monthly HAR component, the naive window and the EWMA warm-up.
 MONTH = 22
@@ -105,19 +128,17 @@ def _trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-class Baseline(ABC):
-    """Common interface of all baselines (fit returns ``self``, like darts).
+class Baseline(Forecaster):
+    """Common base of all baselines (fit returns ``self``, like darts).
 
     Attributes
     ----------
-    name : str
+    kind : str
         Registry name (``har``, ``garch``, ...).
     """
 
-    name: ClassVar[str]
-
     def __init__(self) -> None:
-        self._fitted = False
+        super().__init__()
         self._variance = np.empty(0)
         self._returns = np.empty(0)
         self._index = pd.DatetimeIndex([])
@@ -130,8 +151,21 @@ class Baseline(ABC):
         state = f"horizon={self._horizon}, fit_end={self._fit_end.date()}" if self._fitted else ""
         return f"{type(self).__name__}({state})"
 
-    # ----------------------------------------------------------------- public
-    def fit(
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    # ------------------------------------------------------------- contract
+    def _fit(self, dataset: Dataset, cut: pd.Timestamp) -> None:
+        self.fit_series(
+            dataset.variance, dataset.returns, dataset.horizon, fit_end_before(dataset, cut)
+        )
+
+    def _predict(self, dataset: Dataset, rows: np.ndarray) -> np.ndarray:
+        return self.predict_origins(dataset.origins[rows])
+
+    # ----------------------------------------------------------------- series
+    def fit_series(
         self,
         variance: pd.Series,
         returns: pd.Series,
@@ -187,11 +221,11 @@ class Baseline(ABC):
         self._horizon = int(horizon)
         self._fit_end = fit_end
         self._n_fit = n_fit
-        self._fit()
+        self._estimate()
         self._fitted = True
         return self
 
-    def predict(self, origins: pd.DatetimeIndex) -> np.ndarray:
+    def predict_origins(self, origins: pd.DatetimeIndex) -> np.ndarray:
         """Forecast the mean daily variance over t+1..t+h at each origin t.
 
         Parameters
@@ -206,8 +240,8 @@ class Baseline(ABC):
         """
         if not self._fitted:
             raise ModelError(
-                f"baseline '{self.name}' is not fitted; call fit(variance, returns, horizon, "
-                "fit_end) before predict"
+                f"baseline '{self.name}' is not fitted; call fit(dataset, cut) or "
+                "fit_series(variance, returns, horizon, fit_end) before predicting"
             )
         try:
             origins = pd.DatetimeIndex(origins)
@@ -231,7 +265,7 @@ class Baseline(ABC):
             )
         if positions.size == 0:
             return np.empty(0, dtype=np.float64)
-        return np.asarray(self._predict(positions), dtype=np.float64)
+        return np.asarray(self._forecast(positions), dtype=np.float64)
 
     @property
     def earliest_origin(self) -> pd.Timestamp:
@@ -251,11 +285,11 @@ class Baseline(ABC):
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
-    def _fit(self) -> None:
+    def _estimate(self) -> None:
         """Estimate on ``self._*[: self._n_fit]``; set ``self._earliest``."""
 
     @abstractmethod
-    def _predict(self, positions: np.ndarray) -> np.ndarray:
+    def _forecast(self, positions: np.ndarray) -> np.ndarray:
         """Forecasts at integer ``positions`` of the series (already validated)."""
 
     @abstractmethod
@@ -267,6 +301,7 @@ class Baseline(ABC):
         return int(np.argmax(~np.isnan(values)))
 
 
+@register_baseline
 class HAR(Baseline):
     """HAR-RV in logs (Corsi 2009).
 
@@ -277,7 +312,7 @@ class HAR(Baseline):
     a mean variance. Needs a strictly positive variance proxy.
     """
 
-    name = "har"
+    kind = "har"
 
     def __init__(self) -> None:
         super().__init__()
@@ -287,7 +322,7 @@ class HAR(Baseline):
         self.n_obs = 0
         self._design = np.empty((0, 4))
 
-    def _fit(self) -> None:
+    def _estimate(self) -> None:
         variance = self._variance
         first = self._first_valid(variance)
         self._earliest = first + MONTH - 1
@@ -329,7 +364,7 @@ class HAR(Baseline):
         self.residual_variance = float(residuals @ residuals / (rows.size - design.shape[1]))
         self.lognormal_correction = math.exp(0.5 * self.residual_variance)
 
-    def _predict(self, positions: np.ndarray) -> np.ndarray:
+    def _forecast(self, positions: np.ndarray) -> np.ndarray:
         design = self._design[positions]
         bad = ~np.isfinite(design).all(axis=1)
         if bad.any():
@@ -353,6 +388,7 @@ class HAR(Baseline):
         }
 
 
+@register_baseline
 class GARCH(Baseline):
     """GARCH(1,1) with constant mean and normal errors, fit by arch on percent returns.
 
@@ -370,7 +406,7 @@ class GARCH(Baseline):
     parameter names and percent-return units (``mu`` in %, ``omega`` in %^2).
     """
 
-    name = "garch"
+    kind = "garch"
     o: ClassVar[int] = 0
 
     def __init__(self) -> None:
@@ -394,7 +430,7 @@ class GARCH(Baseline):
             rescale=False,
         )
 
-    def _fit(self) -> None:
+    def _estimate(self) -> None:
         returns = self._returns
         first = self._first_valid(returns)
         self._first = first
@@ -410,7 +446,7 @@ class GARCH(Baseline):
         self.convergence_flag = int(result.convergence_flag)
         self._fixed = self._model(RETURN_SCALE * returns[first:]).fix(result.params.to_numpy())
 
-    def _predict(self, positions: np.ndarray) -> np.ndarray:
+    def _forecast(self, positions: np.ndarray) -> np.ndarray:
         assert self._fixed is not None
         offsets = positions - self._first
         start = int(offsets.min())
@@ -426,13 +462,15 @@ class GARCH(Baseline):
         return params
 
 
+@register_baseline
 class GJR(GARCH):
     """GJR-GARCH(1,1,1): GARCH with a leverage term (``o=1``)."""
 
-    name = "gjr"
+    kind = "gjr"
     o: ClassVar[int] = 1
 
 
+@register_baseline
 class EWMA(Baseline):
     """RiskMetrics EWMA on the variance proxy, flat over the horizon.
 
@@ -442,14 +480,14 @@ class EWMA(Baseline):
     estimated: ``fit`` only records the series.
     """
 
-    name = "ewma"
+    kind = "ewma"
     decay: ClassVar[float] = 0.94
 
     def __init__(self) -> None:
         super().__init__()
         self._sigma2 = np.empty(0)
 
-    def _fit(self) -> None:
+    def _estimate(self) -> None:
         variance = self._variance
         first = self._first_valid(variance)
         self._earliest = first + MONTH - 1
@@ -462,35 +500,32 @@ class EWMA(Baseline):
                 sigma2[position] = level
         self._sigma2 = sigma2
 
-    def _predict(self, positions: np.ndarray) -> np.ndarray:
+    def _forecast(self, positions: np.ndarray) -> np.ndarray:
         return self._sigma2[positions]
 
     def _params(self) -> dict[str, float]:
         return {"lambda": self.decay, "init_window": float(MONTH)}
 
 
+@register_baseline
 class Naive(Baseline):
     """Mean daily variance of the 22 trading days ending at the origin, flat over h."""
 
-    name = "naive"
+    kind = "naive"
 
     def __init__(self) -> None:
         super().__init__()
         self._trailing = np.empty(0)
 
-    def _fit(self) -> None:
+    def _estimate(self) -> None:
         self._earliest = self._first_valid(self._variance) + MONTH - 1
         self._trailing = _trailing_mean(self._variance, MONTH)
 
-    def _predict(self, positions: np.ndarray) -> np.ndarray:
+    def _forecast(self, positions: np.ndarray) -> np.ndarray:
         return self._trailing[positions]
 
     def _params(self) -> dict[str, float]:
         return {"window": float(MONTH)}
-
-
-BASELINES: dict[str, type[Baseline]] = {cls.name: cls for cls in (HAR, GARCH, GJR, EWMA, Naive)}
-assert tuple(BASELINES) == get_args(BaselineName)
 
 
 def _unknown(name: str) -> ConfigError:
@@ -500,8 +535,8 @@ def _unknown(name: str) -> ConfigError:
     )
 
 
-def create_baseline(name: BaselineName | str) -> Baseline:
-    """A new, unfitted baseline by registry name (har, garch, gjr, ewma, naive)."""
+def create_baseline(name: str) -> Baseline:
+    """A new, unfitted baseline by registry name (see :data:`BASELINES`)."""
     try:
         return BASELINES[name]()
     except (KeyError, TypeError):

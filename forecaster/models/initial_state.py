@@ -6,7 +6,13 @@ and returns the two state tensors, or ``None`` for Keras' zero state.
 
 Adding a strategy means writing one subclass of :class:`InitialState` and
 decorating it with :func:`register`; the CLI's ``--init`` choices come from
-:func:`available_strategies`.
+:func:`available_strategies` and its options (``defaults``) are set with
+``--init-option NAME=VALUE``.
+
+A strategy also owns how its network is fed: the base class trains on shuffled
+mini-batches and predicts row by row; :class:`StatefulState` overrides those
+hooks (consecutive origins in time order, state carried across batches, warm-up
+at inference), so the trainer has no strategy-specific branches.
 
 Importing this module does not import TensorFlow or Keras: Keras is imported
 inside the methods that build layers, and the custom layer classes are created
@@ -17,24 +23,34 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-from forecaster.errors import ConfigError
+from forecaster.errors import ConfigError, ModelError
 
 __all__ = [
+    "LSTM_LAYER",
     "STRATEGIES",
     "InitialState",
     "available_strategies",
     "create_strategy",
     "derive_seed",
     "ensure_registered",
+    "lstm_layer",
+    "parse_option",
+    "predict_rows",
     "register",
 ]
 
 STRATEGIES: dict[str, type[InitialState]] = {}
+
+#: Name of the LSTM layer in every model (stateful strategies reset its state).
+LSTM_LAYER = "lstm"
+# Rows per call when predicting with a non-stateful model.
+_PREDICT_CHUNK = 8192
 
 _SEED_MODULUS = 2**31 - 1
 
@@ -92,6 +108,49 @@ def create_strategy(name: str, units: int, seed: int, **options: Any) -> Initial
             f"{', '.join(available_strategies())} (pass one of them to --init)"
         )
     return STRATEGIES[name](units, seed, **options)
+
+
+def parse_option(strategy: str, text: str) -> tuple[str, Any]:
+    """Parse ``NAME=VALUE`` for a strategy's option, typed like the option's default.
+
+    Raises
+    ------
+    ConfigError
+        Unknown strategy or option, no ``=``, or a value of the wrong type.
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"unknown initial-state strategy {strategy!r}; expected one of "
+            f"{', '.join(available_strategies())} (pass one of them to --init)"
+        )
+    defaults = STRATEGIES[strategy].defaults
+    accepted = ", ".join(f"{key}={value!r}" for key, value in defaults.items()) or "none"
+    name, sep, raw = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not name:
+        raise ConfigError(
+            f"--init-option expects NAME=VALUE; received {text!r} (options of {strategy!r}: "
+            f"{accepted})"
+        )
+    if name not in defaults:
+        raise ConfigError(
+            f"initial-state strategy {strategy!r} has no option {name!r}; it accepts: {accepted}"
+        )
+    kind = type(defaults[name])
+    raw = raw.strip()
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            value: Any = raw.lower() in ("true", "1", "yes")
+        else:
+            value = kind(raw)
+    except ValueError:
+        raise ConfigError(
+            f"--init-option {name}={raw!r}: expected a {kind.__name__} value for option "
+            f"{name!r} of {strategy!r} (default {defaults[name]!r})"
+        ) from None
+    return name, value
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -168,6 +227,37 @@ class InitialState(ABC):
     def config(self) -> dict[str, Any]:
         """JSON-safe options of this strategy, for the model's metadata."""
         return dict(self.options)
+
+    # --- how the network is fed (plain: shuffled mini-batches) ---------------
+
+    def batch_size(self, requested: int, lookback: int) -> int:
+        """Fixed batch size of the Keras input, or None for any batch."""
+        return requested
+
+    def input_batch(self, lookback: int) -> int | None:
+        """Batch dimension of the model's inputs (None = any)."""
+        return None
+
+    def training_rows(self, rows: int, lookback: int) -> slice:
+        """The rows of the training set to fit on."""
+        return slice(0, rows)
+
+    def epoch_order(self, model: Any, rng: Any, rows: int) -> Any:
+        """Row order of one epoch (called at the start of each epoch)."""
+        return rng.permutation(rows)
+
+    def predict_validation(
+        self, model: Any, lookback: int, x_train: dict[str, Any], x_val: dict[str, Any]
+    ) -> Any:
+        """z_hat of the validation rows after an epoch."""
+        return predict_rows(model, x_val)
+
+    def predict(self, model: Any, lookback: int, x: dict[str, Any]) -> Any:
+        """z_hat (float64) for each row of ``x``; NaN where the strategy cannot forecast."""
+        return predict_rows(model, x)
+
+    def end_training(self, model: Any) -> None:
+        """Called once the best weights are restored."""
 
     def __repr__(self) -> str:
         options = ", ".join(f"{key}={value!r}" for key, value in self.options.items())
@@ -264,6 +354,151 @@ class StatefulState(InitialState):
 
     def _build(self, sequence_input: Any, context_input: Any) -> None:
         return None
+
+    def batch_size(self, requested: int, lookback: int) -> int:
+        return lookback
+
+    def input_batch(self, lookback: int) -> int:
+        return lookback
+
+    def training_rows(self, rows: int, lookback: int) -> slice:
+        if rows < lookback:
+            raise ModelError(
+                f"a stateful model needs at least lookback={lookback} training rows "
+                f"(one batch of consecutive origins); received {rows}"
+            )
+        return slice(rows % lookback, rows)  # drop the oldest rows
+
+    def epoch_order(self, model: Any, rng: Any, rows: int) -> Any:
+        lstm_layer(model).reset_state()
+        return slice(None)
+
+    def predict_validation(
+        self, model: Any, lookback: int, x_train: dict[str, Any], x_val: dict[str, Any]
+    ) -> Any:
+        import numpy as np
+
+        rows = x_train["sequence"].shape[0]
+        joined = {key: np.concatenate([x_train[key], x_val[key]]) for key in x_train}
+        z_hat = _predict_stateful(model, lookback, _pad_to_multiple(joined, lookback))
+        return z_hat[rows : rows + x_val["sequence"].shape[0]]
+
+    def predict(self, model: Any, lookback: int, x: dict[str, Any]) -> Any:
+        """Reset, run the rows in time order (the history warms up the state), reset.
+
+        The oldest ``N mod lookback`` rows, which cannot fill a batch, get NaN;
+        the newest row is always predicted.
+        """
+        import numpy as np
+
+        rows = x["sequence"].shape[0]
+        if rows < lookback:
+            raise ModelError(
+                f"a stateful model predicts from at least lookback={lookback} consecutive "
+                f"origins (the history warms up the state); received {rows} rows"
+            )
+        trimmed = rows % lookback
+        z_hat = np.full(rows, np.nan)
+        try:
+            z_hat[trimmed:] = _predict_stateful(
+                model, lookback, {key: value[trimmed:] for key, value in x.items()}
+            )
+        finally:
+            lstm_layer(model).reset_state()
+        return z_hat
+
+    def end_training(self, model: Any) -> None:
+        lstm_layer(model).reset_state()
+
+
+# --- feeding a model -------------------------------------------------------------
+
+
+def lstm_layer(model: Any) -> Any:
+    try:
+        return model.get_layer(LSTM_LAYER)
+    except ValueError as exc:
+        raise ModelError(
+            f"model {model.name!r} has no layer named {LSTM_LAYER!r}; "
+            "it was not built by forecaster.models.lstm.build_model"
+        ) from exc
+
+
+def predict_rows(model: Any, x: dict[str, Any]) -> Any:
+    """z_hat (float64) of a non-stateful model for every row, in chunks."""
+    import numpy as np
+
+    rows = x["sequence"].shape[0]
+    parts = [
+        np.asarray(
+            model.predict_on_batch(
+                {key: value[start : start + _PREDICT_CHUNK] for key, value in x.items()}
+            )
+        )
+        for start in range(0, rows, _PREDICT_CHUNK)
+    ]
+    return np.concatenate(parts).reshape(-1).astype(np.float64)
+
+
+_STATEFUL_FORWARD: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _stateful_forward(model: Any) -> Any:
+    """A compiled function running a stateful model over K batches in one call.
+
+    Takes ``sequence`` (K, B, L, F) and ``context`` (K, B, C) and returns
+    z_hat (K, B, 1); batch k + 1 starts from the state batch k left. Cached per
+    model, traced once (K is dynamic).
+    """
+    forward = _STATEFUL_FORWARD.get(model)
+    if forward is None:
+        import tensorflow as tf
+
+        model_ref = weakref.ref(model)  # a strong reference would keep the cache entry alive
+
+        sequence_spec, context_spec = (
+            tf.TensorSpec((None, *model.get_layer(name).output.shape), tf.float32)
+            for name in ("sequence", "context")
+        )
+
+        @tf.function(input_signature=[sequence_spec, context_spec])
+        def forward(sequence: Any, context: Any) -> Any:
+            count = tf.shape(sequence)[0]
+            outputs = tf.TensorArray(tf.float32, size=count)
+            for index in tf.range(count):
+                batch = {"sequence": sequence[index], "context": context[index]}
+                outputs = outputs.write(index, model_ref()(batch, training=False))
+            return outputs.stack()
+
+        _STATEFUL_FORWARD[model] = forward
+    return forward
+
+
+def _predict_stateful(model: Any, lookback: int, x: dict[str, Any]) -> Any:
+    """Reset, then run rows (a multiple of ``lookback``, in time order) batch by batch.
+
+    The state after the last batch is left in place; callers reset.
+    """
+    rows = x["sequence"].shape[0]
+    batches = rows // lookback
+    lstm_layer(model).reset_state()
+    z_hat = _stateful_forward(model)(
+        x["sequence"].reshape(batches, lookback, *x["sequence"].shape[1:]),
+        x["context"].reshape(batches, lookback, -1),
+    )
+    return z_hat.numpy().reshape(-1)
+
+
+def _pad_to_multiple(x: dict[str, Any], multiple: int) -> dict[str, Any]:
+    """Append copies of the last row so the row count is a multiple of ``multiple``."""
+    import numpy as np
+
+    rows = x["sequence"].shape[0]
+    extra = -rows % multiple
+    if extra == 0:
+        return x
+    index = np.concatenate([np.arange(rows), np.full(extra, rows - 1)])
+    return {key: value[index] for key, value in x.items()}
 
 
 def ensure_registered() -> None:

@@ -11,12 +11,14 @@ Importing this module does not import TensorFlow or Keras.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forecaster.errors import ConfigError, RegistryError
 from forecaster.models.initial_state import (
+    LSTM_LAYER,
     STRATEGIES,
     InitialState,
     available_strategies,
@@ -39,7 +41,6 @@ __all__ = [
     "save_model",
 ]
 
-LSTM_LAYER = "lstm"
 OUTPUT_LAYER = "z_hat"
 
 # Sub-seed paths: one per initializer, so each draws from its own stream.
@@ -47,6 +48,8 @@ _SEED_LSTM_KERNEL = (0, 0)
 _SEED_LSTM_RECURRENT = (0, 1)
 _SEED_HEAD = (0, 2)
 _SEED_STRATEGY = (1,)
+# Strategy options that specs saved by release 0.1.0 kept as flat fields.
+_LEGACY_OPTION_FIELDS = ("state_stddev", "encoder_units")
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,9 @@ class ModelSpec:
         LSTM units.
     init : str
         Initial-state strategy, one of :func:`available_strategies`.
-    state_stddev : float
-        Standard deviation of the ``random`` strategy's draws.
-    encoder_units : int
-        Hidden width of the ``encoder`` strategy.
+    init_options : dict
+        The strategy's options (see its ``defaults``); validated by the strategy,
+        missing ones take its defaults.
     seed : int
         Root seed of every initializer in the network.
     unroll : bool
@@ -80,8 +82,7 @@ class ModelSpec:
     context_size: int
     units: int = 32
     init: str = "encoder"
-    state_stddev: float = 0.1
-    encoder_units: int = 16
+    init_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     unroll: bool = True
 
@@ -91,7 +92,6 @@ class ModelSpec:
             ("n_features", 1),
             ("context_size", 1),
             ("units", 1),
-            ("encoder_units", 1),
             ("seed", 0),
         ):
             value = getattr(self, name)
@@ -101,8 +101,9 @@ class ModelSpec:
                 )
         if not isinstance(self.unroll, bool):
             raise ConfigError(f"ModelSpec.unroll must be true or false; received {self.unroll!r}")
-        # Validates the name and the strategy's options (no TensorFlow needed).
-        self.strategy()
+        # Validates the name and the strategy's options (no TensorFlow needed); stores
+        # the complete options, defaults filled in.
+        object.__setattr__(self, "init_options", self.strategy().config())
 
     @property
     def stateful(self) -> bool:
@@ -111,22 +112,31 @@ class ModelSpec:
 
     def strategy(self) -> InitialState:
         """The initial-state strategy object this spec describes."""
-        cls = STRATEGIES.get(self.init)
-        options = {}
-        if cls is not None:
-            fields = {field.name for field in dataclasses.fields(self)}
-            options = {key: getattr(self, key) for key in cls.defaults if key in fields}
+        if not isinstance(self.init_options, Mapping):
+            raise ConfigError(
+                f"ModelSpec.init_options must be a mapping of option names to values; "
+                f"received {self.init_options!r}"
+            )
         return create_strategy(
-            self.init, self.units, derive_seed(self.seed, *_SEED_STRATEGY), **options
+            self.init, self.units, derive_seed(self.seed, *_SEED_STRATEGY), **self.init_options
         )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of all fields."""
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "init_options": dict(self.init_options)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise ConfigError."""
+        """Inverse of :meth:`to_dict`; unknown or missing keys raise ConfigError.
+
+        A spec saved before strategies owned their options (flat ``state_stddev``
+        and ``encoder_units`` fields) is read too: the strategy's own option is kept.
+        """
+        data = dict(data)
+        legacy = {key: data.pop(key) for key in _LEGACY_OPTION_FIELDS if key in data}
+        if legacy and "init_options" not in data:
+            accepted = STRATEGIES[data["init"]].defaults if data.get("init") in STRATEGIES else {}
+            data["init_options"] = {key: value for key, value in legacy.items() if key in accepted}
         fields = {field.name: field for field in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(fields))
         if unknown:
@@ -136,7 +146,9 @@ class ModelSpec:
         required = [
             name
             for name, field in fields.items()
-            if field.default is dataclasses.MISSING and name not in data
+            if field.default is dataclasses.MISSING
+            and field.default_factory is dataclasses.MISSING
+            and name not in data
         ]
         if required:
             raise ConfigError(f"ModelSpec is missing required field(s) {', '.join(required)}")
@@ -155,7 +167,7 @@ def build_model(spec: ModelSpec) -> keras.Model:
 
     ensure_registered()
     strategy = spec.strategy()
-    batch = spec.lookback if strategy.stateful else None
+    batch = strategy.input_batch(spec.lookback)
     sequence = keras.Input(
         batch_shape=(batch, spec.lookback, spec.n_features), name="sequence", dtype="float32"
     )

@@ -13,6 +13,7 @@ fallback to another model.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -25,14 +26,15 @@ from typing import Any
 import pandas as pd
 
 from forecaster.data.store import atomic_write_bytes
-from forecaster.errors import RegistryError
+from forecaster.errors import ConfigError, RegistryError
+from forecaster.models.record import ModelRecord
 
 MODEL_FILE = "model.keras"
 META_FILE = "meta.json"
 CHAMPION_FILE = "champion.json"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModelVersion:
     """One saved model: where it is and its metadata."""
 
@@ -44,6 +46,18 @@ class ModelVersion:
     @property
     def model_path(self) -> Path:
         return self.path / MODEL_FILE
+
+    @functools.cached_property
+    def record(self) -> ModelRecord:
+        """The typed record of ``meta.json``; incomplete or inconsistent is an error naming it."""
+        try:
+            return ModelRecord.from_dict(self.meta)
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
+            detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise RegistryError(
+                f"model metadata {str(self.path / META_FILE)!r} is incomplete or corrupt "
+                f"({detail}); retrain with `forecast train --ticker {self.ticker}`"
+            ) from None
 
 
 def new_version_id(init: str) -> str:
@@ -89,17 +103,18 @@ class ModelRegistry:
 
     def save(
         self,
-        ticker: str,
-        version: str,
+        record: ModelRecord,
         write_model: Callable[[Path], None],
-        meta: dict[str, Any],
         promote: bool,
         reason: str = "trained",
     ) -> ModelVersion:
-        """Write a new version atomically; optionally make it the champion.
+        """Write a new version (``record`` as meta.json) atomically; optionally promote it.
 
         ``write_model(path)`` must write the model file to ``path``.
         """
+        ticker, version = record.ticker, record.version
+        _check_name(ticker, "ticker")
+        _check_name(version, "model version")
         folder = self.models_dir / ticker
         final = folder / version
         if final.exists():
@@ -111,7 +126,7 @@ class ModelRegistry:
         staging.mkdir()
         try:
             write_model(staging / MODEL_FILE)
-            full_meta = {**meta, "ticker": ticker, "version": version}
+            full_meta = record.to_dict()
             write_json(staging / META_FILE, full_meta)
             os.replace(staging, final)
         except BaseException:

@@ -9,11 +9,12 @@ variance. The loss is written on ``d = z - z_hat``:
   standard deviation used to standardize the log variance; this is exactly
   QLIKE = y/f - ln(y/f) - 1 on the variances y = exp(mu + s z), f = exp(mu + s z_hat).
 
-Stateful models (``init="stateful"``) take rows that are consecutive forecast
-origins in time order. They are fed in batches of L = lookback rows in natural
-order, so slot j of batch k+1 is the origin L days after slot j of batch k and
-its window starts where the earlier window ended: the carried state is an exact
-continuation. The oldest ``N mod L`` rows are trimmed.
+How rows are fed is the initial-state strategy's business
+(:mod:`forecaster.models.initial_state`): shuffled mini-batches by default;
+the stateful strategy takes consecutive forecast origins in time order, in
+batches of L = lookback rows (slot j of batch k+1 is the origin L days after
+slot j of batch k, so the carried state is an exact continuation) and trims the
+oldest ``N mod L`` rows.
 
 Importing this module does not import TensorFlow or Keras.
 """
@@ -25,7 +26,6 @@ import math
 import sys
 import time
 import warnings
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -34,7 +34,7 @@ import numpy as np
 
 from forecaster.errors import ConfigError, DataError, ModelError
 from forecaster.models.initial_state import derive_seed
-from forecaster.models.lstm import LSTM_LAYER, ModelSpec, build_model
+from forecaster.models.lstm import ModelSpec, build_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -57,8 +57,6 @@ JIT_COMPILE = False
 # Train steps per compiled call: fewer Python round trips (identical results; about 40%
 # shorter epochs at the S&P 500 sizes on 2 cores).
 STEPS_PER_EXECUTION = 32
-# Rows per call when predicting with a non-stateful model.
-_PREDICT_CHUNK = 8192
 # exp() argument cap in the QLIKE loss: keeps a wild early step finite.
 _QLIKE_CAP = 50.0
 
@@ -282,88 +280,6 @@ def _take(x: dict[str, np.ndarray], index: Any) -> dict[str, np.ndarray]:
     return {key: value[index] for key, value in x.items()}
 
 
-def _concat(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {key: np.concatenate([first[key], second[key]]) for key in first}
-
-
-def _lstm_layer(model: keras.Model) -> Any:
-    try:
-        return model.get_layer(LSTM_LAYER)
-    except ValueError as exc:
-        raise ModelError(
-            f"model {model.name!r} has no layer named {LSTM_LAYER!r}; "
-            "it was not built by forecaster.models.lstm.build_model"
-        ) from exc
-
-
-def _predict_plain(model: keras.Model, x: dict[str, np.ndarray]) -> np.ndarray:
-    rows = x["sequence"].shape[0]
-    parts = [
-        np.asarray(model.predict_on_batch(_take(x, slice(start, start + _PREDICT_CHUNK))))
-        for start in range(0, rows, _PREDICT_CHUNK)
-    ]
-    return np.concatenate(parts).reshape(-1)
-
-
-_STATEFUL_FORWARD: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-def _stateful_forward(model: keras.Model) -> Any:
-    """A compiled function running a stateful model over K batches in one call.
-
-    Takes ``sequence`` (K, B, L, F) and ``context`` (K, B, C) and returns
-    z_hat (K, B, 1); batch k + 1 starts from the state batch k left. Cached per
-    model, traced once (K is dynamic).
-    """
-    forward = _STATEFUL_FORWARD.get(model)
-    if forward is None:
-        import tensorflow as tf
-
-        model_ref = weakref.ref(model)  # a strong reference would keep the cache entry alive
-
-        sequence_spec, context_spec = (
-            tf.TensorSpec((None, *model.get_layer(name).output.shape), tf.float32)
-            for name in ("sequence", "context")
-        )
-
-        @tf.function(input_signature=[sequence_spec, context_spec])
-        def forward(sequence: Any, context: Any) -> Any:
-            count = tf.shape(sequence)[0]
-            outputs = tf.TensorArray(tf.float32, size=count)
-            for index in tf.range(count):
-                batch = {"sequence": sequence[index], "context": context[index]}
-                outputs = outputs.write(index, model_ref()(batch, training=False))
-            return outputs.stack()
-
-        _STATEFUL_FORWARD[model] = forward
-    return forward
-
-
-def _predict_stateful(model: keras.Model, lookback: int, x: dict[str, np.ndarray]) -> np.ndarray:
-    """Reset, then run rows (a multiple of ``lookback``, in time order) batch by batch.
-
-    The state after the last batch is left in place; callers reset.
-    """
-    rows = x["sequence"].shape[0]
-    batches = rows // lookback
-    _lstm_layer(model).reset_state()
-    z_hat = _stateful_forward(model)(
-        x["sequence"].reshape(batches, lookback, *x["sequence"].shape[1:]),
-        x["context"].reshape(batches, lookback, -1),
-    )
-    return z_hat.numpy().reshape(-1)
-
-
-def _pad_to_multiple(x: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarray]:
-    """Append copies of the last row so the row count is a multiple of ``multiple``."""
-    rows = x["sequence"].shape[0]
-    extra = -rows % multiple
-    if extra == 0:
-        return x
-    index = np.concatenate([np.arange(rows), np.full(extra, rows - 1)])
-    return _take(x, index)
-
-
 def fit(
     spec: ModelSpec,
     config: TrainConfig,
@@ -407,18 +323,10 @@ def fit(
     x_train, z_train = _check_inputs(spec, x_train, z_train, "training")
     x_val, z_val = _check_inputs(spec, x_val, z_val, "validation")
     lookback = spec.lookback
-    if spec.stateful:
-        rows = x_train["sequence"].shape[0]
-        if rows < lookback:
-            raise ModelError(
-                f"a stateful model needs at least lookback={lookback} training rows "
-                f"(one batch of consecutive origins); received {rows}"
-            )
-        keep = slice(rows % lookback, rows)  # drop the oldest rows
-        x_train, z_train = _take(x_train, keep), z_train[keep]
-        batch_size = lookback
-    else:
-        batch_size = config.batch_size
+    strategy = spec.strategy()
+    keep = strategy.training_rows(x_train["sequence"].shape[0], lookback)
+    x_train, z_train = _take(x_train, keep), z_train[keep]
+    batch_size = strategy.batch_size(config.batch_size, lookback)
 
     configure_tensorflow(config.threads, config.seed)
     import keras
@@ -430,22 +338,15 @@ def fit(
         jit_compile=JIT_COMPILE,
         steps_per_execution=STEPS_PER_EXECUTION,
     )
-    lstm = _lstm_layer(model)
     rng = np.random.default_rng(derive_seed(config.seed, 7))
     rows = x_train["sequence"].shape[0]
-    if spec.stateful:
-        warm_val = _pad_to_multiple(_concat(x_train, x_val), lookback)
     target_train = z_train.reshape(-1, 1)
 
     best_loss, best_epoch, best_weights, waited = math.inf, 0, None, 0
     train_losses: list[float] = []
     val_losses: list[float] = []
     for epoch in range(1, config.epochs + 1):
-        if spec.stateful:
-            lstm.reset_state()
-            order = slice(None)
-        else:
-            order = rng.permutation(rows)
+        order = strategy.epoch_order(model, rng, rows)
         history = model.fit(
             _take(x_train, order),
             target_train[order],
@@ -455,10 +356,7 @@ def fit(
             verbose=0,
         )
         train_loss = float(history.history["loss"][-1])
-        if spec.stateful:
-            z_hat = _predict_stateful(model, lookback, warm_val)[rows : rows + len(z_val)]
-        else:
-            z_hat = _predict_plain(model, x_val)
+        z_hat = strategy.predict_validation(model, lookback, x_train, x_val)
         val_loss = loss_value(z_val, z_hat, config.loss, config.target_scale)
         train_losses.append(train_loss)
         val_losses.append(val_loss)
@@ -485,8 +383,7 @@ def fit(
             if waited >= config.patience:
                 break
     model.set_weights(best_weights)
-    if spec.stateful:
-        lstm.reset_state()
+    strategy.end_training(model)
     return FitResult(
         model=model,
         epochs_run=len(train_losses),
@@ -500,11 +397,9 @@ def fit(
 def predict_z(model: keras.Model, spec: ModelSpec, x: Mapping[str, np.ndarray]) -> np.ndarray:
     """Predict the standardized log variance z_hat for each row of ``x``.
 
-    For a stateful spec the rows must be consecutive forecast origins in time
-    order: the state is reset, the rows are run in order (the history warms the
-    state up) and the oldest ``N mod lookback`` rows, which cannot be placed in
-    a full batch, get NaN. The newest row is always predicted. The state is
-    reset again afterwards.
+    The spec's strategy feeds the rows (a stateful one needs consecutive
+    origins in time order, warms its state on them and gives NaN to the oldest
+    ``N mod lookback`` rows; the newest row is always predicted).
 
     Returns
     -------
@@ -517,26 +412,13 @@ def predict_z(model: keras.Model, spec: ModelSpec, x: Mapping[str, np.ndarray]) 
         Shapes do not match ``spec``, the model's statefulness differs from the
         spec's, or a stateful spec gets fewer than ``lookback`` rows.
     """
+    from forecaster.models.initial_state import lstm_layer
+
     x, _ = _check_inputs(spec, x, None, "prediction")
-    lstm = _lstm_layer(model)
+    lstm = lstm_layer(model)
     if bool(lstm.stateful) != spec.stateful:
         raise ModelError(
             f"model {model.name!r} is {'' if lstm.stateful else 'not '}stateful but the spec "
             f"says init={spec.init!r}; use the spec saved with this model"
         )
-    if not spec.stateful:
-        return _predict_plain(model, x).astype(np.float64)
-    rows = x["sequence"].shape[0]
-    lookback = spec.lookback
-    if rows < lookback:
-        raise ModelError(
-            f"a stateful model predicts from at least lookback={lookback} consecutive "
-            f"origins (the history warms up the state); received {rows} rows"
-        )
-    trimmed = rows % lookback
-    z_hat = np.full(rows, np.nan)
-    try:
-        z_hat[trimmed:] = _predict_stateful(model, lookback, _take(x, slice(trimmed, rows)))
-    finally:
-        lstm.reset_state()
-    return z_hat
+    return np.asarray(spec.strategy().predict(model, spec.lookback, x), dtype=np.float64)

@@ -74,7 +74,8 @@ def make_tiny_data(seed: int = 0) -> TinyData:
 
 def tiny_spec(init: str, **changes: Any) -> ModelSpec:
     """A tiny ModelSpec matching :func:`make_tiny_data`."""
-    fields = {"units": UNITS, "encoder_units": 3, "seed": 0, **changes}
+    options = {"encoder_units": 3} if init == "encoder" else {}
+    fields = {"units": UNITS, "init_options": options, "seed": 0, **changes}
     return ModelSpec(LOOKBACK, N_FEATURES, CONTEXT_SIZE, init=init, **fields)
 
 

@@ -81,7 +81,7 @@ def test_har_matches_lstsq_on_realized_targets(data, fit_end, horizon):
     variance, returns = data
     coefficients, residual_variance, n_obs = _har_reference(variance, horizon, FIT_END_POS)
 
-    model = HAR().fit(variance, returns, horizon, fit_end)
+    model = HAR().fit_series(variance, returns, horizon, fit_end)
 
     np.testing.assert_allclose(model.coefficients, coefficients, rtol=1e-9)
     assert model.residual_variance == pytest.approx(residual_variance, rel=1e-9)
@@ -100,7 +100,7 @@ def test_har_matches_lstsq_on_realized_targets(data, fit_end, horizon):
         ]
     )
     expected = math.exp(features @ coefficients + 0.5 * residual_variance)
-    forecast = model.predict(variance.index[[origin]])
+    forecast = model.predict_origins(variance.index[[origin]])
     assert forecast == pytest.approx([expected], rel=1e-9)
 
 
@@ -109,17 +109,17 @@ def test_har_rejects_zero_variance_in_training(data, fit_end):
     zeroed = variance.copy()
     zeroed.iloc[100] = 0.0
     with pytest.raises(ModelError, match=r"HAR works in logs.*zero on 2010-05-24.*garman-klass"):
-        HAR().fit(zeroed, returns, 1, fit_end)
+        HAR().fit_series(zeroed, returns, 1, fit_end)
 
 
 def test_har_rejects_zero_variance_at_prediction(data, fit_end):
     variance, returns = data
     zeroed = variance.copy()
     zeroed.iloc[500] = 0.0  # after fit_end: fitting is fine, forecasting near it is not
-    model = HAR().fit(zeroed, returns, 1, fit_end)
-    assert np.isfinite(model.predict(variance.index[[499, 501]])).all()
+    model = HAR().fit_series(zeroed, returns, 1, fit_end)
+    assert np.isfinite(model.predict_origins(variance.index[[499, 501]])).all()
     with pytest.raises(ModelError, match="is zero at the origins 2011-12-05; use a range"):
-        model.predict(variance.index[[499, 500, 501]])
+        model.predict_origins(variance.index[[499, 500, 501]])
 
 
 # --------------------------------------------------------------------------- EWMA
@@ -134,10 +134,10 @@ def test_ewma_matches_loop(data, fit_end):
         expected[row] = level
 
     for horizon in (1, 5):
-        model = EWMA().fit(variance, returns, horizon, fit_end)
+        model = EWMA().fit_series(variance, returns, horizon, fit_end)
         rows = [22, 23, 100, 399, 400, 599]
         np.testing.assert_allclose(
-            model.predict(variance.index[rows]), [expected[row] for row in rows], rtol=1e-12
+            model.predict_origins(variance.index[rows]), [expected[row] for row in rows], rtol=1e-12
         )
         assert model.earliest_origin == variance.index[22]
 
@@ -145,10 +145,10 @@ def test_ewma_matches_loop(data, fit_end):
 # -------------------------------------------------------------------------- naive
 def test_naive_matches_slicing(data, fit_end):
     variance, returns = data
-    model = Naive().fit(variance, returns, 5, fit_end)
+    model = Naive().fit_series(variance, returns, 5, fit_end)
     rows = [22, 57, 399, 400, 599]
     expected = [variance.iloc[row - 21 : row + 1].mean() for row in rows]
-    np.testing.assert_allclose(model.predict(variance.index[rows]), expected, rtol=1e-12)
+    np.testing.assert_allclose(model.predict_origins(variance.index[rows]), expected, rtol=1e-12)
 
 
 # ------------------------------------------------------------------------ GARCH/GJR
@@ -169,7 +169,7 @@ def _hand_sigma2(returns: pd.Series, params: pd.Series, gamma: float) -> np.ndar
 @pytest.mark.parametrize("model_class", [GARCH, GJR])
 def test_garch_params_equal_direct_arch_fit_on_training_slice(data, fit_end, model_class):
     variance, returns = data
-    model = model_class().fit(variance, returns, 1, fit_end)
+    model = model_class().fit_series(variance, returns, 1, fit_end)
     direct = arch_model(
         100 * returns.iloc[1 : FIT_END_POS + 1].to_numpy(),
         mean="Constant",
@@ -186,7 +186,7 @@ def test_garch_params_equal_direct_arch_fit_on_training_slice(data, fit_end, mod
 @pytest.mark.parametrize("model_class", [GARCH, GJR])
 def test_garch_one_step_forecast_by_hand(data, fit_end, model_class):
     variance, returns = data
-    model = model_class().fit(variance, returns, 1, fit_end)
+    model = model_class().fit_series(variance, returns, 1, fit_end)
     params = model.arch_params
     gamma = float(params.get("gamma[1]", 0.0))
     sigma2 = _hand_sigma2(returns, params, gamma)
@@ -201,7 +201,7 @@ def test_garch_one_step_forecast_by_hand(data, fit_end, model_class):
         + params["beta[1]"] * sigma2[step]
     )
     assert by_hand == pytest.approx(sigma2[step + 1])
-    forecast = model.predict(variance.index[[origin, 550]])
+    forecast = model.predict_origins(variance.index[[origin, 550]])
     assert forecast[0] == pytest.approx(by_hand / 1e4, rel=1e-9)
     assert forecast[1] == pytest.approx(sigma2[550] / 1e4, rel=1e-9)
 
@@ -210,7 +210,7 @@ def test_garch_one_step_forecast_by_hand(data, fit_end, model_class):
 def test_garch_multi_step_is_mean_of_analytic_path(data, fit_end, model_class):
     variance, returns = data
     horizon = 5
-    model = model_class().fit(variance, returns, horizon, fit_end)
+    model = model_class().fit_series(variance, returns, horizon, fit_end)
     params = model.arch_params
     gamma = float(params.get("gamma[1]", 0.0))
     sigma2 = _hand_sigma2(returns, params, gamma)
@@ -219,15 +219,15 @@ def test_garch_multi_step_is_mean_of_analytic_path(data, fit_end, model_class):
     path = [sigma2[origin]]  # one step ahead of origin 450 (valid position 449)
     for _ in range(horizon - 1):
         path.append(params["omega"] + persistence * path[-1])
-    assert model.predict(variance.index[[origin]]) == pytest.approx([np.mean(path) / 1e4], rel=1e-9)
+    assert model.predict_origins(variance.index[[origin]]) == pytest.approx([np.mean(path) / 1e4], rel=1e-9)
 
 
 def test_garch_refuses_origins_inside_the_backcast_window(data, fit_end):
     variance, returns = data
-    model = GARCH().fit(variance, returns, 1, fit_end)
+    model = GARCH().fit_series(variance, returns, 1, fit_end)
     assert model.earliest_origin == variance.index[75]  # 75th valid return
     with pytest.raises(EvaluationError, match=r"cannot forecast at 2010-04-16.*2010-04-19"):
-        model.predict(variance.index[[74, 200]])
+        model.predict_origins(variance.index[[74, 200]])
 
 
 # ------------------------------------------------------------- every baseline: no leak
@@ -243,16 +243,16 @@ def test_no_look_ahead(data, fit_end, name):
     shocked_returns.iloc[cutoff + 1 :] *= rng.uniform(2.0, 3.0, N_ROWS - cutoff - 1)
 
     horizon = 5
-    clean = create_baseline(name).fit(variance, returns, horizon, fit_end)
-    shocked = create_baseline(name).fit(shocked_variance, shocked_returns, horizon, fit_end)
+    clean = create_baseline(name).fit_series(variance, returns, horizon, fit_end)
+    shocked = create_baseline(name).fit_series(shocked_variance, shocked_returns, horizon, fit_end)
     origins = variance.index[80:]
     early = origins <= variance.index[cutoff]
 
     np.testing.assert_allclose(
-        shocked.predict(origins[early]), clean.predict(origins[early]), rtol=1e-12, atol=0
+        shocked.predict_origins(origins[early]), clean.predict_origins(origins[early]), rtol=1e-12, atol=0
     )
     # the perturbation is visible after the cutoff, so the test can fail
-    assert not np.allclose(shocked.predict(origins[~early]), clean.predict(origins[~early]))
+    assert not np.allclose(shocked.predict_origins(origins[~early]), clean.predict_origins(origins[~early]))
 
 
 @pytest.mark.parametrize("name", list(BASELINES))
@@ -263,12 +263,12 @@ def test_fit_uses_only_rows_up_to_fit_end(data, fit_end, name):
     shocked_returns = returns.copy()
     shocked_variance.iloc[FIT_END_POS + 1 :] *= 4.0
     shocked_returns.iloc[FIT_END_POS + 1 :] *= 2.0
-    clean = create_baseline(name).fit(variance, returns, 1, fit_end)
-    shocked = create_baseline(name).fit(shocked_variance, shocked_returns, 1, fit_end)
+    clean = create_baseline(name).fit_series(variance, returns, 1, fit_end)
+    shocked = create_baseline(name).fit_series(shocked_variance, shocked_returns, 1, fit_end)
     assert shocked.params == clean.params
     np.testing.assert_allclose(
-        shocked.predict(variance.index[[100, FIT_END_POS]]),
-        clean.predict(variance.index[[100, FIT_END_POS]]),
+        shocked.predict_origins(variance.index[[100, FIT_END_POS]]),
+        clean.predict_origins(variance.index[[100, FIT_END_POS]]),
         rtol=1e-12,
     )
 
@@ -278,81 +278,81 @@ def test_interface(data, fit_end, name):
     variance, returns = data
     model = create_baseline(name)
     assert isinstance(model, Baseline) and model.name == name
-    assert model.fit(variance, returns, 22, fit_end) is model
+    assert model.fit_series(variance, returns, 22, fit_end) is model
     origins = variance.index[400:420]
-    forecast = model.predict(origins)
+    forecast = model.predict_origins(origins)
     assert forecast.shape == (20,) and forecast.dtype == np.float64
     assert (forecast > 0).all() and np.isfinite(forecast).all()
     # the typical level: within a factor of 3 of the average realized variance
     assert 1 / 3 < forecast.mean() / variance.iloc[400:442].mean() < 3
-    assert model.predict(pd.DatetimeIndex([])).shape == (0,)
-    assert model.predict(list(origins[:2])) == pytest.approx(forecast[:2])
+    assert model.predict_origins(pd.DatetimeIndex([])).shape == (0,)
+    assert model.predict_origins(list(origins[:2])) == pytest.approx(forecast[:2])
 
 
 # --------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("name", list(BASELINES))
 def test_predict_before_fit(name):
     with pytest.raises(ModelError, match=f"baseline '{name}' is not fitted; call fit"):
-        create_baseline(name).predict(pd.DatetimeIndex(["2010-06-01"]))
+        create_baseline(name).predict_origins(pd.DatetimeIndex(["2010-06-01"]))
     with pytest.raises(ModelError, match="not fitted"):
         _ = create_baseline(name).params
 
 
 def test_predict_names_missing_origins(data, fit_end):
     variance, returns = data
-    model = Naive().fit(variance, returns, 1, fit_end)
+    model = Naive().fit_series(variance, returns, 1, fit_end)
     origins = pd.DatetimeIndex(["2010-06-01", "2010-06-05", "2030-01-01"])  # Saturday, future
     with pytest.raises(EvaluationError, match=r"2 origins are not dates.*2010-06-05, 2030-01-01"):
-        model.predict(origins)
+        model.predict_origins(origins)
 
 
 def test_predict_names_origins_without_history(data, fit_end):
     variance, returns = data
-    model = HAR().fit(variance, returns, 1, fit_end)
+    model = HAR().fit_series(variance, returns, 1, fit_end)
     with pytest.raises(
         EvaluationError,
         match=r"'har' cannot forecast at 2010-01-04, 2010-01-05.*earliest usable origin is "
         r"2010-02-03",
     ):
-        model.predict(variance.index[:30])
+        model.predict_origins(variance.index[:30])
 
 
 @pytest.mark.parametrize("horizon", [0, -1, 1.5, True])
 def test_fit_rejects_bad_horizon(data, fit_end, horizon):
     with pytest.raises(ConfigError, match="horizon must be a positive integer"):
-        Naive().fit(*data, horizon, fit_end)
+        Naive().fit_series(*data, horizon, fit_end)
 
 
 def test_fit_input_errors(data, fit_end):
     variance, returns = data
     with pytest.raises(ModelError, match="fit_end 2000-01-01 00:00:00 is before the first date"):
-        Naive().fit(variance, returns, 1, pd.Timestamp("2000-01-01"))
+        Naive().fit_series(variance, returns, 1, pd.Timestamp("2000-01-01"))
     with pytest.raises(ModelError, match="must share one DatetimeIndex"):
-        Naive().fit(variance, returns.iloc[1:], 1, fit_end)
+        Naive().fit_series(variance, returns.iloc[1:], 1, fit_end)
     with pytest.raises(ModelError, match="variance must be a pandas Series"):
-        Naive().fit(variance.to_numpy(), returns, 1, fit_end)
+        Naive().fit_series(variance.to_numpy(), returns, 1, fit_end)
     with pytest.raises(ModelError, match="returns must have a DatetimeIndex"):
-        Naive().fit(variance, returns.reset_index(drop=True), 1, fit_end)
+        Naive().fit_series(variance, returns.reset_index(drop=True), 1, fit_end)
     with pytest.raises(ModelError, match="sorted and unique"):
-        Naive().fit(variance.iloc[::-1], returns.iloc[::-1], 1, fit_end)
+        Naive().fit_series(variance.iloc[::-1], returns.iloc[::-1], 1, fit_end)
     gap = variance.copy()
     gap.iloc[[50, 60]] = np.nan
     with pytest.raises(ModelError, match="variance must be finite and non-negative.*2010-03-15"):
-        Naive().fit(gap, returns, 1, fit_end)
+        Naive().fit_series(gap, returns, 1, fit_end)
     negative = variance.copy()
     negative.iloc[70] = -1e-5
     with pytest.raises(ModelError, match="non-negative after its leading NaNs.*2010-04-12"):
-        Naive().fit(negative, returns, 1, fit_end)
+        Naive().fit_series(negative, returns, 1, fit_end)
     with pytest.raises(ModelError, match="cannot be compared"):
-        Naive().fit(variance, returns, 1, fit_end.tz_localize("UTC"))
+        Naive().fit_series(variance, returns, 1, fit_end.tz_localize("UTC"))
 
 
 def test_too_little_training_data(data):
     variance, returns = data
     with pytest.raises(ModelError, match="HAR needs at least 30 training origins.*got 19"):
-        HAR().fit(variance, returns, 1, variance.index[41])
+        HAR().fit_series(variance, returns, 1, variance.index[41])
     with pytest.raises(ModelError, match="GARCH needs at least 100 returns up to fit_end, got 59"):
-        GARCH().fit(variance, returns, 1, variance.index[59])
+        GARCH().fit_series(variance, returns, 1, variance.index[59])
 
 
 def test_registry_and_parsing():

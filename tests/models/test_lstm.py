@@ -21,7 +21,9 @@ STRATEGY_NAMES = ["zeros", "random", "learned", "encoder", "stateful"]
 
 
 def test_spec_round_trips_through_a_dict():
-    spec = ModelSpec(22, 3, 12, units=8, init="random", state_stddev=0.2, seed=4, unroll=False)
+    spec = ModelSpec(
+        22, 3, 12, units=8, init="random", init_options={"state_stddev": 0.2}, seed=4, unroll=False
+    )
     data = spec.to_dict()
     assert data == {
         "lookback": 22,
@@ -29,12 +31,25 @@ def test_spec_round_trips_through_a_dict():
         "context_size": 12,
         "units": 8,
         "init": "random",
-        "state_stddev": 0.2,
-        "encoder_units": 16,
+        "init_options": {"state_stddev": 0.2},
         "seed": 4,
         "unroll": False,
     }
     assert ModelSpec.from_dict(data) == spec
+
+
+def test_spec_fills_in_the_strategys_defaults():
+    assert ModelSpec(22, 3, 12, init="encoder").init_options == {"encoder_units": 16}
+    assert ModelSpec(22, 3, 12, init="zeros").init_options == {}
+
+
+def test_spec_saved_with_flat_options_still_loads():
+    """Release 0.1.0 kept state_stddev and encoder_units as fields of every spec."""
+    flat = {"lookback": 22, "n_features": 3, "context_size": 12, "units": 8, "seed": 4}
+    flat |= {"unroll": True, "state_stddev": 0.2, "encoder_units": 5}
+    assert ModelSpec.from_dict({**flat, "init": "random"}).init_options == {"state_stddev": 0.2}
+    assert ModelSpec.from_dict({**flat, "init": "encoder"}).init_options == {"encoder_units": 5}
+    assert ModelSpec.from_dict({**flat, "init": "zeros"}).init_options == {}
 
 
 def test_spec_from_dict_rejects_unknown_and_missing_fields():
@@ -52,8 +67,15 @@ def test_spec_from_dict_rejects_unknown_and_missing_fields():
         ({"context_size": 2.0}, r"ModelSpec.context_size must be an integer >= 1; received 2.0"),
         ({"seed": -1}, r"ModelSpec.seed must be an integer >= 0; received -1"),
         ({"unroll": "yes"}, r"ModelSpec.unroll must be true or false; received 'yes'"),
-        ({"init": "random", "state_stddev": 0.0}, r"state_stddev must be a finite number > 0"),
-        ({"init": "encoder", "encoder_units": 0}, r"ModelSpec.encoder_units must be an integer"),
+        (
+            {"init": "random", "init_options": {"state_stddev": 0.0}},
+            r"state_stddev must be a finite number > 0",
+        ),
+        ({"init": "encoder", "init_options": {"encoder_units": 0}}, r"encoder_units must be an"),
+        (
+            {"init": "zeros", "init_options": {"state_stddev": 0.3}},
+            r"strategy 'zeros' got unknown option\(s\) state_stddev; it accepts: none",
+        ),
         ({"init": "nope"}, r"unknown initial-state strategy 'nope'; expected one of zeros, random"),
     ],
 )
@@ -63,14 +85,11 @@ def test_spec_validates_fields(changes, message):
         ModelSpec(**fields)
 
 
-def test_spec_passes_only_its_own_options_to_the_strategy():
-    assert ModelSpec(5, 2, 3, init="random", state_stddev=0.3).strategy().config() == {
-        "state_stddev": 0.3
-    }
-    assert ModelSpec(5, 2, 3, init="encoder", encoder_units=7).strategy().config() == {
-        "encoder_units": 7
-    }
-    assert ModelSpec(5, 2, 3, init="zeros", state_stddev=0.3).strategy().config() == {}
+def test_spec_passes_its_options_to_the_strategy():
+    spec = ModelSpec(5, 2, 3, init="random", init_options={"state_stddev": 0.3})
+    assert spec.strategy().config() == {"state_stddev": 0.3}
+    spec = ModelSpec(5, 2, 3, init="encoder", init_options={"encoder_units": 7})
+    assert spec.strategy().config() == {"encoder_units": 7}
     assert ModelSpec(5, 2, 3, init="stateful").stateful
     assert not ModelSpec(5, 2, 3, init="learned").stateful
 

@@ -1,0 +1,139 @@
+"""Settings of the LSTM forecaster, recorded once in every model record.
+
+No TensorFlow here: a config is validated (strategy options included) without
+building anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from forecaster.data.features import FeatureSpec
+from forecaster.errors import ConfigError
+from forecaster.models.initial_state import STRATEGIES, create_strategy
+
+__all__ = ["LSTMConfig"]
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    """Every choice behind an LSTM forecaster (recorded once in its model record).
+
+    Parameters
+    ----------
+    init : str
+        Initial-state strategy (see :mod:`forecaster.models.initial_state`).
+    init_options : dict
+        That strategy's options; missing ones take the strategy's defaults.
+    horizon, estimator, window, lookback, context
+        How inputs and target are built (:class:`~forecaster.data.features.FeatureSpec`).
+    units : int
+        LSTM units.
+    epochs, patience, batch_size, learning_rate, loss, seed
+        Training (see :class:`~forecaster.models.training.TrainConfig`).
+    """
+
+    init: str = "encoder"
+    init_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    horizon: int = 1
+    estimator: str = "garman-klass"
+    window: int = 22
+    lookback: int = 22
+    context: int = 252
+    units: int = 32
+    epochs: int = 60
+    patience: int = 6
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    loss: str = "mse"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.init_options, Mapping):
+            raise ConfigError(
+                f"init_options must map option names to values; received {self.init_options!r}"
+            )
+        # The strategy validates its own options and fills in its defaults.
+        strategy = create_strategy(self.init, 1, 0, **self.init_options)
+        object.__setattr__(self, "init_options", strategy.config())
+        self.feature_spec()
+        if isinstance(self.units, bool) or not isinstance(self.units, int) or self.units < 1:
+            raise ConfigError(f"units must be an integer >= 1; received {self.units!r}")
+        self.train_config()
+
+    @property
+    def stateful(self) -> bool:
+        return STRATEGIES[self.init].stateful
+
+    def feature_spec(self) -> FeatureSpec:
+        return FeatureSpec(
+            lookback=self.lookback,
+            context=self.context,
+            horizon=self.horizon,
+            estimator=self.estimator,
+            window=self.window,
+        )
+
+    def model_spec(self, n_features: int, context_size: int, unroll: bool = True) -> Any:
+        from forecaster.models.lstm import ModelSpec
+
+        return ModelSpec(
+            lookback=self.lookback,
+            n_features=n_features,
+            context_size=context_size,
+            units=self.units,
+            init=self.init,
+            init_options=dict(self.init_options),
+            seed=self.seed,
+            unroll=unroll,
+        )
+
+    def train_config(self, threads: int | None = None, target_scale: float = 1.0) -> Any:
+        from forecaster.models.training import TrainConfig
+
+        return TrainConfig(
+            epochs=self.epochs,
+            patience=self.patience,
+            batch_size=self.batch_size,
+            loss=self.loss,
+            learning_rate=self.learning_rate,
+            seed=self.seed,
+            threads=threads,
+            target_scale=target_scale,
+        )
+
+    def replace(self, **changes: Any) -> LSTMConfig:
+        """A copy with ``changes``; a new ``init`` drops the old strategy's options."""
+        if "init" in changes and changes["init"] != self.init and "init_options" not in changes:
+            changes["init_options"] = {}
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "init_options": dict(self.init_options)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LSTMConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are a ConfigError."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ConfigError(
+                f"unknown LSTM setting(s) {', '.join(unknown)}; expected some of "
+                f"{', '.join(sorted(fields))}"
+            )
+        return cls(**data)
+
+    @classmethod
+    def from_legacy_options(cls, options: Mapping[str, Any]) -> LSTMConfig:
+        """The config of a release-0.1.0 ``options`` dict (flat strategy options)."""
+        options = dict(options)
+        init = options.get("init", cls.init)
+        flat = {key: options.pop(key) for key in ("encoder_units", "state_stddev") if key in options}
+        for key in ("threads", "test_start", "test_fraction"):  # run settings, not the model's
+            options.pop(key, None)
+        accepted = STRATEGIES[init].defaults if init in STRATEGIES else {}
+        options["init_options"] = {key: value for key, value in flat.items() if key in accepted}
+        return cls.from_dict(options)
