@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecaster import __version__
+from forecaster import __version__, metrics
 from forecaster.data.features import (
     SEQUENCE_FEATURES,
     Dataset,
@@ -35,7 +35,6 @@ from forecaster.data.features import (
 from forecaster.data.loader import PriceData
 from forecaster.data.volatility import VARIANCE_FLOOR
 from forecaster.errors import ConfigError, RegistryError
-from forecaster.evaluation import metrics
 from forecaster.models.registry import ModelRegistry, ModelVersion, new_version_id
 from forecaster.models.runtime import import_tensorflow
 
