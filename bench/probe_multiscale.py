@@ -15,15 +15,15 @@ import sys
 import tempfile
 
 import numpy as np
+from forecaster.models.pipeline import TrainOptions, fit_forecaster, floored_target
 
 import forecaster.data.features as features
+from forecaster import metrics
 from forecaster.data.features import build_dataset, split_dataset
 from forecaster.data.loader import load_prices
-from forecaster.evaluation import metrics
 from forecaster.evaluation.backtest import _day_before
 from forecaster.models import pipeline
 from forecaster.models.baselines import create_baseline
-from forecaster.models.pipeline import TrainOptions, fit_forecaster, floored_target
 from forecaster.settings import Settings
 
 

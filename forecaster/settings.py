@@ -1,4 +1,4 @@
-"""Paths and defaults.
+"""Paths.
 
 Everything the program writes lives under one *home* folder: ``--home DIR``,
 else ``$FORECAST_HOME``, else the current directory.
@@ -15,13 +15,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_TICKER = "SPY"
-DEFAULT_ESTIMATOR = "garman-klass"
-DEFAULT_WINDOW = 22
-DEFAULT_HORIZON = 1
-DEFAULT_LOOKBACK = 22
-DEFAULT_CONTEXT = 252
-SUPPORTED_HORIZONS = (1, 5, 22)
 HOME_ENV = "FORECAST_HOME"
 
 

@@ -14,8 +14,3 @@ TRADING_DAYS = 252
 def to_vol(variance):
     """Annualized volatility (decimal) from daily variance; arrays pass through."""
     return np.sqrt(TRADING_DAYS * variance)
-
-
-def to_variance(vol):
-    """Daily variance from annualized volatility (decimal)."""
-    return (vol**2) / TRADING_DAYS

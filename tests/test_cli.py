@@ -214,7 +214,7 @@ def test_unwritable_output_is_one_error_line(run, tmp_path):
 def test_cli_choices_match_the_library():
     from forecaster.cli import ESTIMATOR_CHOICE, SOURCE_CHOICE
     from forecaster.data.sources import SOURCES
-    from forecaster.data.volatility import ESTIMATORS
+    from forecaster.data.volatility import BUILTIN_ESTIMATORS as ESTIMATORS
 
     assert tuple(SOURCE_CHOICE.choices) == SOURCES
     assert tuple(ESTIMATOR_CHOICE.choices) == ESTIMATORS

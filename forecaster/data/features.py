@@ -22,10 +22,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from forecaster.data.volatility import (
     DEFAULT_ESTIMATOR,
     DEFAULT_WINDOW,
-    ESTIMATORS,
     VARIANCE_FLOOR,
-    Estimator,
     daily_variance,
+    get_estimator,
     log_returns,
 )
 from forecaster.errors import ConfigError, DataError
@@ -58,9 +57,9 @@ class FeatureSpec:
     horizon : int
         Target is the mean daily variance over the next ``horizon`` days.
     estimator : str
-        Daily-variance estimator (see :data:`forecaster.data.volatility.ESTIMATORS`).
+        Daily-variance estimator (a name in :data:`forecaster.data.volatility.ESTIMATORS`).
     window : int
-        Window of the ``yang-zhang`` estimator (ignored by the others).
+        Window of a windowed estimator such as ``yang-zhang`` (ignored by the others).
     block : int
         Days per block of the context summary; ``context`` must be a multiple.
     """
@@ -68,7 +67,7 @@ class FeatureSpec:
     lookback: int = 22
     context: int = 252
     horizon: int = 1
-    estimator: Estimator = DEFAULT_ESTIMATOR
+    estimator: str = DEFAULT_ESTIMATOR
     window: int = DEFAULT_WINDOW
     block: int = 21
 
@@ -84,11 +83,7 @@ class FeatureSpec:
                 f"context must be at least block ({self.block} days) and a multiple of it, "
                 f"received context={self.context}; pass e.g. --context {suggestion}"
             )
-        if self.estimator not in ESTIMATORS:
-            raise ConfigError(
-                f"unknown volatility estimator {self.estimator!r}; expected one of "
-                f"{', '.join(ESTIMATORS)}"
-            )
+        get_estimator(self.estimator)  # ConfigError listing the registered names
 
     @property
     def n_blocks(self) -> int:
@@ -201,6 +196,7 @@ def build_dataset(prices: pd.DataFrame, spec: FeatureSpec | None = None) -> Data
         If the prices give fewer than :data:`MIN_ORIGINS` labeled origins.
     """
     spec = FeatureSpec() if spec is None else spec
+    estimator = get_estimator(spec.estimator)
     daily = daily_variance(prices, spec.estimator, spec.window)
     returns = log_returns(prices)
     variance = daily.variance.to_numpy()
@@ -209,8 +205,9 @@ def build_dataset(prices: pd.DataFrame, spec: FeatureSpec | None = None) -> Data
     features = np.column_stack([log_variance, log_return, np.abs(log_return)])
 
     n_rows = features.shape[0]
-    # Day 0 has no return; Yang-Zhang's first window ends at position `window`.
-    first_valid = spec.window if spec.estimator == "yang-zhang" else 1
+    # Day 0 has no return; the estimator may leave more leading rows undefined
+    # (Yang-Zhang's first window ends at position `window`).
+    first_valid = max(1, estimator.undefined_rows(spec.window))
     lookback, context, horizon, block = spec.lookback, spec.context, spec.horizon, spec.block
     first_origin = first_valid + max(lookback + context, TRAILING_DAYS) - 1
     needed = first_origin + horizon + MIN_ORIGINS
@@ -220,10 +217,8 @@ def build_dataset(prices: pd.DataFrame, spec: FeatureSpec | None = None) -> Data
         trailing_warm_up = max(0, TRAILING_DAYS - lookback - context)
         extra = ""
         if estimator_warm_up:
-            extra += (
-                f" + {estimator_warm_up} warm-up rows for estimator {spec.estimator!r} "
-                f"(window {spec.window})"
-            )
+            window = f" (window {spec.window})" if estimator.uses_window else ""
+            extra += f" + {estimator_warm_up} warm-up rows for estimator {spec.estimator!r}{window}"
         if trailing_warm_up:
             extra += f" + {trailing_warm_up} rows to fill the {TRAILING_DAYS}-day trailing variance"
         raise DataError(

@@ -15,8 +15,8 @@ first few offending dates or rows and their count):
    rounding artefact of the data vendor: it is *repaired* (high/low widened to
    include open and close) and counted in :attr:`Validated.repairs`. A larger
    violation is an error.
-5. History length: fewer than ``min_rows`` rows is an error that says how many
-   the job needs.
+5. At least one row: an empty frame is an error. How much history a job
+   needs is checked by the job (e.g. :func:`forecaster.data.features.build_dataset`).
 
 Nothing is dropped silently.
 """
@@ -43,10 +43,6 @@ class Validated:
 
     prices: pd.DataFrame
     repairs: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def n_repaired(self) -> int:
-        return sum(self.repairs.values())
 
 
 def _describe(labels: list, label: str) -> str:
@@ -94,24 +90,19 @@ def parse_dates(values: pd.Index | pd.Series, origin: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(index.normalize().as_unit("ns"), name="date", freq=None)
 
 
-def validate_prices(
-    frame: pd.DataFrame, origin: str, *, min_rows: int = 1, dates: pd.Index | None = None
-) -> Validated:
+def validate_prices(frame: pd.DataFrame, origin: str) -> Validated:
     """Apply the module's policy and return clean ``open, high, low, close, volume``.
 
     Parameters
     ----------
     frame
-        Raw prices; the dates are its index unless ``dates`` is given.
+        Raw prices indexed by date (a CSV file's dates are parsed with
+        :func:`parse_dates` first).
     origin
         What the data is (``"SPY from yahoo"``, a file name), used in messages.
-    min_rows
-        Fewest rows the requested job can work with.
-    dates
-        Date labels for the rows, when they are not the index (CSV files).
     """
     table = normalize_columns(frame, origin)
-    index = parse_dates(table.index if dates is None else dates, origin)
+    index = parse_dates(table.index, origin)
     prices = pd.DataFrame(
         {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) for c in COLUMNS},
         index=index,
@@ -160,9 +151,9 @@ def validate_prices(
         prices.loc[fix_low, "low"] = bottom[fix_low]
         repairs["low lowered to min(open, close)"] = int(fix_low.sum())
 
-    if len(prices) < min_rows:
+    if prices.empty:
         raise DataError(
-            f"{origin}: {len(prices)} rows of history, this job needs at least {min_rows}; "
-            "fetch a longer history (earlier --start) or lower --window/--lookback/--context"
+            f"{origin}: no rows of prices; expected at least one row of Date, Open, High, "
+            "Low, Close; fetch a history (check the ticker and --start/--end)"
         )
     return Validated(prices=prices, repairs=repairs)

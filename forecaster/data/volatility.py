@@ -8,13 +8,24 @@ The range estimators (Parkinson, Garman–Klass, Rogers–Satchell) use only the
 bars of day t, so their value at t depends on nothing after the close of t.
 Close-to-close needs the previous close; Yang–Zhang is a window estimate over
 the ``window`` days ending at t (and the close before them).
+
+Each estimator is one :class:`VarianceEstimator` record in :data:`ESTIMATORS`,
+added by the :func:`register_estimator` decorator; :func:`daily_variance`,
+:func:`realized_vol` and :func:`forecaster.data.features.build_dataset` read
+everything they need from that record, so a new estimator is one decorated
+function::
+
+    @register_estimator("scaled-close-to-close", warm_up=1)
+    def scaled_close_to_close(prices: pd.DataFrame) -> pd.Series:
+        return 1.1 * close_to_close(prices)
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,9 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from forecaster.errors import ConfigError, DataError
 from forecaster.units import to_vol
 
-Estimator = Literal["close-to-close", "parkinson", "garman-klass", "rogers-satchell", "yang-zhang"]
-ESTIMATORS: tuple[str, ...] = get_args(Estimator)
-DEFAULT_ESTIMATOR: Estimator = "garman-klass"
+DEFAULT_ESTIMATOR = "garman-klass"
 DEFAULT_WINDOW = 22
 
 #: Smallest daily variance an estimate may take (clip for Garman–Klass; floor
@@ -37,6 +46,85 @@ _TWO_LN2_MINUS_1 = 2.0 * math.log(2.0) - 1.0
 _FOUR_LN2 = 4.0 * math.log(2.0)
 
 
+@dataclass(frozen=True)
+class VarianceEstimator:
+    """One registered daily-variance estimator.
+
+    Attributes
+    ----------
+    name : str
+        Name users pass (``--estimator``) and models record in their metadata.
+    function : callable
+        ``function(prices)`` returns the daily variance as a Series indexed like
+        the prices; ``function(prices, window)`` when :attr:`uses_window`.
+    uses_window : bool
+        The value at t is already an estimate over the ``window`` days ending at
+        t (Yang–Zhang): the window is validated (at least 2) and passed to
+        ``function``, and :func:`realized_vol` takes the value as it is instead
+        of averaging it over the window.
+    warm_up : int
+        Leading rows the per-day ingredients leave undefined: 1 when day t needs
+        the close of day t-1 (close-to-close, Yang–Zhang's overnight return),
+        0 for the range estimators. See :meth:`undefined_rows`.
+    floored : bool
+        Values below :data:`VARIANCE_FLOOR` are clipped to it and counted in
+        :attr:`DailyVariance.n_floored` (Garman–Klass, which can be zero or
+        negative).
+    """
+
+    name: str
+    function: Callable[..., pd.Series]
+    uses_window: bool = False
+    warm_up: int = 0
+    floored: bool = False
+
+    def undefined_rows(self, window: int) -> int:
+        """Leading NaN rows of the daily-variance series for ``window``.
+
+        ``warm_up``, plus the ``window - 1`` days before a full window for a
+        windowed estimator (Yang–Zhang: its first value is at position ``window``).
+        """
+        return self.warm_up + (window - 1 if self.uses_window else 0)
+
+
+#: The estimator registry, name -> record, in registration order (the order
+#: users see in error messages and ``--estimator`` choices).
+ESTIMATORS: dict[str, VarianceEstimator] = {}
+
+_Function = TypeVar("_Function", bound=Callable[..., pd.Series])
+
+
+def register_estimator(
+    name: str, *, uses_window: bool = False, warm_up: int = 0, floored: bool = False
+) -> Callable[[_Function], _Function]:
+    """Decorator: register a daily-variance function in :data:`ESTIMATORS` as ``name``.
+
+    The function is returned unchanged. See :class:`VarianceEstimator` for the
+    meaning of the keyword arguments.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"an estimator name must be a non-empty string, received {name!r}")
+    if isinstance(warm_up, bool) or not isinstance(warm_up, int) or warm_up < 0:
+        raise TypeError(f"warm_up must be an integer >= 0, received {warm_up!r}")
+
+    def decorator(function: _Function) -> _Function:
+        if name in ESTIMATORS and ESTIMATORS[name].function is not function:
+            raise TypeError(f"a volatility estimator named {name!r} is already registered")
+        ESTIMATORS[name] = VarianceEstimator(name, function, uses_window, warm_up, floored)
+        return function
+
+    return decorator
+
+
+def get_estimator(name: str) -> VarianceEstimator:
+    """The registered estimator ``name``, or a ConfigError listing the valid names."""
+    if not isinstance(name, str) or name not in ESTIMATORS:
+        raise ConfigError(
+            f"unknown volatility estimator {name!r}; expected one of {', '.join(ESTIMATORS)}"
+        )
+    return ESTIMATORS[name]
+
+
 @dataclass(frozen=True, eq=False)
 class DailyVariance:
     """A daily-variance series and how it was made.
@@ -46,14 +134,14 @@ class DailyVariance:
     variance : pd.Series
         Daily variance indexed like the prices; NaN where the estimator has no
         value yet (first day of close-to-close, first ``window`` days of
-        Yang–Zhang).
+        Yang–Zhang; :meth:`VarianceEstimator.undefined_rows`).
     estimator : str
-        Name of the estimator (one of :data:`ESTIMATORS`).
+        Name of the estimator (a key of :data:`ESTIMATORS`).
     window : int or None
-        Window of the Yang–Zhang estimate; None for the per-day estimators.
+        Window of a windowed estimate (Yang–Zhang); None for the per-day estimators.
     n_floored : int
-        Number of Garman–Klass values clipped at :data:`VARIANCE_FLOOR`
-        (0 for every other estimator).
+        Number of values clipped at :data:`VARIANCE_FLOOR` (Garman–Klass; 0 for
+        every estimator registered without ``floored``).
     """
 
     variance: pd.Series
@@ -83,13 +171,6 @@ def _series(values: np.ndarray, prices: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(values, index=prices.index, name=name, dtype=np.float64)
 
 
-def _check_estimator(estimator: str) -> None:
-    if estimator not in ESTIMATORS:
-        raise ConfigError(
-            f"unknown volatility estimator {estimator!r}; expected one of {', '.join(ESTIMATORS)}"
-        )
-
-
 def _check_window(window: int, minimum: int = 2) -> int:
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < minimum:
         raise ConfigError(
@@ -107,11 +188,13 @@ def log_returns(prices: pd.DataFrame) -> pd.Series:
     return _series(returns, prices, "log_return")
 
 
+@register_estimator("close-to-close", warm_up=1)
 def close_to_close(prices: pd.DataFrame) -> pd.Series:
     """Squared close-to-close log return ``r_t^2`` (not demeaned); first value NaN."""
     return log_returns(prices).pow(2).rename("variance")
 
 
+@register_estimator("parkinson")
 def parkinson(prices: pd.DataFrame) -> pd.Series:
     """Parkinson range variance ``ln(H/L)^2 / (4 ln 2)``."""
     cols = _columns(prices, ("high", "low"))
@@ -119,11 +202,13 @@ def parkinson(prices: pd.DataFrame) -> pd.Series:
     return _series(log_hl**2 / _FOUR_LN2, prices, "variance")
 
 
-def _garman_klass_raw(prices: pd.DataFrame) -> np.ndarray:
+@register_estimator("garman-klass", floored=True)
+def _garman_klass_raw(prices: pd.DataFrame) -> pd.Series:
+    """Garman–Klass variance before the floor (zero for a flat bar, negative on bad data)."""
     cols = _columns(prices)
     log_hl = np.log(cols["high"] / cols["low"])
     log_co = np.log(cols["close"] / cols["open"])
-    return 0.5 * log_hl**2 - _TWO_LN2_MINUS_1 * log_co**2
+    return _series(0.5 * log_hl**2 - _TWO_LN2_MINUS_1 * log_co**2, prices, "variance")
 
 
 def garman_klass(prices: pd.DataFrame) -> pd.Series:
@@ -132,7 +217,17 @@ def garman_klass(prices: pd.DataFrame) -> pd.Series:
     Values below :data:`VARIANCE_FLOOR` (a flat bar, or bad data) are clipped
     to it; :func:`daily_variance` reports how many.
     """
-    return _series(np.maximum(_garman_klass_raw(prices), VARIANCE_FLOOR), prices, "variance")
+    return _floored(_garman_klass_raw(prices))[0]
+
+
+def _floored(variance: pd.Series) -> tuple[pd.Series, int]:
+    """``variance`` clipped at :data:`VARIANCE_FLOOR` and the number of values clipped."""
+    values = variance.to_numpy(dtype=np.float64)
+    n_floored = int(np.count_nonzero(values < VARIANCE_FLOOR))
+    clipped = pd.Series(
+        np.maximum(values, VARIANCE_FLOOR), index=variance.index, name=variance.name
+    )
+    return clipped, n_floored
 
 
 def _rogers_satchell_raw(cols: dict[str, np.ndarray]) -> np.ndarray:
@@ -140,6 +235,7 @@ def _rogers_satchell_raw(cols: dict[str, np.ndarray]) -> np.ndarray:
     return np.log(high / close) * np.log(high / open_) + np.log(low / close) * np.log(low / open_)
 
 
+@register_estimator("rogers-satchell")
 def rogers_satchell(prices: pd.DataFrame) -> pd.Series:
     """Rogers–Satchell variance ``ln(H/C) ln(H/O) + ln(L/C) ln(L/O)`` (drift-free)."""
     return _series(_rogers_satchell_raw(_columns(prices)), prices, "variance")
@@ -151,6 +247,7 @@ def yang_zhang_k(window: int) -> float:
     return 0.34 / (1.34 + (n + 1) / (n - 1))
 
 
+@register_estimator("yang-zhang", uses_window=True, warm_up=1)
 def yang_zhang(prices: pd.DataFrame, window: int = DEFAULT_WINDOW) -> pd.Series:
     """Yang–Zhang daily variance over the ``window`` days ending at each t.
 
@@ -178,9 +275,14 @@ def yang_zhang(prices: pd.DataFrame, window: int = DEFAULT_WINDOW) -> pd.Series:
     return _series(out, prices, "variance")
 
 
+#: Names of the estimators shipped with the package, in registration order
+#: (the CLI's ``--estimator`` choices are a literal copy of these).
+BUILTIN_ESTIMATORS: tuple[str, ...] = tuple(ESTIMATORS)
+
+
 def daily_variance(
     prices: pd.DataFrame,
-    estimator: Estimator = DEFAULT_ESTIMATOR,
+    estimator: str = DEFAULT_ESTIMATOR,
     window: int = DEFAULT_WINDOW,
 ) -> DailyVariance:
     """Daily variance series from the chosen estimator.
@@ -189,54 +291,53 @@ def daily_variance(
     ----------
     prices : pd.DataFrame
         Validated prices (columns open, high, low, close; positive, sorted).
-    estimator : {"close-to-close", "parkinson", "garman-klass", "rogers-satchell", "yang-zhang"}
-        Estimator name (DESIGN.md §3).
+    estimator : str
+        A name in :data:`ESTIMATORS` (DESIGN.md §3): close-to-close, parkinson,
+        garman-klass, rogers-satchell, yang-zhang, or one registered with
+        :func:`register_estimator`.
     window : int
-        Window in days; used by ``yang-zhang`` only (at least 2).
+        Window in days; used by windowed estimators (yang-zhang) only (at least 2).
 
     Returns
     -------
     DailyVariance
-        The series, the estimator name, the window (None unless yang-zhang)
-        and the number of Garman–Klass values clipped at the floor.
+        The series, the estimator name, the window (None unless the estimator
+        uses it) and the number of values clipped at the floor (Garman–Klass).
     """
-    _check_estimator(estimator)
-    if estimator == "yang-zhang":
+    chosen = get_estimator(estimator)
+    if chosen.uses_window:
         n = _check_window(window)
-        return DailyVariance(yang_zhang(prices, n), estimator, n, 0)
-    if estimator == "garman-klass":
-        raw = _garman_klass_raw(prices)
-        n_floored = int(np.count_nonzero(raw < VARIANCE_FLOOR))
-        variance = _series(np.maximum(raw, VARIANCE_FLOOR), prices, "variance")
-        return DailyVariance(variance, estimator, None, n_floored)
-    function = {
-        "close-to-close": close_to_close,
-        "parkinson": parkinson,
-        "rogers-satchell": rogers_satchell,
-    }[estimator]
-    return DailyVariance(function(prices), estimator, None, 0)
+        variance = chosen.function(prices, n)
+    else:
+        n = None
+        variance = chosen.function(prices)
+    n_floored = 0
+    if chosen.floored:
+        variance, n_floored = _floored(variance)
+    return DailyVariance(variance, chosen.name, n, n_floored)
 
 
 def realized_vol(
     prices: pd.DataFrame,
-    estimator: Estimator = DEFAULT_ESTIMATOR,
+    estimator: str = DEFAULT_ESTIMATOR,
     window: int = DEFAULT_WINDOW,
 ) -> pd.Series:
     """Annualized realized volatility over the ``window`` days ending at each t.
 
     ``vol_t = to_vol(mean of the daily variances over the window days ending
-    at t)``; for ``yang-zhang`` the window estimate itself,
-    ``vol_t = to_vol(sigma2_YZ_t)``. Rows without a full window are omitted.
+    at t)``; for a windowed estimator (``yang-zhang``) the window estimate
+    itself, ``vol_t = to_vol(sigma2_YZ_t)``. Rows without a full window are
+    omitted.
 
     Returns
     -------
     pd.Series
         Named ``"vol"``, decimal (0.18 = 18%), indexed by the window end dates.
     """
-    _check_estimator(estimator)
-    n = _check_window(window, minimum=2 if estimator == "yang-zhang" else 1)
+    chosen = get_estimator(estimator)
+    n = _check_window(window, minimum=2 if chosen.uses_window else 1)
     daily = daily_variance(prices, estimator, n).variance
-    if estimator == "yang-zhang":
+    if chosen.uses_window:
         sigma2 = daily
     else:
         values = daily.to_numpy()
@@ -246,7 +347,7 @@ def realized_vol(
         sigma2 = pd.Series(means, index=daily.index)
     sigma2 = sigma2.dropna()
     if sigma2.empty:
-        needed = n + 1 if estimator in ("yang-zhang", "close-to-close") else n
+        needed = chosen.warm_up + n
         raise DataError(
             f"realized volatility with estimator {estimator!r} and window {n} needs at "
             f"least {needed} rows of prices, received {len(prices)}; "

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecaster import metrics
 from forecaster.data.features import Dataset, split_dataset
 from forecaster.data.loader import PriceData
 from forecaster.errors import EvaluationError
-from forecaster.evaluation import metrics
 from forecaster.evaluation.regimes import RegimeThresholds, fit_thresholds, label
 from forecaster.models.base import Forecaster
 from forecaster.models.baselines import create_baseline

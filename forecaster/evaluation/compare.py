@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecaster import metrics
 from forecaster.data.features import build_dataset, split_dataset
 from forecaster.data.loader import PriceData
-from forecaster.evaluation import metrics
 from forecaster.evaluation.backtest import REFERENCE, forecast_rows, test_period
 from forecaster.evaluation.report import _clean, _fmt
 from forecaster.models.baselines import create_baseline

@@ -60,6 +60,22 @@ def _fmt(fmt: str, value: float | None) -> str:
     return fmt.format(value)
 
 
+def _reference(result: dict[str, Any]) -> tuple[str, str]:
+    """The Diebold–Mariano reference model of ``result``: its name and its label.
+
+    The name is ``result["reference"]`` (HAR when the summary does not say); the
+    label is how headers and notes spell it (``"har"`` -> ``"HAR"``).
+    """
+    name = result.get("reference", "har")
+    return name, name.upper()
+
+
+def _dm_cell(name: str, reference: str, test: dict[str, float] | None) -> str:
+    if name == reference:
+        return "reference"
+    return f"{test['stat']:+.2f} ({test['p_value']:.3f})" if test else "n/a"
+
+
 def _header(result: dict[str, Any]) -> list[str]:
     regime = result["regime"]
     mode = result.get("mode", "held-out")
@@ -79,7 +95,8 @@ def render_table(result: dict[str, Any], color: bool = False) -> str:
     """A fixed-width table; the best model per column is marked with ``*`` (bold on a terminal)."""
     models = result["models"]
     dm = result.get("diebold_mariano", {})
-    headers = ["model", *[h for _, h, _, _ in COLUMNS], "DM vs HAR (p)"]
+    reference, label = _reference(result)
+    headers = ["model", *[h for _, h, _, _ in COLUMNS], f"DM vs {label} (p)"]
     best = {key: _best(models, key, rule) for key, _, _, rule in COLUMNS}
     rows = []
     for name, scores in models.items():
@@ -87,12 +104,7 @@ def render_table(result: dict[str, Any], color: bool = False) -> str:
         for key, _, fmt, _ in COLUMNS:
             cell = _fmt(fmt, _value(scores, key))
             row.append(cell + ("*" if name in best[key] else " "))
-        test = dm.get(name)
-        row.append(
-            "reference"
-            if name == "har"
-            else (f"{test['stat']:+.2f} ({test['p_value']:.3f})" if test else "n/a")
-        )
+        row.append(_dm_cell(name, reference, dm.get(name)))
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 
@@ -117,7 +129,7 @@ def render_table(result: dict[str, Any], color: bool = False) -> str:
         )
     out.append(
         "* best in column (bias: closest to zero). Bias = mean(forecast vol - realized vol), "
-        "annualized; negative = under-forecast. DM < 0: lower QLIKE than HAR."
+        f"annualized; negative = under-forecast. DM < 0: lower QLIKE than {label}."
     )
     out.extend(f"note: {note}" for note in result.get("notes", []))
     return "\n".join(out)
@@ -127,22 +139,18 @@ def render_markdown(result: dict[str, Any]) -> str:
     """The same table as GitHub-flavoured Markdown (best per column in bold)."""
     models = result["models"]
     dm = result.get("diebold_mariano", {})
+    reference, label = _reference(result)
     best = {key: _best(models, key, rule) for key, _, _, rule in COLUMNS}
     head = _header(result)
     lines = [f"### {head[0]}", "", head[1], ""]
-    lines.append("| model | " + " | ".join(h for _, h, _, _ in COLUMNS) + " | DM vs HAR (p) |")
+    lines.append("| model | " + " | ".join(h for _, h, _, _ in COLUMNS) + f" | DM vs {label} (p) |")
     lines.append("|---|" + "---:|" * (len(COLUMNS) + 1))
     for name, scores in models.items():
         cells = []
         for key, _, fmt, _ in COLUMNS:
             cell = _fmt(fmt, _value(scores, key))
             cells.append(f"**{cell}**" if name in best[key] else cell)
-        test = dm.get(name)
-        dm_cell = (
-            "reference"
-            if name == "har"
-            else (f"{test['stat']:+.2f} ({test['p_value']:.3f})" if test else "n/a")
-        )
+        dm_cell = _dm_cell(name, reference, dm.get(name))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {dm_cell} |")
     mcs = result.get("model_confidence_set")
     if mcs:

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecaster import metrics
 from forecaster.data.store import PriceStore
 from forecaster.data.volatility import VARIANCE_FLOOR, daily_variance
 from forecaster.errors import DataError
-from forecaster.evaluation import metrics
 
 SCHEMA_VERSION = 1
 

@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecaster import metrics
 from forecaster.data.loader import load_prices, parse_date
 from forecaster.data.sources import check_source, normalize_ticker
 from forecaster.errors import ConfigError, DataError, ForecasterError, ModelError, RegistryError
-from forecaster.evaluation import metrics
 from forecaster.jobs.history import ForecastHistory, now_utc
 from forecaster.jobs.lock import nightly_lock
 from forecaster.settings import Settings

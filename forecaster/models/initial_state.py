@@ -257,7 +257,8 @@ class InitialState(ABC):
         return predict_rows(model, x)
 
     def end_training(self, model: Any) -> None:
-        """Called once the best weights are restored."""
+        """Called once the best weights are restored (plain models keep no state)."""
+        return None
 
     def __repr__(self) -> str:
         options = ", ".join(f"{key}={value!r}" for key, value in self.options.items())

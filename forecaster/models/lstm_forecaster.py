@@ -23,19 +23,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecaster import __version__
+from forecaster import __version__, metrics
 from forecaster.data.features import (
     SEQUENCE_FEATURES,
     Dataset,
     FeatureScaler,
-    FeatureSpec,
     Split,
     build_dataset,
     split_dataset,
 )
 from forecaster.data.loader import PriceData
 from forecaster.errors import ModelError
-from forecaster.evaluation import metrics
 from forecaster.models.base import Forecaster
 from forecaster.models.config import LSTMConfig
 from forecaster.models.record import DataRecord, ModelRecord

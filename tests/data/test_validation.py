@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.data.validation import REPAIR_TOLERANCE, validate_prices
+from forecaster.data.validation import REPAIR_TOLERANCE, parse_dates, validate_prices
 from forecaster.errors import DataError
 from tests.conftest import make_prices
 
@@ -39,10 +39,11 @@ def test_missing_column_is_named():
 
 
 def test_unparseable_dates_are_named():
-    frame = raw(5)
     dates = pd.Series(["2020-01-02", "2020-01-03", "not a date", "2020-01-07", "2020-13-45"])
-    with pytest.raises(DataError, match=r"2 unparseable date\(s\): row 3 \('not a date'\), row 5"):
-        validate_prices(frame.reset_index(drop=True), "test", dates=dates)
+    with pytest.raises(
+        DataError, match=r"^test: 2 unparseable date\(s\): row 3 \('not a date'\), row 5"
+    ):
+        parse_dates(dates, "test")
 
 
 def test_duplicated_dates_are_named():
@@ -116,11 +117,9 @@ def test_tiny_inconsistencies_are_repaired_and_counted():
     assert len(result.prices) == 10  # nothing dropped
 
 
-def test_too_little_history_says_what_is_needed():
-    with pytest.raises(
-        DataError, match=r"10 rows of history, this job needs at least 50; fetch a longer"
-    ):
-        validate_prices(raw(10), "test", min_rows=50)
+def test_empty_frame_is_an_error():
+    with pytest.raises(DataError, match=r"^test: no rows of prices; expected at least one row"):
+        validate_prices(raw(10).iloc[0:0], "test")
 
 
 def test_tz_aware_index_becomes_local_calendar_date():

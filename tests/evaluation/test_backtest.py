@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from forecaster.models.pipeline import TrainOptions, train
 
 from forecaster.cli import cli
 from forecaster.data.loader import load_prices
 from forecaster.evaluation import backtest
-from forecaster.models.pipeline import TrainOptions, train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import make_prices, write_csv
@@ -220,8 +220,41 @@ def test_compare_two_seeds_json(home, tmp_path):
     assert set(payload["inits"]) == {"zeros", "learned"} and payload["seeds"] == 2
     for scores in payload["inits"].values():
         assert set(scores) == {"qlike", "mse", "bias", "bias_high_ex_ante", "bias_high_ex_post"}
-        assert scores["qlike"]["std"] >= 0
     assert payload["har"]["qlike"] > 0
+    # Seed 0 alone (training is deterministic per seed) gives the first per-seed value a;
+    # the two-seed mean m then gives the second, b = 2m - a, and the reported std must
+    # be their sample std (ddof=1): |a - b| / sqrt(2) = sqrt(2) |a - m|, and not zero.
+    alone = run(
+        "compare",
+        "--ticker",
+        "TEST",
+        "--source",
+        "csv",
+        "--csv",
+        str(path),
+        "--inits",
+        "zeros,learned",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--units",
+        "4",
+        "--format",
+        "json",
+    )
+    assert alone.exit_code == 0, alone.output
+    seed_zero = json.loads(alone.stdout)
+    assert seed_zero["seeds"] == 1 and seed_zero["har"] == payload["har"]
+    for init, scores in payload["inits"].items():
+        for key, two_seeds in scores.items():
+            first = seed_zero["inits"][init][key]["mean"]
+            assert seed_zero["inits"][init][key]["std"] == 0.0
+            second = 2 * two_seeds["mean"] - first
+            expected = float(np.std([first, second], ddof=1))
+            tolerance = 1e-9 * abs(two_seeds["mean"])
+            assert two_seeds["std"] == pytest.approx(expected, rel=1e-6, abs=tolerance), (init, key)
+        assert scores["qlike"]["std"] > 0, f"{init}: seeds 0 and 1 gave the same QLIKE"
     table = run(
         "compare",
         "--ticker",

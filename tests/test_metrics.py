@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from forecaster import metrics
 from forecaster.errors import ConfigError, EvaluationError
-from forecaster.evaluation import metrics
 
 
 @pytest.fixture
