@@ -6,7 +6,8 @@ Every model — the LSTM of any initial-state strategy and every baseline — is
 * it is made from a config (``type(f).from_config(f.config())`` rebuilds an
   untrained copy: :meth:`Forecaster.untrained`);
 * :meth:`Forecaster.fit` estimates it on a :class:`~forecaster.data.features.Dataset`
-  up to a cut date, seeing nothing dated on or after the cut;
+  up to a cut date — the first origin to be forecast — seeing nothing that was
+  not known at that day's close (baselines stop a day earlier);
 * :meth:`Forecaster.predict` gives the variance forecast (mean daily variance
   over t+1 .. t+h, DESIGN §2) at the dataset rows asked for.
 
@@ -92,15 +93,16 @@ class Forecaster(ABC):
 
     # ------------------------------------------------------------------ public
     def fit(self, dataset: Dataset, cut: pd.Timestamp | str) -> Self:
-        """Estimate on ``dataset`` using only data dated before ``cut``.
+        """Estimate on ``dataset`` using only what was known at the close of ``cut``.
 
         Parameters
         ----------
         dataset : Dataset
             Inputs, targets and the daily series (may extend past ``cut``).
         cut : Timestamp or str
-            First forecast origin of the period to be forecast: no target
-            realized on or after it, and no input dated on or after it, is used.
+            First forecast origin of the period to be forecast. Training and
+            validation use origins before it whose targets were realized by its
+            close; no price dated after it is used.
 
         Returns
         -------
@@ -155,7 +157,7 @@ class Forecaster(ABC):
     # ------------------------------------------------------------------- hooks
     @abstractmethod
     def _fit(self, dataset: Dataset, cut: pd.Timestamp) -> None:
-        """Estimate on data dated before ``cut``."""
+        """Estimate on what was known at the close of ``cut`` (see :meth:`fit`)."""
 
     @abstractmethod
     def _predict(self, dataset: Dataset, rows: np.ndarray) -> np.ndarray:

