@@ -18,16 +18,6 @@ from tests.conftest import make_prices, write_csv
 
 
 @pytest.fixture
-def run(home):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
-
-
-@pytest.fixture
 def offline(monkeypatch):
     def history(self, *args, **kwargs):
         raise DNSError("Could not resolve host: query2.finance.yahoo.com")
@@ -190,11 +180,9 @@ def test_data_commands_never_import_tensorflow(home):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=home)
 
 
-def test_home_option_overrides_environment(tmp_path, home):
+def test_home_option_overrides_environment(run, tmp_path):
     other = tmp_path / "elsewhere"
-    result = CliRunner().invoke(
-        cli, ["--home", str(other), "fetch", "--source", "sample", "--end", "2000-01-31"]
-    )
+    result = run("--home", str(other), "fetch", "--source", "sample", "--end", "2000-01-31")
     assert result.exit_code == 0
     assert (other / "data" / "prices" / "SPY.sample.parquet").exists()
     assert pd.Timestamp("2000-01-31").strftime("%Y-%m-%d") in result.stdout

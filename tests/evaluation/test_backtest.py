@@ -8,15 +8,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from forecaster.cli import cli
 from forecaster.data.loader import load_prices
 from forecaster.evaluation import backtest
 from forecaster.models.pipeline import TrainOptions, train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import make_prices, write_csv
+from tests.conftest import run_cli as run
 
 TINY = TrainOptions(units=4, lookback=10, context=42, epochs=2, patience=1, test_fraction=0.25)
 N = 460
@@ -32,10 +31,6 @@ def trained(home, tmp_path):
     registry = ModelRegistry(settings.models_dir)
     outcome = train(data, TINY, registry)
     return path, settings, outcome.version
-
-
-def run(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def independent_scores(frame: pd.DataFrame, model: str) -> dict[str, float]:

@@ -6,9 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from forecaster.cli import cli
 from forecaster.models.initial_state import available_strategies
 from forecaster.models.pipeline import LoadedModel
 from forecaster.models.registry import ModelRegistry
@@ -22,16 +20,6 @@ def csv_file(tmp_path):
     path = tmp_path / "prices.csv"
     write_csv(path, make_prices(420, seed=3))
     return str(path)
-
-
-@pytest.fixture
-def run(home):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def train(run, csv_file, *extra: str):
