@@ -13,7 +13,9 @@ import yfinance as yf
 from click.testing import CliRunner
 from curl_cffi.requests.exceptions import DNSError
 
+from forecaster import __version__
 from forecaster.cli import cli
+from forecaster.cli.options import LazyChoice
 from tests.conftest import make_prices, write_csv
 
 
@@ -199,10 +201,65 @@ def test_unwritable_output_is_one_error_line(run, tmp_path):
     assert not_a_folder.read_text() == "x"
 
 
-def test_cli_choices_match_the_library():
-    from forecaster.cli import ESTIMATOR_CHOICE, SOURCE_CHOICE
+def param(path: tuple[str, ...], name: str) -> click.Parameter:
+    command: click.Command = cli
+    for part in path:
+        command = command.commands[part]
+    return next(p for p in command.params if p.name == name)
+
+
+def test_choices_and_name_lists_come_from_the_registries(home):
     from forecaster.data.sources import SOURCES
     from forecaster.data.volatility import ESTIMATORS
+    from forecaster.models.baselines import BASELINES
+    from forecaster.models.initial_state import available_strategies
 
-    assert tuple(SOURCE_CHOICE.choices) == SOURCES
-    assert tuple(ESTIMATOR_CHOICE.choices) == ESTIMATORS
+    for path in [("fetch",), ("realized",), ("train",), ("evaluate",), ("nightly",)]:
+        assert param(path, "source").type.choices == SOURCES, path
+    for path in [("realized",), ("train",), ("compare",)]:
+        assert param(path, "estimator").type.choices == tuple(ESTIMATORS), path
+    assert param(("train",), "init").type.choices == tuple(available_strategies())
+    ctx = click.Context(cli)
+    assert param(("compare",), "inits").get_default(ctx) == ",".join(available_strategies())
+    baselines = param(("evaluate",), "baselines")
+    assert baselines.get_default(ctx) == ",".join(BASELINES)
+    assert f"({', '.join(BASELINES)}; 'none')" in baselines.get_help_record(ctx)[1]
+    assert f"[default: {','.join(BASELINES)}]" in baselines.get_help_record(ctx)[1]
+
+
+def test_lazy_choice_loads_its_names_on_first_use_only():
+    calls = []
+
+    def load():
+        calls.append(1)
+        return ["a", "b"]
+
+    choice = LazyChoice(load)
+    assert calls == []
+    assert choice.convert("b", None, None) == "b"
+    with pytest.raises(click.BadParameter, match="'c' is not one of 'a', 'b'"):
+        choice.convert("c", None, None)
+    assert calls == [1]
+
+
+def test_help_imports_neither_pandas_nor_tensorflow(home):
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from forecaster.cli import cli\n"
+        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "bad = [m for m in ('pandas', 'numpy', 'tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=home)
+
+
+def test_python_m_forecaster_cli_runs_the_cli(home):
+    result = subprocess.run(
+        [sys.executable, "-m", "forecaster.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=home,
+    )
+    assert result.stdout == f"forecast, version {__version__}\n"

@@ -1,0 +1,117 @@
+"""``forecast models``: list, inspect and promote saved model versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from forecaster.cli.app import AppContext, ForecastGroup, pass_app
+from forecaster.cli.options import format_option
+from forecaster.cli.output import echo_json
+
+
+@click.group(cls=ForecastGroup)
+def models() -> None:
+    """List, inspect and promote saved model versions.
+
+    \b
+    Example:
+      forecast models list --ticker SPY
+      forecast models promote 20261125T021530-encoder-a1b2
+    """
+
+
+@models.command("list")
+@click.option("--ticker", "-t", help="Only this ticker.")
+@format_option("table", "json")
+@pass_app
+def models_list(app: AppContext, ticker, fmt) -> None:
+    """List saved versions, newest last; * marks each ticker's champion.
+
+    \b
+    Example:
+      forecast models list --ticker SPY
+    """
+    from forecaster.data.sources import normalize_ticker
+    from forecaster.errors import RegistryError
+
+    registry = app.registry
+    tickers = [normalize_ticker(ticker)] if ticker else registry.tickers()
+    rows: list[dict[str, Any]] = []
+    for name in tickers:
+        champion = registry.champion_id(name)
+        for version_id in registry.version_ids(name):
+            try:
+                meta = registry.get(name, version_id).meta
+            except RegistryError as exc:
+                meta = {"error": str(exc)}
+            validation = meta.get("metrics", {}).get("validation", {})
+            rows.append(
+                {
+                    "ticker": name,
+                    "version": version_id,
+                    "champion": version_id == champion,
+                    "init": meta.get("init"),
+                    "horizon": meta.get("horizon"),
+                    "estimator": meta.get("estimator"),
+                    "data_end": meta.get("data", {}).get("end"),
+                    "validation_qlike": validation.get("qlike"),
+                    "error": meta.get("error"),
+                }
+            )
+    if fmt == "json":
+        echo_json(rows)
+        return
+    if not rows:
+        where = f" for {tickers[0]}" if ticker else ""
+        click.echo(f"no models{where} under {registry.models_dir}; train one with `forecast train`")
+        return
+    click.echo(
+        f"  {'ticker':<8} {'version':<34} {'init':<9} {'h':>2} {'estimator':<15} {'data end':<10} {'val QLIKE':>9}"
+    )
+    for row in rows:
+        qlike = (
+            f"{row['validation_qlike']:.4f}" if row["validation_qlike"] is not None else "corrupt"
+        )
+        click.echo(
+            f"{'*' if row['champion'] else ' '} {row['ticker']:<8} {row['version']:<34} {row['init'] or '?':<9} "
+            f"{row['horizon'] or '?':>2} {row['estimator'] or '?':<15} {row['data_end'] or '?':<10} {qlike:>9}"
+        )
+
+
+@models.command("show")
+@click.argument("version")
+@click.option("--ticker", "-t", help="Ticker (if the version id is ambiguous).")
+@pass_app
+def models_show(app: AppContext, version, ticker) -> None:
+    """Print a version's metadata (JSON).
+
+    \b
+    Example:
+      forecast models show 20261125T021530-encoder-a1b2
+    """
+    from forecaster.data.sources import normalize_ticker
+
+    found = app.registry.resolve(normalize_ticker(ticker) if ticker else None, version)
+    echo_json(found.meta, sort_keys=True)
+
+
+@models.command("promote")
+@click.argument("version")
+@click.option("--ticker", "-t", help="Ticker (if the version id is ambiguous).")
+@pass_app
+def models_promote(app: AppContext, version, ticker) -> None:
+    """Make VERSION its ticker's champion.
+
+    \b
+    Example:
+      forecast models promote 20261125T021530-encoder-a1b2
+    """
+    from forecaster.data.sources import normalize_ticker
+
+    registry = app.registry
+    found = registry.resolve(normalize_ticker(ticker) if ticker else None, version)
+    previous = registry.champion_id(found.ticker)
+    registry.promote(found.ticker, found.version, reason="manual")
+    click.echo(f"{found.ticker}: champion is now {found.version} (was {previous or 'none'})")
