@@ -10,12 +10,12 @@ import click
 import pandas as pd
 import pytest
 import yfinance as yf
-from click.testing import CliRunner
 from curl_cffi.requests.exceptions import DNSError
 
 from forecaster import __version__
 from forecaster.cli import cli
 from forecaster.cli.options import LazyChoice
+from forecaster.errors import DataError
 from tests.conftest import make_prices, write_csv
 
 
@@ -36,7 +36,7 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
 
 def test_every_command_has_help_text(run):
     commands = list(all_commands(cli))
-    assert commands, "the CLI has commands"
+    assert ("models", "list") in dict(commands), "subcommands are walked too"
     for path, command in commands:
         assert command.help and command.help.strip(), f"{' '.join(path)} has no help text"
         result = run(*path, "-h")
@@ -162,9 +162,14 @@ def test_usage_error_exits_2(run):
     assert result.exit_code == 2
 
 
-def test_debug_shows_traceback(home):
-    result = CliRunner().invoke(cli, ["--debug", "fetch", "--ticker", "AAPL", "--source", "sample"])
-    assert result.exit_code == 1 and result.exception is not None
+def test_debug_lets_the_domain_error_propagate(run):
+    args = ("fetch", "--ticker", "AAPL", "--source", "sample")
+    with pytest.raises(DataError, match="the offline sample has no data for 'AAPL'"):
+        run("--debug", *args)
+    result = run(*args)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: the offline sample has no data for 'AAPL'")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
 def test_data_commands_never_import_tensorflow(home):
