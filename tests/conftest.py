@@ -1,10 +1,13 @@
-"""Shared fixtures: small, seeded, real-shaped price data and an isolated home."""
+"""Shared fixtures: small, seeded, real-shaped price data, an isolated home, the CLI."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner, Result
+
+from forecaster.cli import cli
 
 
 def make_prices(n: int = 400, seed: int = 0, start: str = "2015-01-02") -> pd.DataFrame:
@@ -43,3 +46,14 @@ def home(tmp_path, monkeypatch):
     """An empty data home; FORECAST_HOME points at it."""
     monkeypatch.setenv("FORECAST_HOME", str(tmp_path))
     return tmp_path
+
+
+def run_cli(*args: str) -> Result:
+    """Run ``forecast ARGS`` in-process; exceptions other than exits propagate."""
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def run(home):
+    """``forecast ARGS`` in-process, against the isolated home."""
+    return run_cli

@@ -10,21 +10,13 @@ import click
 import pandas as pd
 import pytest
 import yfinance as yf
-from click.testing import CliRunner
 from curl_cffi.requests.exceptions import DNSError
 
+from forecaster import __version__
 from forecaster.cli import cli
+from forecaster.cli.options import LazyChoice
+from forecaster.errors import DataError
 from tests.conftest import make_prices, write_csv
-
-
-@pytest.fixture
-def run(home):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture
@@ -44,7 +36,7 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
 
 def test_every_command_has_help_text(run):
     commands = list(all_commands(cli))
-    assert commands, "the CLI has commands"
+    assert ("models", "list") in dict(commands), "subcommands are walked too"
     for path, command in commands:
         assert command.help and command.help.strip(), f"{' '.join(path)} has no help text"
         result = run(*path, "-h")
@@ -170,9 +162,14 @@ def test_usage_error_exits_2(run):
     assert result.exit_code == 2
 
 
-def test_debug_shows_traceback(home):
-    result = CliRunner().invoke(cli, ["--debug", "fetch", "--ticker", "AAPL", "--source", "sample"])
-    assert result.exit_code == 1 and result.exception is not None
+def test_debug_lets_the_domain_error_propagate(run):
+    args = ("fetch", "--ticker", "AAPL", "--source", "sample")
+    with pytest.raises(DataError, match="the offline sample has no data for 'AAPL'"):
+        run("--debug", *args)
+    result = run(*args)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: the offline sample has no data for 'AAPL'")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
 def test_data_commands_never_import_tensorflow(home):
@@ -190,11 +187,9 @@ def test_data_commands_never_import_tensorflow(home):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=home)
 
 
-def test_home_option_overrides_environment(tmp_path, home):
+def test_home_option_overrides_environment(run, tmp_path):
     other = tmp_path / "elsewhere"
-    result = CliRunner().invoke(
-        cli, ["--home", str(other), "fetch", "--source", "sample", "--end", "2000-01-31"]
-    )
+    result = run("--home", str(other), "fetch", "--source", "sample", "--end", "2000-01-31")
     assert result.exit_code == 0
     assert (other / "data" / "prices" / "SPY.sample.parquet").exists()
     assert pd.Timestamp("2000-01-31").strftime("%Y-%m-%d") in result.stdout
@@ -211,10 +206,65 @@ def test_unwritable_output_is_one_error_line(run, tmp_path):
     assert not_a_folder.read_text() == "x"
 
 
-def test_cli_choices_match_the_library():
-    from forecaster.cli import ESTIMATOR_CHOICE, SOURCE_CHOICE
-    from forecaster.data.sources import SOURCES
-    from forecaster.data.volatility import BUILTIN_ESTIMATORS as ESTIMATORS
+def param(path: tuple[str, ...], name: str) -> click.Parameter:
+    command: click.Command = cli
+    for part in path:
+        command = command.commands[part]
+    return next(p for p in command.params if p.name == name)
 
-    assert tuple(SOURCE_CHOICE.choices) == SOURCES
-    assert tuple(ESTIMATOR_CHOICE.choices) == ESTIMATORS
+
+def test_choices_and_name_lists_come_from_the_registries(home):
+    from forecaster.data.sources import SOURCES
+    from forecaster.data.volatility import ESTIMATORS
+    from forecaster.models.baselines import BASELINES
+    from forecaster.models.initial_state import available_strategies
+
+    for path in [("fetch",), ("realized",), ("train",), ("evaluate",), ("nightly",)]:
+        assert param(path, "source").type.choices == SOURCES, path
+    for path in [("realized",), ("train",), ("compare",)]:
+        assert param(path, "estimator").type.choices == tuple(ESTIMATORS), path
+    assert param(("train",), "init").type.choices == tuple(available_strategies())
+    ctx = click.Context(cli)
+    assert param(("compare",), "inits").get_default(ctx) == ",".join(available_strategies())
+    baselines = param(("evaluate",), "baselines")
+    assert baselines.get_default(ctx) == ",".join(BASELINES)
+    assert f"({', '.join(BASELINES)}; 'none')" in baselines.get_help_record(ctx)[1]
+    assert f"[default: {','.join(BASELINES)}]" in baselines.get_help_record(ctx)[1]
+
+
+def test_lazy_choice_loads_its_names_on_first_use_only():
+    calls = []
+
+    def load():
+        calls.append(1)
+        return ["a", "b"]
+
+    choice = LazyChoice(load)
+    assert calls == []
+    assert choice.convert("b", None, None) == "b"
+    with pytest.raises(click.BadParameter, match="'c' is not one of 'a', 'b'"):
+        choice.convert("c", None, None)
+    assert calls == [1]
+
+
+def test_help_imports_neither_pandas_nor_tensorflow(home):
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from forecaster.cli import cli\n"
+        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "bad = [m for m in ('pandas', 'numpy', 'tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=home)
+
+
+def test_python_m_forecaster_cli_runs_the_cli(home):
+    result = subprocess.run(
+        [sys.executable, "-m", "forecaster.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=home,
+    )
+    assert result.stdout == f"forecast, version {__version__}\n"

@@ -115,15 +115,18 @@ class LSTMConfig:
         return {**dataclasses.asdict(self), "init_options": dict(self.init_options)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LSTMConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are a ConfigError."""
-        fields = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
+    def from_dict(cls, data: Mapping[str, Any], complete: bool = False) -> LSTMConfig:
+        """Inverse of :meth:`to_dict`; unknown keys (and, if ``complete``, missing ones) raise."""
+        fields = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ConfigError(
                 f"unknown LSTM setting(s) {', '.join(unknown)}; expected some of "
                 f"{', '.join(sorted(fields))}"
             )
+        missing = [name for name in fields if name not in data]
+        if complete and missing:
+            raise ConfigError(f"the LSTM settings lack {', '.join(missing)}")
         return cls(**data)
 
     @classmethod

@@ -172,7 +172,7 @@ class ModelRecord:
             version=str(meta["version"]),
             package_version=str(meta["package_version"]),
             created_at=str(meta["created_at"]),
-            config=LSTMConfig.from_dict(meta["config"]),
+            config=LSTMConfig.from_dict(meta["config"], complete=True),
             network=dict(meta["network"]),
             scaler=dict(meta["scaler"]),
             scale=meta["bias_correction"]["scale"],

@@ -8,17 +8,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-from forecaster.models.pipeline import TrainOptions, train
 
-from forecaster.cli import cli
 from forecaster.data.loader import load_prices
 from forecaster.evaluation import backtest
+from forecaster.models.config import LSTMConfig
+from forecaster.models.lstm_forecaster import train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import make_prices, write_csv
+from tests.conftest import run_cli as run
 
-TINY = TrainOptions(units=4, lookback=10, context=42, epochs=2, patience=1, test_fraction=0.25)
+TINY = LSTMConfig(units=4, lookback=10, context=42, epochs=2, patience=1)
 N = 460
 
 
@@ -30,12 +30,8 @@ def trained(home, tmp_path):
     settings = Settings.resolve(home)
     data = load_prices("TEST", source="csv", csv_path=path, settings=settings)
     registry = ModelRegistry(settings.models_dir)
-    outcome = train(data, TINY, registry)
+    outcome = train(data, TINY, registry, test_fraction=0.25)
     return path, settings, outcome.version
-
-
-def run(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def independent_scores(frame: pd.DataFrame, model: str) -> dict[str, float]:
@@ -133,7 +129,7 @@ def test_thresholds_and_baselines_ignore_the_test_period(trained):
     data = load_prices("TEST", source="csv", csv_path=path, settings=settings)
     first = backtest.held_out(version, data, ["har", "ewma", "naive"])
     prices = data.prices.copy()
-    test_start = pd.Timestamp(version.meta["split"]["test_start"])
+    test_start = pd.Timestamp(version.record.split["test_start"])
     later = prices.index > test_start
     prices.loc[later, ["open", "high", "low", "close"]] *= np.random.default_rng(1).uniform(
         0.8, 1.2, (later.sum(), 1)

@@ -16,10 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
+from forecaster.models.pipeline import LoadedModel, TrainOptions, train
 
-from forecaster.cli import cli
-from forecaster.cli_jobs import register_job_commands
 from forecaster.data.features import build_dataset
 from forecaster.data.loader import load_prices
 from forecaster.data.store import PriceStore
@@ -27,7 +25,6 @@ from forecaster.errors import ConfigError
 from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.lock import nightly_lock
 from forecaster.jobs.nightly import decide, read_universe, run_nightly
-from forecaster.models.pipeline import LoadedModel, TrainOptions, train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import make_prices, write_csv
@@ -59,14 +56,7 @@ def dates():
 
 
 @pytest.fixture
-def invoke(home):
-    if "nightly" not in cli.commands:  # until cli.py registers the job commands itself
-        register_job_commands(cli)
-    runner = CliRunner()
-
-    def run(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
+def invoke(run):
     return run
 
 

@@ -6,11 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from forecaster.cli import cli
 from forecaster.models.initial_state import available_strategies
-from forecaster.models.pipeline import LoadedModel
+from forecaster.models.lstm_forecaster import load_forecaster
 from forecaster.models.registry import ModelRegistry
 from tests.conftest import make_prices, write_csv
 
@@ -22,16 +20,6 @@ def csv_file(tmp_path):
     path = tmp_path / "prices.csv"
     write_csv(path, make_prices(420, seed=3))
     return str(path)
-
-
-@pytest.fixture
-def run(home):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def train(run, csv_file, *extra: str):
@@ -77,18 +65,21 @@ def test_every_strategy_trains_and_predicts(run, csv_file, home, init):
     assert payload["vol"] == pytest.approx(np.sqrt(252 * payload["variance"]))
     meta = ModelRegistry(home / "models").champion("TEST").meta
     for key in (
-        "feature_spec",
-        "model_spec",
+        "format",
+        "config",
+        "network",
         "scaler",
         "bias_correction",
         "split",
         "data",
         "objective",
         "metrics",
-        "estimator",
+        "training",
         "package_version",
     ):
         assert key in meta
+    assert meta["config"]["init"] == init and meta["config"]["horizon"] == 1
+    assert "init" not in meta and "horizon" not in meta  # every fact once
     assert meta["data"]["fingerprint"] and meta["split"]["test_end"] <= meta["data"]["end"]
 
 
@@ -110,15 +101,40 @@ def test_horizon_five_and_models_commands(run, csv_file):
     listing = run("models", "list", "--ticker", "TEST")
     assert listing.exit_code == 0 and f"* TEST     {payload['model_version']}" in listing.stdout
     shown = json.loads(run("models", "show", payload["model_version"]).stdout)
-    assert shown["estimator"] == "parkinson" and shown["horizon"] == 5
+    assert shown["config"]["estimator"] == "parkinson" and shown["config"]["horizon"] == 5
+
+
+def test_init_option_reaches_the_strategy_and_is_listed_in_help(run, csv_file, home):
+    help_text = run("train", "-h").stdout
+    assert "encoder: encoder_units=16" in " ".join(help_text.split())
+    train(run, csv_file, "--init", "encoder", "--init-option", "encoder_units=3")
+    version = ModelRegistry(home / "models").champion("TEST")
+    assert version.meta["config"]["init_options"] == {"encoder_units": 3}
+    assert load_forecaster(version).model.get_layer("encoder_hidden").units == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--init", "zeros", "--init-option", "encoder_units=3"], "strategy 'zeros' has no option"),
+        (["--init", "encoder", "--init-option", "encoder_units"], "expects NAME=VALUE"),
+        (["--init", "encoder", "--init-option", "encoder_units=x"], "expected a int value"),
+        (["--init", "encoder", "--init-option", "encoder_units=0"], "encoder_units must be an"),
+    ],
+)
+def test_bad_init_option_is_one_error_line(run, csv_file, args, message):
+    result = run("train", "--ticker", "TEST", "--source", "csv", "--csv", csv_file, *TINY, *args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 def test_saved_model_reloads_with_identical_predictions(run, csv_file, home):
     train(run, csv_file, "--init", "encoder")
     version = ModelRegistry(home / "models").champion("TEST")
-    first = LoadedModel(version)
+    first = load_forecaster(version)
     dataset = first.dataset(make_prices(420, seed=3))
-    np.testing.assert_array_equal(first.predict(dataset), LoadedModel(version).predict(dataset))
+    np.testing.assert_array_equal(first.predict(dataset), load_forecaster(version).predict(dataset))
 
 
 def test_corrupt_model_file_is_one_error_line(run, csv_file, home):
@@ -173,13 +189,14 @@ def test_meta_without_horizon_is_one_error_line(run, csv_file, home):
     version = ModelRegistry(home / "models").champion("TEST")
     meta_path = version.path / "meta.json"
     meta = json.loads(meta_path.read_text())
-    del meta["horizon"]
+    del meta["config"]["horizon"]
     meta_path.write_text(json.dumps(meta))
     result = run("predict", "--ticker", "TEST", "--source", "csv", "--csv", csv_file)
     assert result.exit_code == 1
     assert result.stderr.startswith(
-        f"error: model metadata '{meta_path}' is incomplete or corrupt (KeyError"
+        f"error: model metadata '{meta_path}' is incomplete or corrupt ("
     )
+    assert result.stderr.count("\n") == 1
 
 
 def test_version_ids_that_are_paths_are_refused(run):

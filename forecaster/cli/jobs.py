@@ -1,7 +1,6 @@
 """``forecast nightly`` and ``forecast history``: the scheduled job and its track record.
 
-Registered on the main group by :func:`register_job_commands`. Importing this
-module imports neither TensorFlow nor Dask.
+Importing this module imports neither TensorFlow nor Dask.
 """
 
 from __future__ import annotations
@@ -13,29 +12,19 @@ from typing import Any
 
 import click
 
-
-def _settings(ctx: click.Context):
-    from forecaster.cli import _settings as resolve
-
-    return resolve(ctx)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2%}"
-
-
-def _num(value: float | None, spec: str = ".4f") -> str:
-    return "-" if value is None else format(value, spec)
+from forecaster.cli.app import AppContext, pass_app
+from forecaster.cli.options import SOURCE_CHOICE, format_option
+from forecaster.cli.output import annualized_vol, echo_json, number, percent
 
 
 def _progress_line(record: dict[str, Any]) -> str:
     ticker, status, seconds = record["ticker"], record["status"], record["seconds"]
     if status == "failed":
         return f"{ticker}: failed — {record['error']} ({seconds} s)"
-    scores = f"challenger QLIKE {_num(record['challenger_qlike'])}"
+    scores = f"challenger QLIKE {number(record['challenger_qlike'])}"
     if record["champion_qlike"] is not None:
-        scores += f" vs champion {_num(record['champion_qlike'])}"
-    forecast = f"forecast vol {_pct(record['vol'])} for {record['origin']} +{record['horizon']}d"
+        scores += f" vs champion {number(record['champion_qlike'])}"
+    forecast = f"forecast vol {percent(record['vol'])} for {record['origin']} +{record['horizon']}d"
     if status == "unchanged":
         return (
             f"{ticker}: unchanged — this data was already processed, nothing retrained or "
@@ -56,9 +45,9 @@ def _nightly_table(report: Any) -> str:
     for record in report.records:
         lines.append(
             f"{record['ticker']:<8} {record['status']:<9} {record['decision'] or '-':<8} "
-            f"{_num(record['challenger_qlike']):>11} {_num(record['champion_qlike']):>11} "
+            f"{number(record['challenger_qlike']):>11} {number(record['champion_qlike']):>11} "
             f"{record['origin'] or '-':<10} {record['horizon'] or '-':>2} "
-            f"{_pct(record['vol']):>7}  {record['champion_version'] or '-'}"
+            f"{percent(record['vol']):>7}  {record['champion_version'] or '-'}"
         )
     for record in report.failed:
         lines.append(f"{record['ticker']} failed: {record['error']}")
@@ -74,7 +63,7 @@ def _nightly_table(report: Any) -> str:
 )
 @click.option(
     "--source",
-    type=click.Choice(["auto", "yahoo", "csv", "sample"]),
+    type=SOURCE_CHOICE,
     default="auto",
     show_default=True,
     help="auto: fresh cache, else Yahoo; never the sample as a fallback here.",
@@ -98,12 +87,10 @@ def _nightly_table(report: Any) -> str:
     show_default=True,
     help="Recent labeled origins on which challenger and champion are compared.",
 )
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-@click.pass_context
+@format_option("table", "json")
+@pass_app
 def nightly(
-    ctx, tickers, universe, source, csv_dir, as_of, workers, scheduler, window_days, fmt
+    app: AppContext, tickers, universe, source, csv_dir, as_of, workers, scheduler, window_days, fmt
 ) -> None:
     """Retrain, compare, promote and forecast for each ticker (the scheduled job).
 
@@ -140,7 +127,7 @@ def nightly(
 
     report = run_nightly(
         names,
-        settings=_settings(ctx),
+        settings=app.settings,
         source=source,
         csv_dir=csv_dir,
         as_of=as_of,
@@ -150,7 +137,7 @@ def nightly(
         on_record=progress,
     )
     if fmt == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        echo_json(report.to_dict())
     else:
         click.echo(_nightly_table(report))
     if report.failed:
@@ -161,7 +148,7 @@ def nightly(
             "their champions are unchanged (each error is shown above)",
             err=True,
         )
-        ctx.exit(1)
+        click.get_current_context().exit(1)
 
 
 def _history_table(histories: list[Any], with_score: bool, where: str) -> str:
@@ -176,14 +163,11 @@ def _history_table(histories: list[Any], with_score: bool, where: str) -> str:
             f"{'estimator':<15} model_version"
         )
         for row in entry.forecasts:
-            realized_vol = None
-            if row["realized_var"] is not None:
-                from forecaster.units import to_vol
-
-                realized_vol = float(to_vol(row["realized_var"]))
+            realized_var = row["realized_var"]
+            realized_vol = None if realized_var is None else annualized_vol(realized_var)
             lines.append(
-                f"  {row['origin']:<10} {row['horizon']:>2} {_pct(row['vol']):>7} "
-                f"{_pct(realized_vol):>8} {row['init'] or '-':<9} {row['estimator']:<15} "
+                f"  {row['origin']:<10} {row['horizon']:>2} {percent(row['vol']):>7} "
+                f"{percent(realized_vol):>8} {row['init'] or '-':<9} {row['estimator']:<15} "
                 f"{row['model_version']}"
             )
         if with_score:
@@ -231,15 +215,9 @@ def _history_csv(histories: list[Any]) -> str:
 @click.option(
     "--score", "with_score", is_flag=True, help="Score every forecast whose period is realized."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
-@click.pass_context
-def history(ctx, ticker, with_score, fmt) -> None:
+@format_option("table", "json", "csv")
+@pass_app
+def history(app: AppContext, ticker, with_score, fmt) -> None:
     """List issued forecasts and, with --score, their live track record.
 
     A forecast made at the close of ORIGIN for horizon h is realized once the
@@ -257,7 +235,7 @@ def history(ctx, ticker, with_score, fmt) -> None:
     from forecaster.data.sources import normalize_ticker
     from forecaster.jobs.history import load_history
 
-    settings = _settings(ctx)
+    settings = app.settings
     name = normalize_ticker(ticker) if ticker else None
     histories = load_history(settings.forecasts_db, settings.prices_dir, name)
     where = f" for {name}" if name else ""
@@ -270,7 +248,7 @@ def history(ctx, ticker, with_score, fmt) -> None:
             payload: Any = entry.to_dict(with_score)
         else:
             payload = [entry.to_dict(with_score) for entry in histories]
-        click.echo(json.dumps(payload, indent=2))
+        echo_json(payload)
     elif fmt == "csv":
         click.echo(_history_csv(histories), nl=False)
         if with_score:
@@ -278,12 +256,3 @@ def history(ctx, ticker, with_score, fmt) -> None:
                 click.echo(f"{entry.ticker}: {json.dumps(entry.score())}", err=True)
     else:
         click.echo(_history_table(histories, with_score, where))
-
-
-def register_job_commands(group: click.Group) -> None:
-    """Add ``nightly`` and ``history`` to the ``forecast`` group."""
-    group.add_command(nightly)
-    group.add_command(history)
-
-
-__all__ = ["history", "nightly", "register_job_commands"]

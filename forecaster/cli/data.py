@@ -1,0 +1,117 @@
+"""``forecast fetch`` and ``forecast realized``: the price cache and realized volatility.
+
+Neither command imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import click
+
+from forecaster.cli.app import AppContext, pass_app
+from forecaster.cli.options import (
+    estimator_option,
+    format_option,
+    load_from_options,
+    output_option,
+    price_options,
+)
+from forecaster.cli.output import write_output
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forecaster.data.loader import PriceData
+
+
+@click.command()
+@price_options
+@click.option("--refresh", is_flag=True, help="Ignore the cache and fetch the whole history again.")
+@pass_app
+def fetch(app: AppContext, ticker, source, csv_path, start, end, refresh) -> None:
+    """Fill or update the price cache and say what it holds.
+
+    \b
+    Example:
+      forecast fetch --ticker SPY --source sample
+      forecast fetch --ticker AAPL --source csv --csv aapl.csv
+    """
+    data = load_from_options(app, ticker, source, csv_path, start, end, refresh=refresh)
+    click.echo(
+        f"{data.ticker}: {len(data.prices)} rows, {data.start:%Y-%m-%d} to {data.end:%Y-%m-%d}"
+    )
+    click.echo(f"source: {data.source} ({data.description})")
+    state = (
+        "used as is (fresh)"
+        if data.from_cache
+        else f"{data.added} rows added, {data.revised} revised"
+        + (f", {data.removed} no longer in the source removed" if data.removed else "")
+    )
+    click.echo(f"cache: {data.cache_path} — {state}")
+
+
+@click.command()
+@price_options
+@estimator_option("Daily realized-variance estimator (DESIGN.md §3).")
+@click.option(
+    "--window", type=click.IntRange(min=2), default=22, show_default=True, help="Days per estimate."
+)
+@format_option("table", "csv", "json")
+@click.option("--last", type=click.IntRange(min=1), help="Only the last N rows.")
+@output_option("Write to this file instead of stdout.")
+@pass_app
+def realized(
+    app: AppContext, ticker, source, csv_path, start, end, estimator, window, fmt, last, output
+) -> None:
+    """Annualized realized volatility, one row per day with a full window.
+
+    vol_t = sqrt(252 * mean daily variance over the WINDOW days ending at t)
+    (yang-zhang: sqrt(252 * its window estimate)).
+
+    \b
+    Example:
+      forecast realized --ticker SPY --source sample --estimator yang-zhang --format csv
+    """
+    from forecaster.data.volatility import realized_vol
+
+    data = load_from_options(app, ticker, source, csv_path, start, end)
+    vol = realized_vol(data.prices, estimator=estimator, window=window)
+    if last is not None:
+        vol = vol.iloc[-last:]
+    if vol.empty:
+        from forecaster.errors import DataError
+
+        raise DataError(
+            f"{data.ticker}: {len(data.prices)} rows give no full {window}-day window; "
+            "fetch a longer history or lower --window"
+        )
+    write_output(_render_realized(vol, data, estimator, window, fmt), output)
+
+
+def _render_realized(vol: pd.Series, data: PriceData, estimator: str, window: int, fmt: str) -> str:
+    """The realized series as CSV, JSON or a table ending with a one-line summary."""
+    dates = vol.index.strftime("%Y-%m-%d")
+    rows = list(zip(dates, vol.to_numpy(), strict=True))
+    if fmt == "csv":
+        lines = ["date,vol", *(f"{d},{v:.10g}" for d, v in rows)]
+        return "\n".join(lines) + "\n"
+    if fmt == "json":
+        payload = {
+            "ticker": data.ticker,
+            "estimator": estimator,
+            "window": window,
+            "source": data.source,
+            "description": data.description,
+            "series": [{"date": d, "vol": float(v)} for d, v in rows],
+        }
+        return json.dumps(payload, indent=2) + "\n"
+    lines = [f"{'date':<10}  {'vol':>7}"]
+    lines += [f"{d:<10}  {v:>7.2%}" for d, v in rows]
+    lines.append(
+        f"{data.ticker} {estimator} {window}-day annualized vol over {len(vol)} days "
+        f"({dates[0]} to {dates[-1]}, {data.source}): mean {vol.mean():.2%}, "
+        f"min {vol.min():.2%}, max {vol.max():.2%}, last {vol.iloc[-1]:.2%}"
+    )
+    return "\n".join(lines) + "\n"

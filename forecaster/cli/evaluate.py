@@ -1,0 +1,182 @@
+"""``forecast evaluate``: score saved models against the baselines on held-out data."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from forecaster.cli.app import AppContext, pass_app
+from forecaster.cli.options import (
+    SOURCE_CHOICE,
+    NamesOption,
+    baseline_names,
+    format_option,
+    load_from_options,
+    output_option,
+    reference_option,
+    regime_quantile_option,
+)
+from forecaster.cli.output import write_files, write_output
+
+if TYPE_CHECKING:
+    from forecaster.models.registry import ModelVersion
+
+
+@click.command()
+@click.option("--ticker", "-t", help="Ticker (default: every ticker with a champion).")
+@click.option("--model", "model_version", help="Model version (default: the champion).")
+@click.option(
+    "--source",
+    type=SOURCE_CHOICE,
+    help="Price source (default: the one the model was trained on).",
+)
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV file for --source csv."
+)
+@click.option(
+    "--baselines",
+    cls=NamesOption,
+    names=baseline_names,
+    show_default=True,
+    help="Comma-separated baselines ({names}; 'none').",
+)
+@reference_option("Model the others are tested against (Diebold-Mariano, ratios).")
+@regime_quantile_option
+@click.option(
+    "--walk-forward",
+    is_flag=True,
+    help="Refit every model on an expanding window over the test period.",
+)
+@click.option(
+    "--refit-every",
+    type=click.IntRange(min=1),
+    default=63,
+    show_default=True,
+    help="Trading days between walk-forward refits.",
+)
+@format_option("table", "json", "markdown")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    help="Write a PNG plot here (one ticker).",
+)
+@click.option(
+    "--predictions",
+    "predictions_path",
+    type=click.Path(dir_okay=False),
+    help="Write the per-origin predictions CSV here (one ticker).",
+)
+@output_option("Write the report to this file instead of stdout.")
+@pass_app
+def evaluate(
+    app: AppContext,
+    ticker,
+    model_version,
+    source,
+    csv_path,
+    baselines,
+    reference,
+    regime_quantile,
+    walk_forward,
+    refit_every,
+    fmt,
+    plot_path,
+    predictions_path,
+    output,
+) -> None:
+    """Score the LSTM against HAR, GARCH, GJR, EWMA and naive on held-out data.
+
+    Reports QLIKE, MSE, MAE of vol, bias overall / low / high-volatility regime
+    (ex-ante and ex-post), Mincer-Zarnowitz and Diebold-Mariano against HAR
+    (or the --reference model).
+    Regime thresholds and baseline parameters come from pre-test data only.
+
+    \b
+    Example:
+      forecast evaluate
+      forecast evaluate --ticker SPY --format json --plot spy.png --predictions spy.csv
+      forecast evaluate --ticker SPY --walk-forward --refit-every 63
+    """
+    from forecaster.data.sources import normalize_ticker
+    from forecaster.errors import EvaluationError
+    from forecaster.evaluation import backtest as backtests
+    from forecaster.evaluation import report
+    from forecaster.models.baselines import parse_baselines
+
+    names = parse_baselines(baselines)
+    registry = app.registry
+    if ticker is None and model_version is None:
+        tickers = registry.tickers_with_champion()
+        if not tickers:
+            raise EvaluationError(
+                f"no champion model under {registry.models_dir}; run `forecast train --ticker SPY` first "
+                "(or pass --home to the folder holding your models/)"
+            )
+        versions = [registry.champion(name) for name in tickers]
+    else:
+        versions = [registry.resolve(normalize_ticker(ticker) if ticker else None, model_version)]
+    if (plot_path or predictions_path) and len(versions) > 1:
+        raise EvaluationError(
+            f"--plot/--predictions write one ticker's file but {len(versions)} tickers have champions "
+            f"({', '.join(v.ticker for v in versions)}); add --ticker"
+        )
+    results, runs = [], []
+    for version in versions:
+        data = load_from_options(
+            app, version.ticker, *_training_source(version, source, csv_path), None, None
+        )
+        if walk_forward:
+
+            def progress(number, total, date, name=version.ticker):
+                click.echo(f"  {name}: refit {number}/{total} at {date:%Y-%m-%d}", err=True)
+
+            run = backtests.walk_forward(
+                version,
+                data,
+                names,
+                regime_quantile,
+                refit_every,
+                on_refit=progress if sys.stderr.isatty() else None,
+                reference=reference,
+            )
+        else:
+            run = backtests.held_out(version, data, names, regime_quantile, reference)
+        runs.append(run)
+        results.append(backtests.summarize(run))
+    files = []
+    if predictions_path:
+        files.append((predictions_path, backtests.predictions_csv(runs[0]).encode()))
+    if plot_path:
+        files.append((plot_path, report.plot_png(runs[0].predictions, results[0])))
+    write_files(files)
+    if fmt == "json":
+        text = report.render_json(results)
+    elif fmt == "markdown":
+        text = "\n".join(report.render_markdown(r) for r in results)
+    else:
+        color = output is None and sys.stdout.isatty()
+        text = "\n\n".join(report.render_table(r, color=color) for r in results) + "\n"
+    write_output(text, output)
+
+
+def _training_source(
+    version: ModelVersion, source: str | None, csv_path: str | None
+) -> tuple[str, str | None]:
+    """The price source to score a model on: the user's choice, else the model's own."""
+    from forecaster.errors import ConfigError
+
+    if source is not None:
+        return source, csv_path
+    recorded = version.record.data
+    trained_on = recorded.source
+    if trained_on == "csv" and csv_path is None:
+        raise ConfigError(
+            f"{version.ticker} model {version.version} was trained on {recorded.description}; "
+            "pass --csv PATH (and --source csv) to evaluate it on that file"
+        )
+    if csv_path is not None:
+        return "csv", csv_path
+    return trained_on, None

@@ -1,0 +1,289 @@
+"""Options shared by several commands, as decorators, and the choices they offer.
+
+The names of price sources, estimators, initial-state strategies and baselines
+come from the library's registries, loaded on first use (:class:`LazyChoice`,
+:class:`NamesOption`): the registries are the single source of names, and
+building the command tree (``forecast --help``) imports neither pandas nor
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+if TYPE_CHECKING:
+    from forecaster.cli.app import AppContext
+    from forecaster.data.loader import PriceData
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+Decorator = Callable[[Command], Command]
+
+
+class LazyChoice(click.Choice):
+    """A :class:`click.Choice` whose choices ``load()`` returns, called on first use.
+
+    Parameters
+    ----------
+    load
+        Returns the valid names, e.g. the keys of a registry. It may import
+        heavy modules: it runs only when a value is checked or help is shown.
+    case_sensitive
+        As for :class:`click.Choice`.
+    """
+
+    def __init__(self, load: Callable[[], Iterable[str]], case_sensitive: bool = True) -> None:
+        self._load = load
+        self.case_sensitive = case_sensitive
+
+    @functools.cached_property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self._load())
+
+
+class NamesOption(click.Option):
+    """A comma-separated list of names whose default is all of them, named on first use.
+
+    Pass ``cls=NamesOption, names=loader`` to :func:`click.option`. The default
+    joins ``loader()`` with commas (shown as such by ``show_default``), and
+    ``{names}`` in the help text becomes the names joined with ", ".
+    """
+
+    def __init__(self, *args: Any, names: Callable[[], Iterable[str]], **kwargs: Any) -> None:
+        self._names = names
+        super().__init__(*args, default=self.joined, **kwargs)
+
+    def joined(self, separator: str = ",") -> str:
+        """The names, joined by ``separator``."""
+        return separator.join(self._names())
+
+    def get_help_extra(self, ctx: click.Context) -> Any:
+        extra = super().get_help_extra(ctx)
+        if "default" in extra:
+            extra["default"] = self.joined()
+        return extra
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        spec, text = record
+        return spec, text.replace("{names}", self.joined(", "))
+
+
+class StrategyOptionsOption(click.Option):
+    """``--init-option NAME=VALUE`` (repeatable); its help lists every strategy's options.
+
+    The list is read from the strategy registry when help is shown, so a newly
+    registered strategy's options appear with no edit here.
+    """
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        from forecaster.models.initial_state import STRATEGIES
+
+        listed = "; ".join(
+            f"{name}: " + ", ".join(f"{key}={value!r}" for key, value in cls.defaults.items())
+            for name, cls in STRATEGIES.items()
+            if cls.defaults
+        )
+        spec, text = record
+        return spec, text.replace("{options}", listed or "none")
+
+
+def init_options(init: str, pairs: Iterable[str]) -> dict[str, Any]:
+    """``--init-option`` values parsed and typed by the strategy named ``init``."""
+    from forecaster.models.initial_state import parse_option
+
+    return dict(parse_option(init, pair) for pair in pairs)
+
+
+def source_names() -> tuple[str, ...]:
+    """Price sources: :data:`forecaster.data.sources.SOURCES`."""
+    from forecaster.data.sources import SOURCES
+
+    return SOURCES
+
+
+def estimator_names() -> list[str]:
+    """Realized-variance estimators: :data:`forecaster.data.volatility.ESTIMATORS`."""
+    from forecaster.data.volatility import ESTIMATORS
+
+    return list(ESTIMATORS)
+
+
+def strategy_names() -> list[str]:
+    """Registered initial-state strategies, in registration order."""
+    from forecaster.models.initial_state import available_strategies
+
+    return available_strategies()
+
+
+def baseline_names() -> list[str]:
+    """Baselines: the keys of :data:`forecaster.models.baselines.BASELINES`."""
+    from forecaster.models.baselines import BASELINES
+
+    return list(BASELINES)
+
+
+SOURCE_CHOICE = LazyChoice(source_names)
+ESTIMATOR_CHOICE = LazyChoice(estimator_names)
+INIT_CHOICE = LazyChoice(strategy_names)
+FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
+
+
+def bundle(*options: Decorator) -> Decorator:
+    """One decorator applying ``options`` in the order listed (as if stacked in that order)."""
+
+    def apply(command: Command) -> Command:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+#: --ticker, --source, --csv, --start, --end: where the prices come from.
+price_options = bundle(
+    click.option(
+        "--ticker", "-t", default="SPY", show_default=True, help="Symbol, e.g. SPY, QQQ, ^GSPC."
+    ),
+    click.option(
+        "--source",
+        type=SOURCE_CHOICE,
+        default="auto",
+        show_default=True,
+        help="auto: fresh cache, else Yahoo, else (SPY/QQQ) the bundled sample.",
+    ),
+    click.option(
+        "--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV file for --source csv."
+    ),
+    click.option("--start", help="First date (YYYY-MM-DD)."),
+    click.option("--end", help="Last date (YYYY-MM-DD), inclusive."),
+)
+
+#: --test-start | --test-fraction: where the held-out test period begins.
+split_options = bundle(
+    click.option("--test-start", help="First date of the held-out test period (YYYY-MM-DD)."),
+    click.option(
+        "--test-fraction",
+        type=FRACTION,
+        default=0.2,
+        show_default=True,
+        help="Held-out share of the history when --test-start is not given.",
+    ),
+)
+
+regime_quantile_option = click.option(
+    "--regime-quantile",
+    type=FRACTION,
+    default=0.8,
+    show_default=True,
+    help="Training quantile above which volatility is 'high'.",
+)
+
+# Model options that `train` and `compare` share: one type and default each, the
+# help text worded for the command.
+
+
+def estimator_option(help: str | None = None) -> Decorator:
+    """--estimator: the daily realized-variance estimator (default garman-klass)."""
+    return click.option(
+        "--estimator", type=ESTIMATOR_CHOICE, default="garman-klass", show_default=True, help=help
+    )
+
+
+def horizon_option(help: str) -> Decorator:
+    """--horizon: forecast the mean daily variance of the next N days (default 1)."""
+    return click.option(
+        "--horizon", type=click.IntRange(min=1), default=1, show_default=True, help=help
+    )
+
+
+def epochs_option(help: str) -> Decorator:
+    """--epochs: most training epochs per fit (default 60)."""
+    return click.option(
+        "--epochs", type=click.IntRange(min=1), default=60, show_default=True, help=help
+    )
+
+
+units_option = click.option(
+    "--units", type=click.IntRange(min=1), default=32, show_default=True, help="LSTM units."
+)
+
+# Output options.
+
+
+#: --init-option NAME=VALUE, repeatable: the chosen strategy's own options.
+init_option = click.option(
+    "--init-option",
+    "init_option",
+    cls=StrategyOptionsOption,
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An option of the --init strategy (repeatable). Options and defaults: {options}.",
+)
+
+
+def reference_option(help: str) -> Decorator:
+    """--reference NAME: the baseline other models are tested against."""
+    return click.option(
+        "--reference",
+        type=LazyChoice(baseline_names),
+        default="har",
+        show_default=True,
+        help=help,
+    )
+
+
+def format_option(*formats: str) -> Decorator:
+    """--format FMT among ``formats`` (default table), passed as ``fmt``."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(formats), default="table", show_default=True
+    )
+
+
+def output_option(help: str) -> Decorator:
+    """-o/--output FILE: write there instead of stdout."""
+    return click.option("--output", "-o", type=click.Path(dir_okay=False), help=help)
+
+
+def given(name: str) -> bool:
+    """True when the current command's parameter ``name`` did not come from its default."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not ParameterSource.DEFAULT
+
+
+def load_from_options(
+    app: AppContext,
+    ticker: str,
+    source: str,
+    csv_path: str | None,
+    start: str | None,
+    end: str | None,
+    **extra: Any,
+) -> PriceData:
+    """Prices for the shared price options; warnings and repairs go to stderr."""
+    from forecaster.data.loader import load_prices, parse_date
+
+    data = load_prices(
+        ticker,
+        source=source,
+        csv_path=csv_path,
+        start=parse_date(start, "--start"),
+        end=parse_date(end, "--end"),
+        settings=app.settings,
+        **extra,
+    )
+    for warning in data.warnings:
+        click.echo(warning, err=True)
+    if data.repairs:
+        fixed = ", ".join(f"{count} × {what}" for what, count in data.repairs.items())
+        click.echo(f"note: repaired tiny OHLC inconsistencies: {fixed}", err=True)
+    return data

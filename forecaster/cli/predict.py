@@ -1,0 +1,52 @@
+"""``forecast predict``: a saved model's forecast as of the last date in the data."""
+
+from __future__ import annotations
+
+import click
+
+from forecaster.cli.app import AppContext, pass_app
+from forecaster.cli.options import format_option, given, load_from_options, price_options
+from forecaster.cli.output import annualized_vol, echo_json
+
+
+@click.command()
+@price_options
+@click.option("--model", "model_version", help="Model version (default: the ticker's champion).")
+@format_option("table", "json")
+@pass_app
+def predict(app: AppContext, ticker, source, csv_path, start, end, model_version, fmt) -> None:
+    """Forecast the next HORIZON days' volatility as of the last date in the data.
+
+    \b
+    Example:
+      forecast predict --ticker SPY
+      forecast predict --ticker SPY --format json
+    """
+    from forecaster.data.sources import normalize_ticker
+    from forecaster.models.lstm_forecaster import load_forecaster
+
+    chosen = normalize_ticker(ticker) if given("ticker") or model_version is None else None
+    version = app.registry.resolve(chosen, model_version)
+    data = load_from_options(app, version.ticker, source, csv_path, start, end)
+    forecaster = load_forecaster(version)
+    dataset = forecaster.dataset(data.prices)
+    variance = float(forecaster.predict(dataset, [len(dataset) - 1])[0])
+    horizon = version.record.horizon
+    payload = {
+        "ticker": version.ticker,
+        "origin": f"{dataset.origins[-1]:%Y-%m-%d}",
+        "horizon": horizon,
+        "vol": annualized_vol(variance),
+        "variance": variance,
+        "model_version": version.version,
+        "init": version.record.init,
+    }
+    if fmt == "json":
+        echo_json(payload)
+        return
+    days = "next trading day" if horizon == 1 else f"next {horizon} trading days"
+    click.echo(
+        f"{payload['ticker']} as of {payload['origin']} close, {days}: "
+        f"vol {payload['vol']:.2%} annualized (daily variance {variance:.3e})"
+    )
+    click.echo(f"model {version.version} (init {payload['init']}, data {data.source})")
