@@ -249,14 +249,6 @@ class ForecastHistory:
             )
             return [dict(row) for row in rows.fetchall()]
 
-    def tickers(self) -> list[str]:
-        """Tickers with at least one issued forecast."""
-        with self._reading() as connection:
-            if connection is None:
-                return []
-            rows = connection.execute("SELECT DISTINCT ticker FROM forecasts ORDER BY ticker")
-            return [row[0] for row in rows.fetchall()]
-
 
 # --- scoring -----------------------------------------------------------------
 
