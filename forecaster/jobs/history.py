@@ -24,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import math
 import sqlite3
-from collections.abc import Iterator
+import types
+import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +38,11 @@ from forecaster import metrics
 from forecaster.data.store import PriceStore
 from forecaster.data.volatility import VARIANCE_FLOOR, daily_variance
 from forecaster.errors import DataError
+from forecaster.jobs.record import RunRecord, stored_fields
 
 SCHEMA_VERSION = 1
 
-_SCHEMA = """
+_FORECASTS_TABLE = """
 CREATE TABLE IF NOT EXISTS forecasts (
     ticker TEXT NOT NULL,
     origin TEXT NOT NULL,
@@ -54,33 +57,6 @@ CREATE TABLE IF NOT EXISTS forecasts (
     created_at TEXT NOT NULL,
     UNIQUE (ticker, origin, horizon, model_version)
 );
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ticker TEXT NOT NULL,
-    as_of TEXT,
-    data_end TEXT,
-    fingerprint TEXT,
-    status TEXT NOT NULL,
-    decision TEXT,
-    challenger_version TEXT,
-    champion_version TEXT,
-    previous_champion TEXT,
-    challenger_qlike REAL,
-    champion_qlike REAL,
-    challenger_bias REAL,
-    champion_bias REAL,
-    window_start TEXT,
-    window_end TEXT,
-    window_rows INTEGER,
-    horizon INTEGER,
-    origin TEXT,
-    variance REAL,
-    vol REAL,
-    error TEXT,
-    seconds REAL,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_by_data ON runs (ticker, fingerprint, status);
 """
 
 FORECAST_COLUMNS = (
@@ -96,31 +72,31 @@ FORECAST_COLUMNS = (
     "vol",
     "created_at",
 )
-RUN_COLUMNS = (
-    "ticker",
-    "as_of",
-    "data_end",
-    "fingerprint",
-    "status",
-    "decision",
-    "challenger_version",
-    "champion_version",
-    "previous_champion",
-    "challenger_qlike",
-    "champion_qlike",
-    "challenger_bias",
-    "champion_bias",
-    "window_start",
-    "window_end",
-    "window_rows",
-    "horizon",
-    "origin",
-    "variance",
-    "vol",
-    "error",
-    "seconds",
-    "created_at",
+
+_SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL"}
+
+
+def _column_sql(name: str, hint: Any) -> str:
+    """``name TYPE``, with ``NOT NULL`` unless the field's type admits None."""
+    nullable = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        nullable = len(members) < len(typing.get_args(hint))
+        (hint,) = members
+    if typing.get_origin(hint) is typing.Literal:
+        (hint,) = {type(value) for value in typing.get_args(hint)}
+    return f"{name} {_SQL_TYPES[hint]}" + ("" if nullable else " NOT NULL")
+
+
+#: The ``runs`` columns: the stored fields of :class:`RunRecord`, then the row's write time.
+RUN_COLUMNS = (*(name for name, _ in stored_fields()), "created_at")
+_RUNS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS runs (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    + "".join(f"    {_column_sql(name, hint)},\n" for name, hint in stored_fields())
+    + "    created_at TEXT NOT NULL\n);\n"
+    "CREATE INDEX IF NOT EXISTS runs_by_data ON runs (ticker, fingerprint, status);\n"
 )
+_SCHEMA = _FORECASTS_TABLE + _RUNS_TABLE
 
 
 def now_utc() -> str:
@@ -192,8 +168,10 @@ class ForecastHistory:
         return cursor.rowcount == 1
 
     @staticmethod
-    def insert_run(connection: sqlite3.Connection, row: dict[str, Any]) -> None:
+    def insert_run(connection: sqlite3.Connection, row: RunRecord | Mapping[str, Any]) -> None:
         """Append one run record (columns :data:`RUN_COLUMNS`; missing ones are null)."""
+        if isinstance(row, RunRecord):
+            row = row.to_dict()
         values = [row.get(name) for name in RUN_COLUMNS]
         if values[RUN_COLUMNS.index("created_at")] is None:
             values[RUN_COLUMNS.index("created_at")] = now_utc()
@@ -208,7 +186,7 @@ class ForecastHistory:
         with self.transaction() as connection:
             return self.insert_forecast(connection, row)
 
-    def record_run(self, row: dict[str, Any]) -> None:
+    def record_run(self, row: RunRecord | Mapping[str, Any]) -> None:
         """Append one run record in its own transaction."""
         with self.transaction() as connection:
             self.insert_run(connection, row)
@@ -248,14 +226,6 @@ class ForecastHistory:
                 params,
             )
             return [dict(row) for row in rows.fetchall()]
-
-    def tickers(self) -> list[str]:
-        """Tickers with at least one issued forecast."""
-        with self._reading() as connection:
-            if connection is None:
-                return []
-            rows = connection.execute("SELECT DISTINCT ticker FROM forecasts ORDER BY ticker")
-            return [row[0] for row in rows.fetchall()]
 
 
 # --- scoring -----------------------------------------------------------------

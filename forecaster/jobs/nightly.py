@@ -1,21 +1,25 @@
 """Nightly retraining: retrain -> evaluate -> promote -> forecast, per ticker (DESIGN.md §8).
 
-For each ticker :func:`run_ticker`:
+For each ticker :func:`run_ticker` fills a :class:`~forecaster.jobs.record.RunRecord`
+through four steps:
 
-1. loads prices through the cache up to ``as_of`` (never the sample as a
-   fallback for a failed download);
-2. returns ``unchanged`` if a completed run already saw exactly this data
-   (same fingerprint): no retrain, no new forecast;
-3. trains a challenger with the champion's options (its seed, horizon,
-   estimator, ...) except that the held-out test period is the recent window,
-   the last ``window_days`` origins whose targets are realized by ``as_of``;
-   a ticker without a champion trains ``default_options`` instead;
-4. scores challenger and champion on exactly the same window rows (QLIKE on
-   floored targets, and bias) and keeps the champion unless the challenger's
-   QLIKE is no worse;
-5. records the next forecast of the (possibly new) champion, made at the
-   last close, and the run in the forecast history — in one transaction that
-   also moves the champion pointer, the last write of the run.
+1. :func:`load_step` loads prices through the cache up to ``as_of`` (never the
+   sample as a fallback for a failed download) and stops with ``unchanged`` if
+   a completed run already saw exactly this data (same fingerprint): no
+   retrain, no new forecast;
+2. :func:`challenge_step` trains a challenger with the champion's options (its
+   seed, horizon, estimator, ...) except that the held-out test period is the
+   recent window, the last ``window_days`` origins whose targets are realized
+   by ``as_of`` (a ticker without a champion trains ``default_options``), and
+   forecasts with it and the champion — the only step that calls the model layer;
+3. :func:`decide_step` scores challenger and champion on exactly the same
+   window rows (QLIKE on floored targets, and bias) and keeps the champion
+   unless the challenger's QLIKE is no worse;
+4. :func:`issue_step` records the next forecast of the (possibly new)
+   champion, made at the last close, and the run in the forecast history — in
+   one transaction around which the registry moves the champion pointer
+   (:meth:`~forecaster.models.registry.ModelRegistry.promoting`), the last
+   write of the run, undone if the transaction fails.
 
 Any exception makes that ticker ``failed`` and leaves its champion as it was;
 the others go on. Fan-out is sequential, a local Dask cluster (``workers``) or
@@ -33,7 +37,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,41 +48,16 @@ from forecaster.data.sources import check_source, normalize_ticker
 from forecaster.errors import ConfigError, DataError, ForecasterError, ModelError, RegistryError
 from forecaster.jobs.history import ForecastHistory, now_utc
 from forecaster.jobs.lock import nightly_lock
+from forecaster.jobs.record import Decision, RunRecord, stored_fields
 from forecaster.settings import Settings
 from forecaster.units import to_vol
 
+if TYPE_CHECKING:
+    from forecaster.data.loader import PriceData
+    from forecaster.models.registry import ModelRegistry, ModelVersion
+
 #: Trading days in the recent window on which challenger and champion are compared.
 DEFAULT_WINDOW_DAYS = 63
-
-RECORD_KEYS = (
-    "ticker",
-    "status",
-    "decision",
-    "as_of",
-    "source",
-    "data_end",
-    "rows",
-    "rows_added",
-    "fingerprint",
-    "previous_champion",
-    "champion_version",
-    "challenger_version",
-    "challenger_qlike",
-    "champion_qlike",
-    "challenger_bias",
-    "champion_bias",
-    "champion_saw_window",
-    "window_start",
-    "window_end",
-    "window_rows",
-    "origin",
-    "horizon",
-    "variance",
-    "vol",
-    "error",
-    "traceback",
-    "seconds",
-)
 
 
 @dataclass(frozen=True)
@@ -96,7 +75,11 @@ class TickerTask:
 
 @dataclass
 class NightlyReport:
-    """The outcome of one nightly run: one record per ticker, in the order asked."""
+    """The outcome of one nightly run: one record per ticker, in the order asked.
+
+    Each record is a ticker's :class:`RunRecord` in its dict form
+    (:meth:`RunRecord.to_dict`), as the CLI and JSON output read it.
+    """
 
     records: list[dict[str, Any]]
     as_of: str | None
@@ -134,7 +117,82 @@ class NightlyReport:
         }
 
 
-# --- one ticker ---------------------------------------------------------------
+# --- one ticker: four steps over a RunRecord --------------------------------------
+#
+# Each step takes and returns explicit values and fills the record as it goes, so
+# that a failure leaves in the record exactly what was known when it happened.
+
+
+def load_step(task: TickerTask, history: ForecastHistory, record: RunRecord) -> PriceData | None:
+    """Step 1: the prices up to ``as_of``, or None if a completed run already saw them.
+
+    Fills ``source``, ``data_end``, ``rows``, ``rows_added`` and ``fingerprint``;
+    on data already processed, also that run's outcome and ``status`` ``unchanged``.
+    """
+    ticker = task.ticker
+    if task.csv_path is not None and not Path(task.csv_path).is_file():
+        raise DataError(
+            f"no CSV file for {ticker}: expected {task.csv_path} (--csv-dir holds one file per "
+            "ticker, named <TICKER>.csv, with columns Date, Open, High, Low, Close[, Volume])"
+        )
+    try:
+        data = load_prices(
+            ticker,
+            source=task.source,
+            csv_path=task.csv_path,
+            end=parse_date(task.as_of, "--as-of"),
+            settings=task.settings,
+            allow_fallback=False,
+        )
+    except DataError as exc:
+        # The loader speaks of --start/--end (the interactive options); the job has --as-of
+        # and --csv-dir.
+        message = str(exc).replace("adjust --start/--end", "check --as-of")
+        if task.source == "csv":
+            message = message.replace("--csv PATH", "--csv-dir DIR")
+        raise type(exc)(message) from None
+    record.source = data.source
+    record.data_end = f"{data.end:%Y-%m-%d}"
+    record.rows = int(len(data.prices))
+    record.rows_added = int(data.added)
+    record.fingerprint = data.fingerprint
+
+    done = history.completed_run(ticker, data.fingerprint)
+    if done is None:
+        return data
+    # Repeat what that run concluded; its identity, timing and status are this run's own.
+    own = {"ticker", "as_of", "data_end", "fingerprint", "status", "error", "seconds"}
+    for name, _ in stored_fields():
+        if name not in own:
+            setattr(record, name, done[name])
+    record.status = "unchanged"
+    return None
+
+
+# --- step 2, challenge: the only code that touches the model layer ----------------
+#
+# ``challenge_step`` and its helpers below (``recent_window``, ``model_forecasts``,
+# ``_champion_options``) are all that calls train/LoadedModel/TrainOptions/
+# floored_target. To move nightly onto another model contract, replace this section
+# with a function of the same signature that returns a :class:`Challenge`.
+
+
+@dataclass(frozen=True, eq=False)
+class Challenge:
+    """Challenger and champion, each with a forecast for every origin of the prices.
+
+    ``window`` holds the recent window's origins and ``target`` their realized
+    targets (floored as in training), on which the two are compared. Forecasts
+    are daily variances indexed by origin (NaN where a model gives none); the
+    champion's are None when the ticker had no champion.
+    """
+
+    champion: ModelVersion | None
+    challenger: ModelVersion
+    window: pd.DatetimeIndex
+    target: np.ndarray
+    challenger_forecasts: pd.Series
+    champion_forecasts: pd.Series | None
 
 
 def recent_window(dataset: Any, window_days: int) -> np.ndarray:
@@ -166,40 +224,13 @@ def recent_window(dataset: Any, window_days: int) -> np.ndarray:
     return window
 
 
-def decide(challenger_qlike: float, champion_qlike: float | None) -> str:
-    """``first`` (no champion), ``promoted`` (challenger no worse) or ``kept``."""
-    if champion_qlike is None:
-        return "first"
-    return "promoted" if challenger_qlike <= champion_qlike else "kept"
-
-
 def model_forecasts(loaded: Any, prices: pd.DataFrame) -> pd.Series:
     """A loaded model's variance forecast for every origin of ``prices`` (NaN = none)."""
     dataset = loaded.dataset(prices)
     return pd.Series(np.asarray(loaded.predict(dataset), dtype=np.float64), index=dataset.origins)
 
 
-def _window_score(target: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
-    return {"qlike": metrics.qlike(target, forecast), "bias": metrics.bias(target, forecast)}
-
-
-def _read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-def _restore(path: Path, content: bytes | None) -> None:
-    from forecaster.data.store import atomic_write_bytes
-
-    if content is None:
-        path.unlink(missing_ok=True)
-    else:
-        atomic_write_bytes(path, content)
-
-
-def _champion_options(champion: Any) -> Any:
+def _champion_options(champion: ModelVersion) -> Any:
     from forecaster.models.pipeline import TrainOptions
 
     try:
@@ -212,62 +243,21 @@ def _champion_options(champion: Any) -> Any:
         ) from None
 
 
-def _saw_window(champion: Any, window_start: pd.Timestamp) -> bool | None:
-    """Whether the champion's training or validation rows reach into the window."""
-    try:
-        return bool(pd.Timestamp(champion.meta["split"]["validation_end"]) >= window_start)
-    except (KeyError, TypeError, ValueError):
-        return None
+def challenge_step(
+    task: TickerTask, data: PriceData, registry: ModelRegistry, record: RunRecord
+) -> Challenge:
+    """Step 2: train a challenger and forecast the prices with it and the champion.
 
-
-def _process(
-    task: TickerTask, history: ForecastHistory, record: dict[str, Any], started: float
-) -> None:
+    The challenger gets the champion's training options (a first champion gets
+    ``task.default_options``) with the recent window held out as its test
+    period; it is saved to the registry but not promoted. Fills
+    ``previous_champion``, ``window_start``, ``window_end``, ``horizon`` and
+    ``challenger_version``.
+    """
+    from forecaster.data.features import build_dataset
     from forecaster.models.pipeline import LoadedModel, TrainOptions, floored_target, train
-    from forecaster.models.registry import CHAMPION_FILE, ModelRegistry
 
-    settings = task.settings
     ticker = task.ticker
-    if task.csv_path is not None and not Path(task.csv_path).is_file():
-        raise DataError(
-            f"no CSV file for {ticker}: expected {task.csv_path} (--csv-dir holds one file per "
-            "ticker, named <TICKER>.csv, with columns Date, Open, High, Low, Close[, Volume])"
-        )
-    try:
-        data = load_prices(
-            ticker,
-            source=task.source,
-            csv_path=task.csv_path,
-            end=parse_date(task.as_of, "--as-of"),
-            settings=settings,
-            allow_fallback=False,
-        )
-    except DataError as exc:
-        # The loader speaks of --start/--end (the interactive options); the job has --as-of
-        # and --csv-dir.
-        message = str(exc).replace("adjust --start/--end", "check --as-of")
-        if task.source == "csv":
-            message = message.replace("--csv PATH", "--csv-dir DIR")
-        raise type(exc)(message) from None
-    prices = data.prices
-    record.update(
-        source=data.source,
-        data_end=f"{data.end:%Y-%m-%d}",
-        rows=int(len(prices)),
-        rows_added=int(data.added),
-        fingerprint=data.fingerprint,
-    )
-
-    done = history.completed_run(ticker, data.fingerprint)
-    if done is not None:
-        keys = ("decision", "champion_version", "challenger_version", "previous_champion")
-        keys += ("challenger_qlike", "champion_qlike", "challenger_bias", "champion_bias")
-        keys += ("window_start", "window_end", "window_rows", "origin", "horizon")
-        record.update({key: done[key] for key in (*keys, "variance", "vol")})
-        record["status"] = "unchanged"
-        return
-
-    registry = ModelRegistry(settings.models_dir)
     champion_id = registry.champion_id(ticker)
     champion = registry.get(ticker, champion_id) if champion_id is not None else None
     if champion is not None:
@@ -282,141 +272,207 @@ def _process(
             )
     else:
         base = TrainOptions.from_dict(task.default_options or {})
-    record["previous_champion"] = champion_id
+    record.previous_champion = champion_id
 
-    from forecaster.data.features import build_dataset
+    dataset = build_dataset(data.prices, base.feature_spec())
+    rows = recent_window(dataset, task.window_days)
+    window = dataset.origins[rows]
+    record.window_start = f"{window[0]:%Y-%m-%d}"
+    record.window_end = f"{window[-1]:%Y-%m-%d}"
+    record.horizon = int(base.horizon)
 
-    dataset = build_dataset(prices, base.feature_spec())
-    window = recent_window(dataset, task.window_days)
-    window_origins = dataset.origins[window]
-    window_start, window_end = window_origins[0], window_origins[-1]
-    record.update(
-        window_start=f"{window_start:%Y-%m-%d}",
-        window_end=f"{window_end:%Y-%m-%d}",
-        horizon=int(base.horizon),
-    )
-
-    options = dataclasses.replace(base, test_start=f"{window_start:%Y-%m-%d}")
     outcome = train(
         data,
-        options,
+        dataclasses.replace(base, test_start=record.window_start),
         registry,
         promote=False,
         extra_meta={
             "nightly": {
                 "as_of": task.as_of,
-                "window_start": f"{window_start:%Y-%m-%d}",
-                "window_end": f"{window_end:%Y-%m-%d}",
+                "window_start": record.window_start,
+                "window_end": record.window_end,
                 "window_days": task.window_days,
                 "champion_at_training": champion_id,
             }
         },
     )
     challenger = LoadedModel(outcome.version)
-    record["challenger_version"] = outcome.version.version
-    challenger_forecasts = model_forecasts(challenger, prices)
-    champion_loaded = LoadedModel(champion) if champion is not None else None
+    record.challenger_version = outcome.version.version
+    challenger_forecasts = model_forecasts(challenger, data.prices)
     champion_forecasts = (
-        model_forecasts(champion_loaded, prices) if champion_loaded is not None else None
+        model_forecasts(LoadedModel(champion), data.prices) if champion is not None else None
+    )
+    return Challenge(
+        champion=champion,
+        challenger=outcome.version,
+        window=window,
+        target=floored_target(dataset.target[rows]),
+        challenger_forecasts=challenger_forecasts,
+        champion_forecasts=champion_forecasts,
     )
 
-    # Both models on exactly the same rows: the window origins where each has a forecast.
-    target = floored_target(dataset.target[window])
-    candidate = challenger_forecasts.reindex(window_origins).to_numpy()
+
+# --- step 3, decide ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision, and the reason recorded in the pointer when the challenger is promoted."""
+
+    decision: Decision
+    reason: str | None  # None when the champion is kept
+
+    @property
+    def promotes(self) -> bool:
+        return self.decision != "kept"
+
+
+def decide(challenger_qlike: float, champion_qlike: float | None) -> Decision:
+    """``first`` (no champion), ``promoted`` (challenger no worse) or ``kept``."""
+    if champion_qlike is None:
+        return "first"
+    return "promoted" if challenger_qlike <= champion_qlike else "kept"
+
+
+def _window_score(target: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
+    return {"qlike": metrics.qlike(target, forecast), "bias": metrics.bias(target, forecast)}
+
+
+def _saw_window(champion: ModelVersion, window_start: pd.Timestamp) -> bool | None:
+    """Whether the champion's training or validation rows reach into the window."""
+    try:
+        return bool(pd.Timestamp(champion.meta["split"]["validation_end"]) >= window_start)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def decide_step(challenge: Challenge, window_days: int, record: RunRecord) -> Verdict:
+    """Step 3: score both models on the same window rows and decide.
+
+    The rows are the window origins where the target and every model's
+    forecast are finite; QLIKE and bias are computed on exactly those. Fills
+    ``window_rows``, the scores, ``champion_saw_window`` and ``decision``.
+    """
+    window, target = challenge.window, challenge.target
+    candidate = challenge.challenger_forecasts.reindex(window).to_numpy()
     usable = np.isfinite(target) & np.isfinite(candidate)
-    if champion_forecasts is not None:
-        incumbent = champion_forecasts.reindex(window_origins).to_numpy()
+    incumbent = None
+    if challenge.champion_forecasts is not None:
+        incumbent = challenge.champion_forecasts.reindex(window).to_numpy()
         usable &= np.isfinite(incumbent)
-    if usable.sum() < max(1, task.window_days // 2):
+    if usable.sum() < max(1, window_days // 2):
         raise ModelError(
-            f"only {int(usable.sum())} of the {task.window_days} window origins "
-            f"({window_start:%Y-%m-%d}..{window_end:%Y-%m-%d}) have forecasts from both models; "
+            f"only {int(usable.sum())} of the {window_days} window origins "
+            f"({window[0]:%Y-%m-%d}..{window[-1]:%Y-%m-%d}) have forecasts from both models; "
             "use a larger --window-days"
         )
     challenger_score = _window_score(target[usable], candidate[usable])
-    champion_score = {"qlike": None, "bias": None}
-    if champion_forecasts is not None:
+    champion_score: dict[str, float | None] = {"qlike": None, "bias": None}
+    if incumbent is not None:
         champion_score = _window_score(target[usable], incumbent[usable])
     decision = decide(challenger_score["qlike"], champion_score["qlike"])
-    record.update(
-        window_rows=int(usable.sum()),
-        challenger_qlike=challenger_score["qlike"],
-        challenger_bias=challenger_score["bias"],
-        champion_qlike=champion_score["qlike"],
-        champion_bias=champion_score["bias"],
-        champion_saw_window=_saw_window(champion, window_start) if champion else None,
-        decision=decision,
+    record.window_rows = int(usable.sum())
+    record.challenger_qlike = challenger_score["qlike"]
+    record.challenger_bias = challenger_score["bias"]
+    record.champion_qlike = champion_score["qlike"]
+    record.champion_bias = champion_score["bias"]
+    record.champion_saw_window = (
+        _saw_window(challenge.champion, window[0]) if challenge.champion is not None else None
     )
+    record.decision = decision
 
-    # The next forecast, made at the last close by the champion after this decision.
-    chosen, chosen_forecasts = (
-        (outcome.version, challenger_forecasts)
-        if decision != "kept"
-        else (champion, champion_forecasts)
-    )
-    variance = float(chosen_forecasts.iloc[-1])
-    origin = chosen_forecasts.index[-1]
+    span = f"{window[0]:%Y-%m-%d}..{window[-1]:%Y-%m-%d}"
+    if decision == "first":
+        reason = f"nightly: first champion (qlike {challenger_score['qlike']:.6f} on {span})"
+    elif decision == "promoted":
+        reason = (
+            f"nightly: qlike {challenger_score['qlike']:.6f} <= {champion_score['qlike']:.6f} "
+            f"on {span}"
+        )
+    else:
+        reason = None
+    return Verdict(decision, reason)
+
+
+# --- step 4, issue -------------------------------------------------------------------
+
+
+def issue_step(
+    task: TickerTask,
+    data: PriceData,
+    challenge: Challenge,
+    verdict: Verdict,
+    registry: ModelRegistry,
+    history: ForecastHistory,
+    record: RunRecord,
+    started: float,
+) -> None:
+    """Step 4: issue the champion's next forecast and commit the run.
+
+    The forecast is the (possibly new) champion's, made at the last close. The
+    forecast row, the run row and the champion move are one unit: the pointer
+    moves after both rows are written and before they commit, and if anything
+    up to the commit fails the rows roll back and the registry puts the old
+    pointer back. Fills ``champion_version``, ``origin``, ``horizon``,
+    ``variance``, ``vol`` and, once committed, ``status`` ``ok``.
+    """
+    if verdict.promotes:
+        chosen, forecasts = challenge.challenger, challenge.challenger_forecasts
+    else:  # kept: there is a champion
+        chosen, forecasts = challenge.champion, challenge.champion_forecasts
+    variance = float(forecasts.iloc[-1])
+    origin = forecasts.index[-1]
     if not (math.isfinite(variance) and variance > 0):
         raise ModelError(
             f"model {chosen.version} gave no usable forecast at {origin:%Y-%m-%d} "
-            f"(variance {variance!r}); retrain it with `forecast train --ticker {ticker}`"
+            f"(variance {variance!r}); retrain it with `forecast train --ticker {task.ticker}`"
         )
     meta = chosen.meta
-    record.update(
-        champion_version=chosen.version,
-        origin=f"{origin:%Y-%m-%d}",
-        horizon=int(meta["horizon"]),
-        variance=variance,
-        vol=float(to_vol(variance)),
-    )
+    record.champion_version = chosen.version
+    record.origin = f"{origin:%Y-%m-%d}"
+    record.horizon = int(meta["horizon"])
+    record.variance = variance
+    record.vol = float(to_vol(variance))
 
-    if decision == "first":
-        reason = (
-            f"nightly: first champion (qlike {challenger_score['qlike']:.6f} on "
-            f"{window_start:%Y-%m-%d}..{window_end:%Y-%m-%d})"
-        )
-    else:
-        reason = (
-            f"nightly: qlike {challenger_score['qlike']:.6f} <= {champion_score['qlike']:.6f} "
-            f"on {window_start:%Y-%m-%d}..{window_end:%Y-%m-%d}"
-        )
-    pointer = settings.models_dir / ticker / CHAMPION_FILE
-    before = _read_bytes(pointer)
-    promoted = False
-    try:
+    forecast = {
+        "ticker": task.ticker,
+        "origin": record.origin,
+        "horizon": record.horizon,
+        "model_version": chosen.version,
+        "init": meta.get("init"),
+        "estimator": meta["estimator"],
+        "estimator_window": int(meta.get("options", {}).get("window", 22)),
+        "source": data.source,
+        "variance": variance,
+        "vol": record.vol,
+    }
+    completed = dataclasses.replace(
+        record, status="ok", seconds=round(time.perf_counter() - started, 2)
+    )
+    # ``promoting`` is entered last inside the transaction but exits after it, so a
+    # failed commit also undoes the promotion.
+    with contextlib.ExitStack() as promotion:
         with history.transaction() as connection:
-            history.insert_forecast(
-                connection,
-                {
-                    "ticker": ticker,
-                    "origin": record["origin"],
-                    "horizon": record["horizon"],
-                    "model_version": chosen.version,
-                    "init": meta.get("init"),
-                    "estimator": meta["estimator"],
-                    "estimator_window": int(meta.get("options", {}).get("window", 22)),
-                    "source": data.source,
-                    "variance": variance,
-                    "vol": record["vol"],
-                },
-            )
-            history.insert_run(
-                connection,
-                {
-                    **record,
-                    "status": "ok",
-                    "seconds": round(time.perf_counter() - started, 2),
-                    "created_at": now_utc(),
-                },
-            )
-            if decision != "kept":
-                registry.promote(ticker, outcome.version.version, reason=reason)
-                promoted = True
-    except BaseException:
-        if promoted:  # the history did not commit: put the old pointer back
-            _restore(pointer, before)
-        raise
-    record["status"] = "ok"
+            history.insert_forecast(connection, forecast)
+            history.insert_run(connection, completed)
+            if verdict.promotes:
+                promotion.enter_context(
+                    registry.promoting(task.ticker, challenge.challenger.version, verdict.reason)
+                )
+    record.status = "ok"
+
+
+def _process(task: TickerTask, history: ForecastHistory, record: RunRecord, started: float) -> None:
+    """Load -> challenge -> decide -> issue, each step filling ``record``."""
+    from forecaster.models.registry import ModelRegistry
+
+    data = load_step(task, history, record)
+    if data is None:  # unchanged: this data was already processed
+        return
+    registry = ModelRegistry(task.settings.models_dir)
+    challenge = challenge_step(task, data, registry, record)
+    verdict = decide_step(challenge, task.window_days, record)
+    issue_step(task, data, challenge, verdict, registry, history, record, started)
 
 
 def _clear_session() -> None:
@@ -424,49 +480,49 @@ def _clear_session() -> None:
         sys.modules["keras"].backend.clear_session()
 
 
-def run_ticker(task: TickerTask) -> dict[str, Any]:
+def run_ticker(task: TickerTask) -> RunRecord:
     """Run the nightly protocol for one ticker; never raises for the ticker's own failures.
 
     Returns
     -------
-    dict
-        A small JSON-safe record (keys :data:`RECORD_KEYS`); ``status`` is
-        ``ok``, ``unchanged`` or ``failed`` (with ``error``).
+    RunRecord
+        ``status`` is ``ok``, ``unchanged`` or ``failed`` (with ``error``).
     """
     import logging
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing chatter
     started = time.perf_counter()
-    record: dict[str, Any] = dict.fromkeys(RECORD_KEYS)
-    record.update(ticker=task.ticker, status="failed", as_of=task.as_of)
+    record = RunRecord(ticker=task.ticker, status="failed", as_of=task.as_of)
     history = ForecastHistory(task.settings.forecasts_db)
     try:
         _process(task, history, record, started)
     except Exception as exc:  # one ticker's failure never stops the others
         # Nothing was promoted: the champion is whatever it was before the run.
-        record.update(status="failed", decision=None, champion_version=record["previous_champion"])
+        record.status = "failed"
+        record.decision = None
+        record.champion_version = record.previous_champion
         if isinstance(exc, ForecasterError):
-            record["error"] = str(exc)
+            record.error = str(exc)
         else:
-            record["error"] = f"{exc.__class__.__name__}: {exc}"
-            record["traceback"] = traceback.format_exc()
+            record.error = f"{exc.__class__.__name__}: {exc}"
+            record.traceback = traceback.format_exc()
         try:
-            history.record_run({**record, "seconds": round(time.perf_counter() - started, 2)})
+            history.record_run(
+                dataclasses.replace(record, seconds=round(time.perf_counter() - started, 2))
+            )
         except Exception as secondary:  # the history itself may be what failed
-            record["error"] += f" (and the failure could not be recorded: {secondary})"
+            record.error += f" (and the failure could not be recorded: {secondary})"
     finally:
         _clear_session()
-        record["seconds"] = round(time.perf_counter() - started, 2)
+        record.seconds = round(time.perf_counter() - started, 2)
     return record
 
 
 # --- the run ------------------------------------------------------------------
 
 
-def _failed_record(task: TickerTask, error: str) -> dict[str, Any]:
-    record: dict[str, Any] = dict.fromkeys(RECORD_KEYS)
-    record.update(ticker=task.ticker, status="failed", as_of=task.as_of, error=error)
-    return record
+def _failed_record(task: TickerTask, error: str) -> RunRecord:
+    return RunRecord(ticker=task.ticker, status="failed", as_of=task.as_of, error=error)
 
 
 def _run_sequential(
@@ -474,7 +530,7 @@ def _run_sequential(
 ) -> list[dict[str, Any]]:
     records = []
     for task in tasks:
-        record = run_ticker(task)
+        record = run_ticker(task).to_dict()
         if on_record is not None:
             on_record(record)
         records.append(record)
@@ -499,17 +555,17 @@ def _run_dask(
     on_record: Callable[[dict[str, Any]], None] | None,
 ) -> list[dict[str, Any]]:
     distributed = _import_distributed()
-    records: list[dict[str, Any]] = [_failed_record(task, "not run") for task in tasks]
+    records = [_failed_record(task, "not run").to_dict() for task in tasks]
     with _dask_client(distributed, workers, scheduler) as client:
         futures = client.map(run_ticker, list(tasks), pure=False)
         position = {future.key: index for index, future in enumerate(futures)}
         for future in distributed.as_completed(futures):
             index = position[future.key]
             try:
-                record = future.result()
+                record = future.result().to_dict()
             except Exception as exc:  # the worker died (e.g. out of memory) or lost contact
                 error = f"Dask task failed: {exc.__class__.__name__}: {exc}"
-                record = _failed_record(tasks[index], error)
+                record = _failed_record(tasks[index], error).to_dict()
             records[index] = record
             if on_record is not None:
                 on_record(record)

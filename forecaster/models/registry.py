@@ -13,12 +13,13 @@ fallback to another model.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,29 @@ class ModelRegistry:
                 "reason": reason,
             },
         )
+
+    @contextlib.contextmanager
+    def promoting(self, ticker: str, version: str, reason: str = "manual") -> Iterator[None]:
+        """Promote ``version`` for the body of a ``with``; undo it if the body raises.
+
+        The champion pointer is moved on entry (as :meth:`promote`). If the body
+        raises, the previous pointer is put back exactly (its bytes, or no file
+        when the ticker had no champion) and the exception propagates.
+        """
+        path = self.models_dir / ticker / CHAMPION_FILE
+        try:
+            before: bytes | None = path.read_bytes()
+        except FileNotFoundError:
+            before = None
+        self.promote(ticker, version, reason=reason)
+        try:
+            yield
+        except BaseException:
+            if before is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(path, before)
+            raise
 
     # --- reading ----------------------------------------------------------
 
