@@ -26,13 +26,15 @@ from forecaster.data.loader import load_prices
 from forecaster.evaluation import backtest
 from forecaster.evaluation.compare import compare, render_compare_markdown
 from forecaster.evaluation.report import render_markdown
+from forecaster.models.baselines import BASELINES as REGISTERED_BASELINES
+from forecaster.models.config import LSTMConfig
 from forecaster.models.initial_state import available_strategies
-from forecaster.models.pipeline import TrainOptions, train
+from forecaster.models.lstm_forecaster import train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 
 HERE = Path(__file__).resolve().parent
-BASELINES = ["har", "garch", "gjr", "ewma", "naive"]
+BASELINES = list(REGISTERED_BASELINES)
 INDICES = {"SPY": "S&P 500", "QQQ": "NASDAQ Composite"}
 
 
@@ -56,7 +58,7 @@ def main() -> None:
         for ticker, name in INDICES.items():
             data = load_prices(ticker, source="sample", settings=settings)
             for horizon in horizons:
-                options = TrainOptions(horizon=horizon, loss=args.loss)
+                options = LSTMConfig(horizon=horizon, loss=args.loss)
                 print(f"{ticker} h={horizon}: compare", flush=True)
                 compared = compare(data, args.inits.split(","), args.seeds, options)
                 print(f"{ticker} h={horizon}: train encoder + evaluate", flush=True)

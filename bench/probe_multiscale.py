@@ -15,15 +15,15 @@ import sys
 import tempfile
 
 import numpy as np
-from forecaster.models.pipeline import TrainOptions, fit_forecaster, floored_target
 
 import forecaster.data.features as features
+import forecaster.models.lstm_forecaster as lstm_forecaster
 from forecaster import metrics
 from forecaster.data.features import build_dataset, split_dataset
 from forecaster.data.loader import load_prices
-from forecaster.evaluation.backtest import _day_before
-from forecaster.models import pipeline
 from forecaster.models.baselines import create_baseline
+from forecaster.models.config import LSTMConfig
+from forecaster.models.lstm_forecaster import LSTMForecaster
 from forecaster.settings import Settings
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         data = load_prices(ticker, source="sample", settings=Settings.resolve(home))
     for horizon in horizons:
-        options = TrainOptions(horizon=horizon)
+        options = LSTMConfig(horizon=horizon)
         dataset = build_dataset(data.prices, options.feature_spec())
         split = split_dataset(dataset, test_fraction=0.2)
         variance = dataset.variance.clip(lower=1e-10)
@@ -46,22 +46,19 @@ def main() -> None:
         wide = dataclasses.replace(
             dataset, sequence=np.concatenate([dataset.sequence, extra.astype(np.float32)], axis=2)
         )
-        target = floored_target(dataset.target)[split.test]
-        har = create_baseline("har").fit(
-            dataset.variance, dataset.returns, horizon, _day_before(dataset, int(split.test[0]))
-        )
-        har_qlike = metrics.qlike(target, har.predict(dataset.origins[split.test]))
+        target = dataset.floored_target()[split.test]
+        har = create_baseline("har").fit(dataset, split.test_start)
+        har_qlike = metrics.qlike(target, har.predict(dataset, split.test))
         for label, candidate, count in (("base", dataset, 3), ("multiscale", wide, 5)):
             names = tuple(f"feature{i}" for i in range(count))
-            pipeline.SEQUENCE_FEATURES = names
+            lstm_forecaster.SEQUENCE_FEATURES = names
             features.SEQUENCE_FEATURES = names
             for init in ("encoder", "stateful"):
                 scores = []
                 for seed in (0, 1):
-                    fitted = fit_forecaster(
-                        candidate, split, dataclasses.replace(options, init=init, seed=seed)
-                    )
-                    scores.append(metrics.qlike(target, fitted.predict(candidate)[split.test]))
+                    model = LSTMForecaster(options.replace(init=init, seed=seed))
+                    model.fit(candidate, split.test_start)
+                    scores.append(metrics.qlike(target, model.predict(candidate, split.test)))
                 print(
                     f"| {ticker} | {horizon} | {label} | {init} | {np.mean(scores):.4f} ± "
                     f"{np.std(scores, ddof=1):.4f} | {np.mean(scores) / har_qlike:.3f} |",

@@ -57,3 +57,24 @@ def run_cli(*args: str) -> Result:
 def run(home):
     """``forecast ARGS`` in-process, against the isolated home."""
     return run_cli
+
+
+def fake_record(ticker: str = "SPY", version: str = "v1", **config):
+    """A valid model record with placeholder fitted state (for registry tests, no TensorFlow)."""
+    from forecaster.models.config import LSTMConfig
+    from forecaster.models.record import DataRecord, ModelRecord
+
+    return ModelRecord(
+        ticker=ticker,
+        version=version,
+        package_version="test",
+        created_at="2026-01-01T00:00:00+00:00",
+        config=LSTMConfig(**{"init": "zeros", **config}),
+        network={"n_features": 3, "context_size": 12, "unroll": True},
+        scaler={},
+        scale=1.0,
+        data=DataRecord("csv", "test prices", "2015-01-02", "2016-07-01", 400, "0" * 16),
+        split={"test_start": "2016-03-01", "test_end": "2016-06-30"},
+        training={},
+        metrics={},
+    )

@@ -45,7 +45,7 @@ import pandas as pd
 from forecaster import metrics
 from forecaster.data.loader import load_prices, parse_date
 from forecaster.data.sources import check_source, normalize_ticker
-from forecaster.errors import ConfigError, DataError, ForecasterError, ModelError, RegistryError
+from forecaster.errors import ConfigError, DataError, ForecasterError, ModelError
 from forecaster.jobs.history import ForecastHistory, now_utc
 from forecaster.jobs.lock import nightly_lock
 from forecaster.jobs.record import Decision, RunRecord, stored_fields
@@ -224,23 +224,9 @@ def recent_window(dataset: Any, window_days: int) -> np.ndarray:
     return window
 
 
-def model_forecasts(loaded: Any, prices: pd.DataFrame) -> pd.Series:
-    """A loaded model's variance forecast for every origin of ``prices`` (NaN = none)."""
-    dataset = loaded.dataset(prices)
-    return pd.Series(np.asarray(loaded.predict(dataset), dtype=np.float64), index=dataset.origins)
-
-
-def _champion_options(champion: ModelVersion) -> Any:
-    from forecaster.models.pipeline import TrainOptions
-
-    try:
-        return TrainOptions.from_dict(champion.meta["options"])
-    except (KeyError, TypeError) as exc:
-        raise RegistryError(
-            f"champion {champion.version} of {champion.ticker} has no usable training options "
-            f"in {str(champion.path / 'meta.json')!r} ({exc.__class__.__name__}: {exc}); "
-            f"retrain it with `forecast train --ticker {champion.ticker}`"
-        ) from None
+def model_forecasts(forecaster: Any, prices: pd.DataFrame) -> pd.Series:
+    """A forecaster's variance forecast for every origin of ``prices`` (NaN = none)."""
+    return forecaster.forecast_series(forecaster.dataset(prices))
 
 
 def challenge_step(
@@ -248,22 +234,24 @@ def challenge_step(
 ) -> Challenge:
     """Step 2: train a challenger and forecast the prices with it and the champion.
 
-    The challenger gets the champion's training options (a first champion gets
-    ``task.default_options``) with the recent window held out as its test
-    period; it is saved to the registry but not promoted. Fills
+    The challenger is an LSTM forecaster rebuilt from the champion's config (a
+    first champion gets ``task.default_options``), fit before the recent window
+    (held out as its test period); it is saved to the registry but not
+    promoted. Fills
     ``previous_champion``, ``window_start``, ``window_end``, ``horizon`` and
     ``challenger_version``.
     """
     from forecaster.data.features import build_dataset
-    from forecaster.models.pipeline import LoadedModel, TrainOptions, floored_target, train
+    from forecaster.models.config import LSTMConfig
+    from forecaster.models.lstm_forecaster import load_forecaster, train
 
     ticker = task.ticker
     champion_id = registry.champion_id(ticker)
     champion = registry.get(ticker, champion_id) if champion_id is not None else None
     if champion is not None:
-        base = _champion_options(champion)
-        trained_to = champion.meta.get("data", {}).get("end")
-        if trained_to is not None and pd.Timestamp(trained_to) > data.end:
+        base = champion.record.config
+        trained_to = champion.record.data.end
+        if pd.Timestamp(trained_to) > data.end:
             # Its selection saw prices after this night: replaying it would look ahead.
             raise DataError(
                 f"champion {champion_id} was chosen on data up to {trained_to}, after this "
@@ -271,7 +259,7 @@ def challenge_step(
                 "fresh --home for a backfill"
             )
     else:
-        base = TrainOptions.from_dict(task.default_options or {})
+        base = LSTMConfig.from_dict(task.default_options or {})
     record.previous_champion = champion_id
 
     dataset = build_dataset(data.prices, base.feature_spec())
@@ -283,30 +271,28 @@ def challenge_step(
 
     outcome = train(
         data,
-        dataclasses.replace(base, test_start=record.window_start),
+        base,
         registry,
+        test_start=window[0],
         promote=False,
-        extra_meta={
-            "nightly": {
-                "as_of": task.as_of,
-                "window_start": record.window_start,
-                "window_end": record.window_end,
-                "window_days": task.window_days,
-                "champion_at_training": champion_id,
-            }
+        nightly={
+            "as_of": task.as_of,
+            "window_start": record.window_start,
+            "window_end": record.window_end,
+            "window_days": task.window_days,
+            "champion_at_training": champion_id,
         },
     )
-    challenger = LoadedModel(outcome.version)
     record.challenger_version = outcome.version.version
-    challenger_forecasts = model_forecasts(challenger, data.prices)
+    challenger_forecasts = model_forecasts(outcome.forecaster, data.prices)
     champion_forecasts = (
-        model_forecasts(LoadedModel(champion), data.prices) if champion is not None else None
+        model_forecasts(load_forecaster(champion), data.prices) if champion is not None else None
     )
     return Challenge(
         champion=champion,
         challenger=outcome.version,
         window=window,
-        target=floored_target(dataset.target[rows]),
+        target=dataset.floored_target()[rows],
         challenger_forecasts=challenger_forecasts,
         champion_forecasts=champion_forecasts,
     )
@@ -341,7 +327,7 @@ def _window_score(target: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
 def _saw_window(champion: ModelVersion, window_start: pd.Timestamp) -> bool | None:
     """Whether the champion's training or validation rows reach into the window."""
     try:
-        return bool(pd.Timestamp(champion.meta["split"]["validation_end"]) >= window_start)
+        return bool(pd.Timestamp(champion.record.split["validation_end"]) >= window_start)
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -427,10 +413,10 @@ def issue_step(
             f"model {chosen.version} gave no usable forecast at {origin:%Y-%m-%d} "
             f"(variance {variance!r}); retrain it with `forecast train --ticker {task.ticker}`"
         )
-    meta = chosen.meta
+    chosen_record = chosen.record
     record.champion_version = chosen.version
     record.origin = f"{origin:%Y-%m-%d}"
-    record.horizon = int(meta["horizon"])
+    record.horizon = int(chosen_record.horizon)
     record.variance = variance
     record.vol = float(to_vol(variance))
 
@@ -439,9 +425,9 @@ def issue_step(
         "origin": record.origin,
         "horizon": record.horizon,
         "model_version": chosen.version,
-        "init": meta.get("init"),
-        "estimator": meta["estimator"],
-        "estimator_window": int(meta.get("options", {}).get("window", 22)),
+        "init": chosen_record.init,
+        "estimator": chosen_record.estimator,
+        "estimator_window": int(chosen_record.config.window),
         "source": data.source,
         "variance": variance,
         "vol": record.vol,
@@ -670,8 +656,8 @@ def run_nightly(
     scheduler : str, optional
         Run the tickers on an existing Dask cluster (``tcp://host:8786``); its
         workers must see the same data home (shared filesystem).
-    default_options : TrainOptions, optional
-        Options of a ticker's first champion (default ``TrainOptions()``).
+    default_options : LSTMConfig or dict, optional
+        Settings of a ticker's first champion (default ``LSTMConfig()``).
     window_days : int
         Labeled origins in the recent comparison window.
     on_record : callable, optional

@@ -15,14 +15,14 @@ import pytest
 from forecaster.errors import ConfigError
 from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.nightly import run_nightly
-from forecaster.models.pipeline import TrainOptions
+from forecaster.models.config import LSTMConfig
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import make_prices, write_csv
 
 pytest.importorskip("distributed")
 
-TINY = TrainOptions(units=4, lookback=10, context=42, epochs=2, patience=1)
+TINY = LSTMConfig(units=4, lookback=10, context=42, epochs=2, patience=1)
 COMPARED = (
     "ticker",
     "status",

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from forecaster.models.pipeline import LoadedModel, TrainOptions, train
 
 from forecaster.data.features import build_dataset
 from forecaster.data.loader import load_prices
@@ -25,11 +24,13 @@ from forecaster.errors import ConfigError
 from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.lock import nightly_lock
 from forecaster.jobs.nightly import decide, read_universe, run_nightly
+from forecaster.models.config import LSTMConfig
+from forecaster.models.lstm_forecaster import load_forecaster, train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import make_prices, write_csv
 
-TINY = TrainOptions(units=4, lookback=10, context=42, epochs=2, patience=1)
+TINY = LSTMConfig(units=4, lookback=10, context=42, epochs=2, patience=1)
 #: Champions seeded on the full sample (about 4,900 days): one epoch of large batches.
 TINY_SAMPLE = dataclasses.replace(TINY, epochs=1, batch_size=256)
 WINDOW = 40
@@ -227,11 +228,11 @@ def test_worse_champion_is_replaced_and_scores_are_recorded(settings, csv_dir, d
     dataset = build_dataset(data.prices, TINY.feature_spec())
     rows = window_rows(dataset)
     target = np.maximum(dataset.target[rows], 1e-10)
-    bad_forecast = LoadedModel(registry.get("AAA", bad.version)).predict(dataset)[rows]
+    bad_forecast = load_forecaster(registry.get("AAA", bad.version)).predict(dataset)[rows]
     assert record["champion_qlike"] == pytest.approx(
         reference_qlike(target, bad_forecast), rel=1e-9
     )
-    challenger = LoadedModel(registry.get("AAA", record["challenger_version"]))
+    challenger = load_forecaster(registry.get("AAA", record["challenger_version"]))
     challenger_forecast = challenger.predict(dataset)
     assert record["challenger_qlike"] == pytest.approx(
         reference_qlike(target, challenger_forecast[rows]), rel=1e-9
@@ -261,9 +262,8 @@ def test_better_champion_is_kept_and_issues_the_forecast(settings, csv_dir, date
     )
     dataset = build_dataset(data.prices, TINY.feature_spec())
     rows = window_rows(dataset)
-    twin = dataclasses.replace(TINY, test_start=f"{dataset.origins[rows[0]]:%Y-%m-%d}")
-    champion = train(data, twin, registry).version
-    forecast = LoadedModel(champion).predict(dataset)
+    champion = train(data, TINY, registry, test_start=dataset.origins[rows[0]]).version
+    forecast = load_forecaster(champion).predict(dataset)
     target = np.maximum(dataset.target[rows], 1e-10)
     optimal = float(np.mean(target / forecast[rows]))  # argmin_c QLIKE(y, c f)
     set_scale(champion, champion.meta["bias_correction"]["scale"] * optimal)

@@ -22,16 +22,14 @@ from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.nightly import Challenge, run_nightly
 from forecaster.models.registry import ModelRegistry, new_version_id
 from forecaster.settings import Settings
-from tests.conftest import make_prices, write_csv
+from tests.conftest import fake_record, make_prices, write_csv
 
 WINDOW = 40
-META = {"horizon": 1, "init": "zeros", "estimator": "garman-klass", "options": {"window": 22}}
-
-
 def stand_in(registry: ModelRegistry, ticker: str = "AAA") -> str:
     """Save a version with placeholder files (enough for the registry to accept it)."""
     version = new_version_id("zeros")
-    registry.save(ticker, version, lambda path: path.write_bytes(b"stand-in"), META, False)
+    record = fake_record(ticker, version)
+    registry.save(record, lambda path: path.write_bytes(b"stand-in"), False)
     return version
 
 

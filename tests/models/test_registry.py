@@ -8,6 +8,7 @@ import pytest
 
 from forecaster.errors import RegistryError
 from forecaster.models.registry import ModelRegistry, new_version_id
+from tests.conftest import fake_record
 
 
 def fake_model(path):
@@ -20,11 +21,12 @@ def registry(tmp_path):
 
 
 def test_save_promote_and_read_back(registry):
-    saved = registry.save("SPY", "v1", fake_model, {"init": "zeros"}, promote=True)
+    saved = registry.save(fake_record("SPY", "v1"), fake_model, promote=True)
     assert saved.model_path.read_bytes() == b"weights"
     assert registry.champion("SPY").version == "v1"
-    assert registry.get("SPY", "v1").meta == {"init": "zeros", "ticker": "SPY", "version": "v1"}
-    registry.save("SPY", "v2", fake_model, {}, promote=False)
+    assert registry.get("SPY", "v1").meta == fake_record("SPY", "v1").to_dict()
+    assert registry.get("SPY", "v1").record == fake_record("SPY", "v1")
+    registry.save(fake_record("SPY", "v2"), fake_model, promote=False)
     assert registry.champion_id("SPY") == "v1" and registry.version_ids("SPY") == ["v1", "v2"]
     registry.promote("SPY", "v2")
     assert registry.champion_id("SPY") == "v2"
@@ -35,7 +37,7 @@ def test_save_promote_and_read_back(registry):
 
 
 def test_failure_mid_save_leaves_no_partial_version_and_champion_untouched(registry):
-    registry.save("SPY", "v1", fake_model, {}, promote=True)
+    registry.save(fake_record("SPY", "v1"), fake_model, promote=True)
     pointer = (registry.models_dir / "SPY" / "champion.json").read_bytes()
 
     def crash(path):
@@ -43,7 +45,7 @@ def test_failure_mid_save_leaves_no_partial_version_and_champion_untouched(regis
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        registry.save("SPY", "v2", crash, {}, promote=True)
+        registry.save(fake_record("SPY", "v2"), crash, promote=True)
     assert sorted(p.name for p in (registry.models_dir / "SPY").iterdir()) == [
         "champion.json",
         "v1",
@@ -52,7 +54,7 @@ def test_failure_mid_save_leaves_no_partial_version_and_champion_untouched(regis
 
 
 def test_corrupt_meta_names_the_file(registry):
-    registry.save("SPY", "v1", fake_model, {}, promote=True)
+    registry.save(fake_record("SPY", "v1"), fake_model, promote=True)
     meta = registry.models_dir / "SPY" / "v1" / "meta.json"
     meta.write_text("{not json")
     with pytest.raises(
@@ -62,7 +64,7 @@ def test_corrupt_meta_names_the_file(registry):
 
 
 def test_missing_model_file_names_it(registry):
-    registry.save("SPY", "v1", fake_model, {}, promote=True)
+    registry.save(fake_record("SPY", "v1"), fake_model, promote=True)
     model = registry.models_dir / "SPY" / "v1" / "model.keras"
     model.unlink()
     with pytest.raises(RegistryError, match=rf"model file '{model}' is missing"):
@@ -70,7 +72,7 @@ def test_missing_model_file_names_it(registry):
 
 
 def test_corrupt_champion_pointer_names_it(registry):
-    registry.save("SPY", "v1", fake_model, {}, promote=True)
+    registry.save(fake_record("SPY", "v1"), fake_model, promote=True)
     pointer = registry.models_dir / "SPY" / "champion.json"
     pointer.write_text("[]")
     with pytest.raises(RegistryError, match=rf"champion pointer '{pointer}' is corrupt"):
@@ -85,7 +87,7 @@ def test_no_champion_says_to_train(registry):
 
 
 def test_unknown_version(registry):
-    registry.save("SPY", "v1", fake_model, {}, promote=False)
+    registry.save(fake_record("SPY", "v1"), fake_model, promote=False)
     with pytest.raises(RegistryError, match=r"model version 'v9' not found .*forecast models list"):
         registry.find("v9")
     with pytest.raises(
