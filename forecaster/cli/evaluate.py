@@ -13,6 +13,7 @@ from forecaster.cli.options import (
     NamesOption,
     baseline_names,
     format_option,
+    int_option,
     load_from_options,
     output_option,
     reference_option,
@@ -49,13 +50,7 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Refit every model on an expanding window over the test period.",
 )
-@click.option(
-    "--refit-every",
-    type=click.IntRange(min=1),
-    default=63,
-    show_default=True,
-    help="Trading days between walk-forward refits.",
-)
+@int_option("--refit-every", 1, 63, "Trading days between walk-forward refits.")
 @format_option("table", "json", "markdown")
 @click.option(
     "--plot",

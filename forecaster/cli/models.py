@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from forecaster.cli.app import AppContext, ForecastGroup, pass_app
-from forecaster.cli.options import format_option
+from forecaster.cli.options import format_option, version_argument
 from forecaster.cli.output import echo_json
+
+if TYPE_CHECKING:
+    from forecaster.models.registry import ModelVersion
 
 
 @click.group(cls=ForecastGroup)
@@ -75,9 +78,15 @@ def models_list(app: AppContext, ticker, fmt) -> None:
         )
 
 
+def _resolve(app: AppContext, version: str, ticker: str | None) -> ModelVersion:
+    """VERSION, looked up within --ticker when given."""
+    from forecaster.data.sources import normalize_ticker
+
+    return app.registry.resolve(normalize_ticker(ticker) if ticker else None, version)
+
+
 @models.command("show")
-@click.argument("version")
-@click.option("--ticker", "-t", help="Ticker (if the version id is ambiguous).")
+@version_argument
 @pass_app
 def models_show(app: AppContext, version, ticker) -> None:
     """Print a version's metadata (JSON).
@@ -86,15 +95,11 @@ def models_show(app: AppContext, version, ticker) -> None:
     Example:
       forecast models show 20261125T021530-encoder-a1b2
     """
-    from forecaster.data.sources import normalize_ticker
-
-    found = app.registry.resolve(normalize_ticker(ticker) if ticker else None, version)
-    echo_json(found.meta, sort_keys=True)
+    echo_json(_resolve(app, version, ticker).meta, sort_keys=True)
 
 
 @models.command("promote")
-@click.argument("version")
-@click.option("--ticker", "-t", help="Ticker (if the version id is ambiguous).")
+@version_argument
 @pass_app
 def models_promote(app: AppContext, version, ticker) -> None:
     """Make VERSION its ticker's champion.
@@ -103,10 +108,8 @@ def models_promote(app: AppContext, version, ticker) -> None:
     Example:
       forecast models promote 20261125T021530-encoder-a1b2
     """
-    from forecaster.data.sources import normalize_ticker
-
     registry = app.registry
-    found = registry.resolve(normalize_ticker(ticker) if ticker else None, version)
+    found = _resolve(app, version, ticker)
     previous = registry.champion_id(found.ticker)
     registry.promote(found.ticker, found.version, reason="manual")
     click.echo(f"{found.ticker}: champion is now {found.version} (was {previous or 'none'})")

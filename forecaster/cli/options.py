@@ -19,6 +19,7 @@ from click.core import ParameterSource
 if TYPE_CHECKING:
     from forecaster.cli.app import AppContext
     from forecaster.data.loader import PriceData
+    from forecaster.models.config import LSTMConfig
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 Decorator = Callable[[Command], Command]
@@ -188,10 +189,6 @@ regime_quantile_option = click.option(
     help="Training quantile above which volatility is 'high'.",
 )
 
-# Model options that `train` and `compare` share: one type and default each, the
-# help text worded for the command.
-
-
 def estimator_option(help: str | None = None) -> Decorator:
     """--estimator: the daily realized-variance estimator (default garman-klass)."""
     return click.option(
@@ -199,26 +196,55 @@ def estimator_option(help: str | None = None) -> Decorator:
     )
 
 
-def horizon_option(help: str) -> Decorator:
-    """--horizon: forecast the mean daily variance of the next N days (default 1)."""
+def int_option(name: str, minimum: int, default: int, help: str) -> Decorator:
+    """An integer option with a lower bound and a shown default."""
     return click.option(
-        "--horizon", type=click.IntRange(min=1), default=1, show_default=True, help=help
+        name, type=click.IntRange(min=minimum), default=default, show_default=True, help=help
     )
 
 
-def epochs_option(help: str) -> Decorator:
-    """--epochs: most training epochs per fit (default 60)."""
-    return click.option(
-        "--epochs", type=click.IntRange(min=1), default=60, show_default=True, help=help
-    )
-
-
-units_option = click.option(
-    "--units", type=click.IntRange(min=1), default=32, show_default=True, help="LSTM units."
+#: The LSTM's settings (one type and default each), shared by `train` and `compare`.
+model_options = bundle(
+    int_option(
+        "--horizon", 1, 1, "Forecast the mean daily variance of the next N days (1, 5, 22)."
+    ),
+    estimator_option("Daily realized-variance estimator (inputs and target)."),
+    int_option("--window", 2, 22, "Window of the yang-zhang estimator."),
+    int_option("--units", 1, 32, "LSTM units."),
+    int_option("--lookback", 2, 22, "Days in the input sequence."),
+    int_option("--context", 21, 252, "Days of long history for the encoder (multiple of 21)."),
+    int_option("--epochs", 1, 60, "Most epochs (early stopping usually ends sooner)."),
+    int_option("--patience", 0, 6, "Epochs without validation improvement before stopping."),
+    click.option(
+        "--loss",
+        type=click.Choice(["mse", "qlike"]),
+        default="mse",
+        show_default=True,
+        help="Training loss (both on log variance, see README).",
+    ),
+    click.option(
+        "--threads", type=click.IntRange(min=1), help="TensorFlow threads (default: all cores)."
+    ),
 )
+_SETTINGS = ("horizon", "estimator", "window", "units", "lookback", "context", "epochs")
+_SETTINGS += ("patience", "loss", "init", "init_options", "seed")
+
+
+def lstm_config(**values: Any) -> LSTMConfig:
+    """The LSTM settings among command ``values`` (``threads`` is a run setting, not kept)."""
+    from forecaster.models.config import LSTMConfig
+
+    return LSTMConfig(**{name: value for name, value in values.items() if name in _SETTINGS})
+
 
 # Output options.
 
+
+#: VERSION [--ticker T]: the model version a `models` subcommand acts on.
+version_argument = bundle(
+    click.argument("version"),
+    click.option("--ticker", "-t", help="Ticker (if the version id is ambiguous)."),
+)
 
 #: --init-option NAME=VALUE, repeatable: the chosen strategy's own options.
 init_option = click.option(
@@ -258,6 +284,14 @@ def given(name: str) -> bool:
     """True when the current command's parameter ``name`` did not come from its default."""
     source = click.get_current_context().get_parameter_source(name)
     return source is not ParameterSource.DEFAULT
+
+
+PRICE_OPTIONS = ("ticker", "source", "csv_path", "start", "end")
+
+
+def load_from_settings(app: AppContext, values: dict[str, Any]) -> PriceData:
+    """:func:`load_from_options` on the price options among a command's ``values``."""
+    return load_from_options(app, *(values[name] for name in PRICE_OPTIONS))
 
 
 def load_from_options(

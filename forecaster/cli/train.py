@@ -1,7 +1,8 @@
 """``forecast train`` and ``forecast compare``: fit LSTM forecasters.
 
 ``train`` saves one model version; ``compare`` fits every strategy over several
-seeds and saves nothing. Both import TensorFlow only when they run.
+seeds and saves nothing. Both take the same model options and import
+TensorFlow only when they run.
 """
 
 from __future__ import annotations
@@ -14,23 +15,35 @@ from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
     INIT_CHOICE,
     NamesOption,
-    epochs_option,
-    estimator_option,
     format_option,
     given,
-    horizon_option,
     init_option,
     init_options,
-    load_from_options,
+    int_option,
+    load_from_settings,
+    lstm_config,
+    model_options,
     output_option,
     price_options,
     reference_option,
     regime_quantile_option,
     split_options,
     strategy_names,
-    units_option,
 )
 from forecaster.cli.output import write_output
+
+
+def _test_start(test_start: str | None, test_fraction: float):
+    """The parsed --test-start; giving it with --test-fraction is an error."""
+    from forecaster.data.loader import parse_date
+    from forecaster.errors import ConfigError
+
+    if test_start and given("test_fraction"):
+        raise ConfigError(
+            f"--test-start {test_start} and --test-fraction {test_fraction} both choose the test "
+            "period; pass only one of them"
+        )
+    return parse_date(test_start, "--test-start")
 
 
 @click.command()
@@ -43,87 +56,26 @@ from forecaster.cli.output import write_output
     help="Initial-state strategy of the LSTM.",
 )
 @init_option
-@horizon_option("Forecast the mean daily variance of the next N days (1, 5, 22).")
-@estimator_option("Daily realized-variance estimator (inputs and target).")
-@click.option(
-    "--window",
-    type=click.IntRange(min=2),
-    default=22,
-    show_default=True,
-    help="Window of the yang-zhang estimator.",
-)
-@units_option
-@click.option(
-    "--lookback",
-    type=click.IntRange(min=2),
-    default=22,
-    show_default=True,
-    help="Days in the input sequence.",
-)
-@click.option(
-    "--context",
-    type=click.IntRange(min=21),
-    default=252,
-    show_default=True,
-    help="Days of long history for the encoder (multiple of 21).",
-)
-@epochs_option("Most epochs (early stopping usually ends sooner).")
-@click.option(
-    "--patience",
-    type=click.IntRange(min=0),
-    default=6,
-    show_default=True,
-    help="Epochs without validation improvement before stopping.",
-)
-@click.option(
-    "--loss",
-    type=click.Choice(["mse", "qlike"]),
-    default="mse",
-    show_default=True,
-    help="Training loss (both on log variance, see README).",
-)
 @click.option(
     "--state-stddev",
     type=click.FloatRange(min=0, min_open=True),
     help="Stddev of the random initial state (same as --init-option state_stddev=X).",
 )
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seed: same seed, same forecasts.",
-)
-@click.option(
-    "--threads", type=click.IntRange(min=1), help="TensorFlow threads (default: all cores)."
-)
+@int_option("--seed", 0, 0, "Seed: same seed, same forecasts.")
+@model_options
 @split_options
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the champion.")
 @pass_app
 def train(
     app: AppContext,
-    ticker,
-    source,
-    csv_path,
-    start,
-    end,
     init,
     init_option,
-    horizon,
-    estimator,
-    window,
-    units,
-    lookback,
-    context,
-    epochs,
-    patience,
-    loss,
     state_stddev,
-    seed,
     threads,
     test_start,
     test_fraction,
     no_promote,
+    **settings,
 ) -> None:
     """Train an LSTM forecaster and save it as a new model version.
 
@@ -138,46 +90,27 @@ def train(
       forecast train --ticker SPY --init learned --horizon 5 --seed 3
       forecast train --ticker SPY --init encoder --init-option encoder_units=8
     """
-    from forecaster.data.loader import parse_date
-    from forecaster.errors import ConfigError
-    from forecaster.models.config import LSTMConfig
     from forecaster.models.lstm_forecaster import train as train_model
 
-    if test_start and given("test_fraction"):
-        raise ConfigError(
-            f"--test-start {test_start} and --test-fraction {test_fraction} both choose the test "
-            "period; pass only one of them"
-        )
-    parsed_test_start = parse_date(test_start, "--test-start")
+    parsed_test_start = _test_start(test_start, test_fraction)
     chosen_options = init_options(init, init_option)
     if state_stddev is not None and init == "random":
         chosen_options.setdefault("state_stddev", state_stddev)
-    config = LSTMConfig(
-        init=init,
-        init_options=chosen_options,
-        horizon=horizon,
-        estimator=estimator,
-        window=window,
-        lookback=lookback,
-        context=context,
-        units=units,
-        epochs=epochs,
-        patience=patience,
-        loss=loss,
-        seed=seed,
-    )
-    data = load_from_options(app, ticker, source, csv_path, start, end)
+    config = lstm_config(init=init, init_options=chosen_options, **settings)
+    data = load_from_settings(app, settings)
     show_progress = sys.stderr.isatty()
     if show_progress:
         click.echo(
             f"training {init} LSTM for {data.ticker}: {len(data.prices)} days "
-            f"{data.start:%Y-%m-%d}..{data.end:%Y-%m-%d} ({data.source}), horizon {horizon}, {estimator}",
+            f"{data.start:%Y-%m-%d}..{data.end:%Y-%m-%d} ({data.source}), "
+            f"horizon {config.horizon}, {config.estimator}",
             err=True,
         )
 
     def progress(epoch: int, train_loss: float, val_loss: float) -> None:
         click.echo(
-            f"  epoch {epoch:>3}/{epochs}  loss {train_loss:.4f}  val_loss {val_loss:.4f}", err=True
+            f"  epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  val_loss {val_loss:.4f}",
+            err=True,
         )
 
     outcome = train_model(
@@ -219,17 +152,8 @@ def train(
     show_default=True,
     help="Comma-separated strategies to compare.",
 )
-@click.option(
-    "--seeds",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Seeds per strategy (0..N-1).",
-)
-@horizon_option("Forecast horizon in days.")
-@estimator_option()
-@epochs_option("Most epochs per fit.")
-@units_option
+@int_option("--seeds", 1, 3, "Seeds per strategy (0..N-1).")
+@model_options
 @split_options
 @regime_quantile_option
 @reference_option("Baseline fit on the same pre-test data, shown for reference.")
@@ -238,23 +162,16 @@ def train(
 @pass_app
 def compare(
     app: AppContext,
-    ticker,
-    source,
-    csv_path,
-    start,
-    end,
     inits,
     seeds,
-    horizon,
-    estimator,
-    epochs,
-    units,
+    threads,
     test_start,
     test_fraction,
     regime_quantile,
     reference,
     fmt,
     output,
+    **settings,
 ) -> None:
     """Which initial state should I use? Each strategy x N seeds on one split, vs HAR.
 
@@ -267,12 +184,10 @@ def compare(
       forecast compare --ticker SPY --seeds 2
       forecast compare --ticker SPY --inits zeros,encoder --horizon 5 --format markdown
     """
-    from forecaster.data.loader import parse_date
     from forecaster.errors import ConfigError
     from forecaster.evaluation.compare import compare as run_compare
     from forecaster.evaluation.compare import render_compare_markdown, render_compare_table
     from forecaster.evaluation.report import render_json
-    from forecaster.models.config import LSTMConfig
 
     valid = strategy_names()
     chosen = [name.strip() for name in inits.split(",") if name.strip()]
@@ -282,9 +197,9 @@ def compare(
             f"--inits {inits!r} has unknown strategies {', '.join(unknown) or '(none given)'}; "
             f"expected a comma-separated subset of {', '.join(valid)}"
         )
-    parsed = parse_date(test_start, "--test-start")
-    config = LSTMConfig(horizon=horizon, estimator=estimator, epochs=epochs, units=units)
-    data = load_from_options(app, ticker, source, csv_path, start, end)
+    parsed = _test_start(test_start, test_fraction)
+    config = lstm_config(**settings)
+    data = load_from_settings(app, settings)
 
     def progress(init, seed):
         click.echo(f"  training {init} seed {seed}", err=True)
@@ -298,6 +213,7 @@ def compare(
         test_fraction=test_fraction,
         quantile=regime_quantile,
         reference=reference,
+        threads=threads,
         on_progress=progress if sys.stderr.isatty() else None,
     )
     if fmt == "json":

@@ -229,6 +229,19 @@ def walk_forward(
     return _run(version, data, lstm, baselines, quantile, reference, refit_every, on_refit)
 
 
+def regime_summary(
+    thresholds: RegimeThresholds, ex_ante: np.ndarray, ex_post: np.ndarray
+) -> dict[str, Any]:
+    """The regime block of the JSON reports: thresholds and high-regime day counts."""
+    return {
+        "quantile": thresholds.quantile,
+        "threshold_ex_ante_vol": float(thresholds.ex_ante_vol),
+        "threshold_ex_post_vol": float(thresholds.ex_post_vol),
+        "n_high_ex_ante": int(ex_ante.sum()),
+        "n_high_ex_post": int(ex_post.sum()),
+    }
+
+
 def summarize(backtest: Backtest) -> dict[str, Any]:
     """The stable JSON shape of ``forecast evaluate`` for one ticker."""
     frame = backtest.predictions
@@ -277,13 +290,7 @@ def summarize(backtest: Backtest) -> dict[str, Any]:
         "refit_every": backtest.refit_every,
         "data_source": backtest.data_source,
         "reference": backtest.reference,
-        "regime": {
-            "quantile": thresholds.quantile,
-            "threshold_ex_ante_vol": float(thresholds.ex_ante_vol),
-            "threshold_ex_post_vol": float(thresholds.ex_post_vol),
-            "n_high_ex_ante": int(ex_ante.sum()),
-            "n_high_ex_post": int(ex_post.sum()),
-        },
+        "regime": regime_summary(thresholds, ex_ante, ex_post),
         "models": scores,
         "diebold_mariano": dm,
         "model_confidence_set": mcs,

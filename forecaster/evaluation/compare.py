@@ -18,7 +18,12 @@ import pandas as pd
 from forecaster import metrics
 from forecaster.data.features import build_dataset, split_dataset
 from forecaster.data.loader import PriceData
-from forecaster.evaluation.backtest import REFERENCE, forecast_rows, test_period
+from forecaster.evaluation.backtest import (
+    REFERENCE,
+    forecast_rows,
+    regime_summary,
+    test_period,
+)
 from forecaster.evaluation.report import _clean, _fmt
 from forecaster.models.baselines import create_baseline
 from forecaster.models.config import LSTMConfig
@@ -81,13 +86,7 @@ def compare(
             "n": int(len(rows)),
             "seeds": seeds,
             "data_source": data.source,
-            "regime": {
-                "quantile": quantile,
-                "threshold_ex_ante_vol": float(thresholds.ex_ante_vol),
-                "threshold_ex_post_vol": float(thresholds.ex_post_vol),
-                "n_high_ex_ante": int(ex_ante.sum()),
-                "n_high_ex_post": int(ex_post.sum()),
-            },
+            "regime": regime_summary(thresholds, ex_ante, ex_post),
             "inits": results,
             "reference": reference,
             reference: scored(baseline),

@@ -15,7 +15,18 @@ from forecaster.data.features import FeatureSpec
 from forecaster.errors import ConfigError
 from forecaster.models.initial_state import STRATEGIES, create_strategy
 
-__all__ = ["LSTMConfig"]
+__all__ = ["OBJECTIVES", "LSTMConfig"]
+
+_FEATURE_SETTINGS = ("lookback", "context", "horizon", "estimator", "window")
+_TRAINING_SETTINGS = ("epochs", "patience", "batch_size", "loss", "learning_rate", "seed")
+
+#: Training objectives by ``loss`` name, as recorded with every model.
+OBJECTIVES = {
+    "mse": "MSE on the standardized log target variance; forecasts multiplied by the "
+    "QLIKE-optimal scale mean(y/f) estimated on the validation rows",
+    "qlike": "QLIKE on the target variance (written in standardized log units); forecasts "
+    "multiplied by the QLIKE-optimal scale mean(y/f) estimated on the validation rows",
+}
 
 
 @dataclass(frozen=True)
@@ -69,13 +80,8 @@ class LSTMConfig:
         return STRATEGIES[self.init].stateful
 
     def feature_spec(self) -> FeatureSpec:
-        return FeatureSpec(
-            lookback=self.lookback,
-            context=self.context,
-            horizon=self.horizon,
-            estimator=self.estimator,
-            window=self.window,
-        )
+        """How inputs and target are built from prices."""
+        return FeatureSpec(**{name: getattr(self, name) for name in _FEATURE_SETTINGS})
 
     def model_spec(self, n_features: int, context_size: int, unroll: bool = True) -> Any:
         from forecaster.models.lstm import ModelSpec
@@ -92,18 +98,11 @@ class LSTMConfig:
         )
 
     def train_config(self, threads: int | None = None, target_scale: float = 1.0) -> Any:
+        """The :class:`~forecaster.models.training.TrainConfig` of these settings."""
         from forecaster.models.training import TrainConfig
 
-        return TrainConfig(
-            epochs=self.epochs,
-            patience=self.patience,
-            batch_size=self.batch_size,
-            loss=self.loss,
-            learning_rate=self.learning_rate,
-            seed=self.seed,
-            threads=threads,
-            target_scale=target_scale,
-        )
+        settings = {name: getattr(self, name) for name in _TRAINING_SETTINGS}
+        return TrainConfig(**settings, threads=threads, target_scale=target_scale)
 
     def replace(self, **changes: Any) -> LSTMConfig:
         """A copy with ``changes``; a new ``init`` drops the old strategy's options."""

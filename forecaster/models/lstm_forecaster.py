@@ -35,7 +35,7 @@ from forecaster.data.features import (
 from forecaster.data.loader import PriceData
 from forecaster.errors import ModelError
 from forecaster.models.base import Forecaster
-from forecaster.models.config import LSTMConfig
+from forecaster.models.config import OBJECTIVES, LSTMConfig
 from forecaster.models.record import DataRecord, ModelRecord
 from forecaster.models.registry import ModelRegistry, ModelVersion, new_version_id
 from forecaster.models.runtime import import_tensorflow
@@ -50,12 +50,6 @@ __all__ = [
     "train",
 ]
 
-OBJECTIVES = {
-    "mse": "MSE on the standardized log target variance; forecasts multiplied by the "
-    "QLIKE-optimal scale mean(y/f) estimated on the validation rows",
-    "qlike": "QLIKE on the target variance (written in standardized log units); forecasts "
-    "multiplied by the QLIKE-optimal scale mean(y/f) estimated on the validation rows",
-}
 
 
 def summarize(target_var: np.ndarray, forecast_var: np.ndarray) -> dict[str, float]:

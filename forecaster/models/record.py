@@ -21,7 +21,7 @@ from typing import Any
 
 from forecaster.data.features import FeatureSpec
 from forecaster.errors import ConfigError
-from forecaster.models.config import LSTMConfig
+from forecaster.models.config import OBJECTIVES, LSTMConfig
 
 __all__ = ["FORMAT", "DataRecord", "ModelRecord"]
 
@@ -128,8 +128,6 @@ class ModelRecord:
     # ---------------------------------------------------------------- (de)serialize
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout of ``meta.json``."""
-        from forecaster.models.lstm_forecaster import OBJECTIVES
-
         return {
             "format": FORMAT,
             "kind": self.kind,

@@ -192,55 +192,23 @@ def test_evaluate_without_champion_says_to_train(home):
 def test_compare_two_seeds_json(home, tmp_path):
     path = tmp_path / "prices.csv"
     write_csv(path, make_prices(N, seed=5))
-    result = run(
-        "compare",
-        "--ticker",
-        "TEST",
-        "--source",
-        "csv",
-        "--csv",
-        str(path),
-        "--inits",
-        "zeros,learned",
-        "--seeds",
-        "2",
-        "--epochs",
-        "1",
-        "--units",
-        "4",
-        "--format",
-        "json",
-    )
-    assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+
+    def compare(inits: str, seeds: int, *extra: str):
+        source = ("--ticker", "TEST", "--source", "csv", "--csv", str(path))
+        tiny = ("--epochs", "1", "--units", "4")
+        result = run("compare", *source, "--inits", inits, "--seeds", str(seeds), *tiny, *extra)
+        assert result.exit_code == 0, result.output
+        return result
+
+    payload = json.loads(compare("zeros,learned", 2, "--format", "json").stdout)
     assert set(payload["inits"]) == {"zeros", "learned"} and payload["seeds"] == 2
     for scores in payload["inits"].values():
         assert set(scores) == {"qlike", "mse", "bias", "bias_high_ex_ante", "bias_high_ex_post"}
-    assert payload["har"]["qlike"] > 0
+    assert payload["reference"] == "har" and payload["har"]["qlike"] > 0
     # Seed 0 alone (training is deterministic per seed) gives the first per-seed value a;
     # the two-seed mean m then gives the second, b = 2m - a, and the reported std must
     # be their sample std (ddof=1): |a - b| / sqrt(2) = sqrt(2) |a - m|, and not zero.
-    alone = run(
-        "compare",
-        "--ticker",
-        "TEST",
-        "--source",
-        "csv",
-        "--csv",
-        str(path),
-        "--inits",
-        "zeros,learned",
-        "--seeds",
-        "1",
-        "--epochs",
-        "1",
-        "--units",
-        "4",
-        "--format",
-        "json",
-    )
-    assert alone.exit_code == 0, alone.output
-    seed_zero = json.loads(alone.stdout)
+    seed_zero = json.loads(compare("zeros,learned", 1, "--format", "json").stdout)
     assert seed_zero["seeds"] == 1 and seed_zero["har"] == payload["har"]
     for init, scores in payload["inits"].items():
         for key, two_seeds in scores.items():
@@ -251,24 +219,10 @@ def test_compare_two_seeds_json(home, tmp_path):
             tolerance = 1e-9 * abs(two_seeds["mean"])
             assert two_seeds["std"] == pytest.approx(expected, rel=1e-6, abs=tolerance), (init, key)
         assert scores["qlike"]["std"] > 0, f"{init}: seeds 0 and 1 gave the same QLIKE"
-    table = run(
-        "compare",
-        "--ticker",
-        "TEST",
-        "--source",
-        "csv",
-        "--csv",
-        str(path),
-        "--inits",
-        "zeros",
-        "--seeds",
-        "1",
-        "--epochs",
-        "1",
-        "--units",
-        "4",
-    )
+    table = compare("zeros", 1)
     assert "har (reference)" in table.stdout and "±" in table.stdout
+    against_ewma = compare("zeros", 1, "--reference", "ewma")
+    assert "ewma (reference)" in against_ewma.stdout and "har" not in against_ewma.stdout
 
 
 def test_compare_unknown_init(home):

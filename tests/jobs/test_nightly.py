@@ -93,6 +93,17 @@ def window_rows(dataset, days: int = WINDOW) -> np.ndarray:
     return np.flatnonzero(~np.isnan(dataset.target))[-days:]
 
 
+def first_night_prices(settings, csv_dir, dates):
+    """AAA's prices as the first replayed night sees them."""
+    return load_prices(
+        "AAA",
+        source="csv",
+        csv_path=csv_dir / "AAA.csv",
+        end=pd.Timestamp(dates[0]),
+        settings=settings,
+    )
+
+
 def set_scale(version, scale: float) -> None:
     """Tamper with a saved model's bias-correction scale (to make it better or worse)."""
     path = version.path / "meta.json"
@@ -210,13 +221,7 @@ def test_replay_of_sample_nights_grows_the_cache_and_scores_the_history(invoke, 
 
 def test_worse_champion_is_replaced_and_scores_are_recorded(settings, csv_dir, dates):
     registry = ModelRegistry(settings.models_dir)
-    data = load_prices(
-        "AAA",
-        source="csv",
-        csv_path=csv_dir / "AAA.csv",
-        end=pd.Timestamp(dates[0]),
-        settings=settings,
-    )
+    data = first_night_prices(settings, csv_dir, dates)
     bad = train(data, TINY, registry).version
     set_scale(bad, bad.meta["bias_correction"]["scale"] * 50)  # forecasts 50x too high
 
@@ -253,13 +258,7 @@ def test_worse_champion_is_replaced_and_scores_are_recorded(settings, csv_dir, d
 def test_better_champion_is_kept_and_issues_the_forecast(settings, csv_dir, dates):
     """The champion is the challenger's exact twin with the window-optimal scale: no worse."""
     registry = ModelRegistry(settings.models_dir)
-    data = load_prices(
-        "AAA",
-        source="csv",
-        csv_path=csv_dir / "AAA.csv",
-        end=pd.Timestamp(dates[0]),
-        settings=settings,
-    )
+    data = first_night_prices(settings, csv_dir, dates)
     dataset = build_dataset(data.prices, TINY.feature_spec())
     rows = window_rows(dataset)
     champion = train(data, TINY, registry, test_start=dataset.origins[rows[0]]).version

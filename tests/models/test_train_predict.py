@@ -204,18 +204,9 @@ def test_version_ids_that_are_paths_are_refused(run):
     assert result.exit_code == 1 and "is not a valid name" in result.stderr
 
 
-def test_test_start_and_test_fraction_together_are_refused(run, csv_file):
-    result = run(
-        "train",
-        "--ticker",
-        "TEST",
-        "--source",
-        "csv",
-        "--csv",
-        csv_file,
-        "--test-start",
-        "2016-01-04",
-        "--test-fraction",
-        "0.3",
-    )
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_test_start_and_test_fraction_together_are_refused(run, csv_file, command):
+    source = ("--ticker", "TEST", "--source", "csv", "--csv", csv_file)
+    split = ("--test-start", "2016-01-04", "--test-fraction", "0.3")
+    result = run(command, *source, *split)
     assert result.exit_code == 1 and "pass only one of them" in result.stderr
