@@ -11,14 +11,12 @@ import pytest
 
 from forecaster.data.loader import load_prices
 from forecaster.evaluation import backtest
-from forecaster.models.config import LSTMConfig
 from forecaster.models.lstm_forecaster import train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
-from tests.conftest import make_prices, write_csv
+from tests.conftest import TINY, make_prices, write_csv
 from tests.conftest import run_cli as run
 
-TINY = LSTMConfig(units=4, lookback=10, context=42, epochs=2, patience=1)
 N = 460
 
 
@@ -116,11 +114,16 @@ def test_evaluate_json_matches_predictions_csv(trained, tmp_path):
 
 
 def test_evaluate_table_highlights_and_defaults_to_all_champions(trained, tmp_path):
-    path, _, _ = trained
+    path, settings, _ = trained
+    other = load_prices("TWO", source="csv", csv_path=path, settings=settings)
+    second = train(other, TINY.replace(seed=1), ModelRegistry(settings.models_dir))
     result = run("evaluate", "--source", "csv", "--csv", str(path), "--baselines", "har,naive")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("TEST — model ") and any(line.startswith("lstm ") for line in lines)
+    headers = [line for line in lines if " — model " in line]
+    assert [line.split(" — ")[0] for line in headers] == ["TEST", "TWO"]
+    assert second.version.version in headers[1]
+    assert sum(line.startswith("lstm ") for line in lines) == 2
     assert "*" in result.stdout and "best in column" in result.stdout
 
 

@@ -15,14 +15,12 @@ import pytest
 from forecaster.errors import ConfigError
 from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.nightly import run_nightly
-from forecaster.models.config import LSTMConfig
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
-from tests.conftest import make_prices, write_csv
+from tests.conftest import TINY, make_prices, write_csv
 
 pytest.importorskip("distributed")
 
-TINY = LSTMConfig(units=4, lookback=10, context=42, epochs=2, patience=1)
 COMPARED = (
     "ticker",
     "status",

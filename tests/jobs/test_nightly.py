@@ -24,13 +24,11 @@ from forecaster.errors import ConfigError
 from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.lock import nightly_lock
 from forecaster.jobs.nightly import decide, read_universe, run_nightly
-from forecaster.models.config import LSTMConfig
 from forecaster.models.lstm_forecaster import load_forecaster, train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
-from tests.conftest import make_prices, write_csv
+from tests.conftest import TINY, make_prices, write_csv
 
-TINY = LSTMConfig(units=4, lookback=10, context=42, epochs=2, patience=1)
 #: Champions seeded on the full sample (about 4,900 days): one epoch of large batches.
 TINY_SAMPLE = dataclasses.replace(TINY, epochs=1, batch_size=256)
 WINDOW = 40

@@ -20,12 +20,11 @@ from forecaster.models.initial_state import STRATEGIES, InitialState, derive_see
 from forecaster.models.lstm_forecaster import LSTMForecaster, load_forecaster, train
 from forecaster.models.record import FORMAT, ModelRecord
 from forecaster.models.registry import ModelRegistry
-from tests.conftest import make_prices
+from tests.conftest import TINY, make_prices
 
 pytestmark = pytest.mark.usefixtures("tf_configured")
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "models_0_1"
-TINY = LSTMConfig(units=4, lookback=10, context=42, epochs=2, patience=1)
 
 
 def price_data(prices: pd.DataFrame, ticker: str = "TEST") -> PriceData:
@@ -222,7 +221,7 @@ def test_a_sixth_strategy_with_an_option_trains_saves_loads_and_is_honoured(
     prices = make_prices(420, seed=3)
     registry = ModelRegistry(tmp_path / "models")
     config = TINY.replace(init="two-layer-test", init_options={"width": 3})
-    outcome = train(price_data(prices), config, registry, threads=1)
+    outcome = train(price_data(prices), config, registry)
     assert outcome.record.config.init_options == {"width": 3}
     meta = json.loads((outcome.version.path / "meta.json").read_text())
     assert meta["config"]["init"] == "two-layer-test"
@@ -237,7 +236,6 @@ def test_a_sixth_strategy_with_an_option_trains_saves_loads_and_is_honoured(
         price_data(prices),
         config.replace(init_options={"width": 5}),
         registry,
-        threads=1,
         promote=False,
     )
     assert other.forecaster.model.get_layer("two_hidden").units == 5
@@ -248,7 +246,7 @@ def test_a_sixth_strategy_with_an_option_trains_saves_loads_and_is_honoured(
 
 def test_lstm_contract_fits_before_the_cut_and_rebuilds_from_config():
     prices = make_prices(420, seed=3)
-    forecaster = LSTMForecaster(TINY, threads=1)
+    forecaster = LSTMForecaster(TINY)
     dataset = forecaster.dataset(prices)
     split = split_dataset(dataset, test_fraction=0.25)
     forecaster.fit(dataset, split.test_start)

@@ -302,12 +302,29 @@ def test_stateful_validation_loss_uses_the_training_rows_as_warm_up(fitted, tiny
 @pytestmark_tf
 def test_stateful_fit_trims_the_oldest_rows(tiny_data):
     extra = 3  # 123 rows: the 3 oldest cannot fill a batch
-    x_train = {key: value[: N_TRAIN + extra] for key, value in tiny_data.x_all.items()}
-    z_train = tiny_data.z_all[: N_TRAIN + extra]
+    assert tiny_spec("stateful").strategy().training_rows(N_TRAIN + extra, LOOKBACK) == slice(
+        extra, N_TRAIN + extra
+    )
+    assert tiny_spec("zeros").strategy().training_rows(N_TRAIN + extra, LOOKBACK) == slice(
+        0, N_TRAIN + extra
+    )
     x_val = {key: value[N_TRAIN + extra :] for key, value in tiny_data.x_all.items()}
     z_val = tiny_data.z_all[N_TRAIN + extra :]
-    result = fit(tiny_spec("stateful"), tiny_config(epochs=1), x_train, z_train, x_val, z_val)
-    assert result.epochs_run == 1 and np.isfinite(result.val_loss[0])
+
+    def fitted(first_row: int):
+        x_train = {k: v[first_row : N_TRAIN + extra] for k, v in tiny_data.x_all.items()}
+        z_train = tiny_data.z_all[first_row : N_TRAIN + extra]
+        return fit(tiny_spec("stateful"), tiny_config(epochs=1), x_train, z_train, x_val, z_val)
+
+    # 123 rows train exactly like their newest 120: the 3 oldest were dropped, not used
+    with_extra, without = fitted(0), fitted(extra)
+    assert with_extra.epochs_run == 1 and np.isfinite(with_extra.val_loss[0])
+    assert with_extra.train_loss == without.train_loss
+    assert with_extra.val_loss == without.val_loss
+    for kept, reference in zip(
+        with_extra.model.get_weights(), without.model.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(kept, reference)
 
 
 # ----------------------------------------------------------------- errors
