@@ -14,6 +14,7 @@ from forecaster.models.baselines import (
     BASELINES,
     EWMA,
     GARCH,
+    GBM,
     GJR,
     HAR,
     Baseline,
@@ -347,6 +348,33 @@ def test_fit_input_errors(data, fit_end):
         Naive().fit_series(variance, returns, 1, fit_end.tz_localize("UTC"))
 
 
+@pytest.mark.parametrize("horizon", [1, 5])
+def test_gbm_equals_a_direct_fit_on_the_first_85_percent(data, fit_end, horizon):
+    """Features, purged training rows, log target and validation scale rebuilt by hand."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    variance, returns = data
+    model = GBM().fit_series(variance, returns, horizon, fit_end)
+    v = variance.to_numpy()
+    r = returns.to_numpy()
+    mean = {w: variance.rolling(w).mean().to_numpy() for w in (5, 22)}
+    design = np.column_stack([np.log(v), np.log(mean[5]), np.log(mean[22]), r, np.abs(r)])
+    target = pd.Series(v).rolling(horizon).mean().shift(-horizon).to_numpy()
+    first = 22  # day 0 is NaN: the first full month of history ends on day 22
+    rows = np.arange(first, FIT_END_POS - horizon + 1)
+    n_val = round(0.15 * rows.size)
+    validation, train = rows[-n_val:], rows[:-n_val]
+    train = train[train + horizon <= validation[0]]
+    direct = HistGradientBoostingRegressor(**GBM.settings, early_stopping=False, random_state=0)
+    direct.fit(design[train], np.log(target[train]))
+    scale = np.mean(target[validation] / np.exp(direct.predict(design[validation])))
+    assert model.params["scale"] == pytest.approx(scale, rel=1e-12)
+    assert model.params["n_obs"] == train.size
+    origins = [FIT_END_POS + 1, FIT_END_POS + 20]
+    expected = np.exp(direct.predict(design[origins])) * scale
+    np.testing.assert_allclose(model.predict_origins(variance.index[origins]), expected, rtol=1e-12)
+
+
 def test_too_little_training_data(data):
     variance, returns = data
     with pytest.raises(ModelError, match="HAR needs at least 30 training origins.*got 19"):
@@ -356,7 +384,7 @@ def test_too_little_training_data(data):
 
 
 def test_registry_and_parsing():
-    assert list(BASELINES) == ["har", "garch", "gjr", "ewma", "naive"]
+    assert list(BASELINES) == ["har", "garch", "gjr", "ewma", "naive", "gbm"]
     assert isinstance(create_baseline("gjr"), GJR)
     with pytest.raises(ConfigError, match="unknown baseline 'arima'; valid names are har, garch"):
         create_baseline("arima")
