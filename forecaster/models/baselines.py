@@ -321,6 +321,14 @@ class HAR(Baseline):
         self.lognormal_correction = math.nan
         self.n_obs = 0
         self._design = np.empty((0, 4))
+        self._given: dict[str, float] | None = None
+
+    @classmethod
+    def with_params(cls, params: dict[str, float]) -> HAR:
+        """A HAR with the coefficients of :attr:`params` (a saved fit); fit only lays out data."""
+        har = cls()
+        har._given = {key: float(value) for key, value in params.items()}
+        return har
 
     def _estimate(self) -> None:
         variance = self._variance
@@ -347,6 +355,14 @@ class HAR(Baseline):
             target = np.full(variance.shape, np.nan)
             target[: variance.size - horizon] = _trailing_mean(variance, horizon)[horizon:]
             log_target = np.log(target)
+        if self._given is not None:
+            given = self._given
+            keys = ("const", "beta_daily", "beta_weekly", "beta_monthly")
+            self.coefficients = np.array([given[key] for key in keys])
+            self.residual_variance = given["residual_variance"]
+            self.lognormal_correction = math.exp(0.5 * self.residual_variance)
+            self.n_obs = int(given.get("n_obs", 0))
+            return
         last_origin = self._n_fit - 1 - horizon  # target realized by fit_end
         rows = np.arange(self._earliest, last_origin + 1)
         if rows.size < MIN_HAR_ROWS:

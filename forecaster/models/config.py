@@ -15,9 +15,13 @@ from forecaster.data.features import FeatureSpec
 from forecaster.errors import ConfigError
 from forecaster.models.initial_state import STRATEGIES, create_strategy
 
-__all__ = ["OBJECTIVES", "LSTMConfig"]
+__all__ = ["ANCHORS", "OBJECTIVES", "LSTMConfig"]
 
 _FEATURE_SETTINGS = ("lookback", "context", "horizon", "estimator", "window")
+#: Settings added after record format 2 was introduced, with the value older records imply.
+_ADDED_LATER: dict[str, Any] = {"ensemble": 1, "anchor": "none"}
+#: What the network's forecast may be anchored to.
+ANCHORS = ("none", "har")
 _TRAINING_SETTINGS = ("epochs", "patience", "batch_size", "loss", "learning_rate", "seed")
 
 #: Training objectives by ``loss`` name, as recorded with every model.
@@ -45,6 +49,14 @@ class LSTMConfig:
         LSTM units.
     epochs, patience, batch_size, learning_rate, loss, seed
         Training (see :class:`~forecaster.models.training.TrainConfig`).
+    anchor : {"none", "har"}
+        ``har``: the network learns a correction to the log-HAR forecast (HAR
+        fit on the training rows), so it starts from the benchmark.
+    ensemble : int
+        Members of a seed ensemble: parallel copies of the network (member 0
+        seeded with ``seed``, the others with seeds derived from it), trained
+        together; their log-variance forecasts are averaged before the
+        validation scale correction.
     """
 
     init: str = "encoder"
@@ -61,6 +73,8 @@ class LSTMConfig:
     learning_rate: float = 1e-3
     loss: str = "mse"
     seed: int = 0
+    ensemble: int = 1
+    anchor: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.init_options, Mapping):
@@ -71,8 +85,14 @@ class LSTMConfig:
         strategy = create_strategy(self.init, 1, 0, **self.init_options)
         object.__setattr__(self, "init_options", strategy.config())
         self.feature_spec()
-        if isinstance(self.units, bool) or not isinstance(self.units, int) or self.units < 1:
-            raise ConfigError(f"units must be an integer >= 1; received {self.units!r}")
+        if self.anchor not in ANCHORS:
+            raise ConfigError(
+                f"unknown anchor {self.anchor!r}; expected one of {', '.join(ANCHORS)}"
+            )
+        for name in ("units", "ensemble"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1; received {value!r}")
         self.train_config()
 
     @property
@@ -95,6 +115,7 @@ class LSTMConfig:
             init_options=dict(self.init_options),
             seed=self.seed,
             unroll=unroll,
+            members=self.ensemble,
         )
 
     def train_config(self, threads: int | None = None, target_scale: float = 1.0) -> Any:
@@ -123,6 +144,7 @@ class LSTMConfig:
                 f"unknown LSTM setting(s) {', '.join(unknown)}; expected some of "
                 f"{', '.join(sorted(fields))}"
             )
+        data = {**_ADDED_LATER, **data}
         missing = [name for name in fields if name not in data]
         if complete and missing:
             raise ConfigError(f"the LSTM settings lack {', '.join(missing)}")

@@ -39,7 +39,7 @@ __all__ = [
     "create_strategy",
     "derive_seed",
     "ensure_registered",
-    "lstm_layer",
+    "lstm_layers",
     "parse_option",
     "predict_rows",
     "register",
@@ -371,7 +371,7 @@ class StatefulState(InitialState):
         return slice(rows % lookback, rows)  # drop the oldest rows
 
     def epoch_order(self, model: Any, rng: Any, rows: int) -> Any:
-        lstm_layer(model).reset_state()
+        reset_states(model)
         return slice(None)
 
     def predict_validation(
@@ -405,24 +405,47 @@ class StatefulState(InitialState):
                 model, lookback, {key: value[trimmed:] for key, value in x.items()}
             )
         finally:
-            lstm_layer(model).reset_state()
+            reset_states(model)
         return z_hat
 
     def end_training(self, model: Any) -> None:
-        lstm_layer(model).reset_state()
+        reset_states(model)
 
 
 # --- feeding a model -------------------------------------------------------------
 
 
-def lstm_layer(model: Any) -> Any:
-    try:
-        return model.get_layer(LSTM_LAYER)
-    except ValueError as exc:
+def lstm_layers(model: Any) -> list[Any]:
+    """The LSTM layer of every ensemble member (members are nested models)."""
+    found: list[Any] = []
+
+    def walk(layer: Any) -> None:
+        if layer.name == LSTM_LAYER and hasattr(layer, "reset_state"):
+            found.append(layer)
+        for inner in getattr(layer, "layers", []):
+            walk(inner)
+
+    for layer in model.layers:
+        walk(layer)
+    if not found:
         raise ModelError(
             f"model {model.name!r} has no layer named {LSTM_LAYER!r}; "
             "it was not built by forecaster.models.lstm.build_model"
-        ) from exc
+        )
+    return found
+
+
+def reset_states(model: Any) -> None:
+    """Reset the carried state of every (stateful) LSTM layer of ``model``."""
+    for layer in lstm_layers(model):
+        layer.reset_state()
+
+
+def _member_mean(z_hat: Any, rows: int) -> Any:
+    """z_hat (rows, members) averaged over the members: the ensemble in log variance."""
+    import numpy as np
+
+    return np.asarray(z_hat).reshape(rows, -1).mean(axis=1)
 
 
 def predict_rows(model: Any, x: dict[str, Any]) -> Any:
@@ -438,7 +461,7 @@ def predict_rows(model: Any, x: dict[str, Any]) -> Any:
         )
         for start in range(0, rows, _PREDICT_CHUNK)
     ]
-    return np.concatenate(parts).reshape(-1).astype(np.float64)
+    return _member_mean(np.concatenate(parts), rows).astype(np.float64)
 
 
 _STATEFUL_FORWARD: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -482,12 +505,12 @@ def _predict_stateful(model: Any, lookback: int, x: dict[str, Any]) -> Any:
     """
     rows = x["sequence"].shape[0]
     batches = rows // lookback
-    lstm_layer(model).reset_state()
+    reset_states(model)
     z_hat = _stateful_forward(model)(
         x["sequence"].reshape(batches, lookback, *x["sequence"].shape[1:]),
         x["context"].reshape(batches, lookback, -1),
     )
-    return z_hat.numpy().reshape(-1)
+    return _member_mean(z_hat.numpy(), rows)
 
 
 def _pad_to_multiple(x: dict[str, Any], multiple: int) -> dict[str, Any]:

@@ -75,6 +75,9 @@ class ModelSpec:
         Root seed of every initializer in the network.
     unroll : bool
         Unroll the LSTM loop (faster for short sequences).
+    members : int
+        Ensemble members: parallel copies of the network with derived seeds,
+        trained together, whose outputs are averaged (in log variance).
     """
 
     lookback: int
@@ -85,6 +88,7 @@ class ModelSpec:
     init_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     unroll: bool = True
+    members: int = 1
 
     def __post_init__(self) -> None:
         for name, minimum in (
@@ -93,6 +97,7 @@ class ModelSpec:
             ("context_size", 1),
             ("units", 1),
             ("seed", 0),
+            ("members", 1),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -155,49 +160,81 @@ class ModelSpec:
         return cls(**data)
 
 
-def build_model(spec: ModelSpec) -> keras.Model:
-    """Build the (uncompiled) Keras model described by ``spec``.
+def member_seed(seed: int, member: int) -> int:
+    """Root seed of ensemble member ``member`` (member 0 keeps ``seed``: K = 1 is the plain model)."""
+    return seed if member == 0 else derive_seed(seed, 100 + member)
 
-    Inputs are a dict ``{"sequence": (B, L, F), "context": (B, C)}``; the output
-    is ``z_hat`` (B, 1), linear. For a stateful strategy the batch size is fixed
-    to ``B = spec.lookback``. Every initializer gets an explicit seed derived
-    from ``spec.seed``.
-    """
+
+def _network(spec: ModelSpec, seed: int, sequence: Any, context: Any) -> Any:
+    """One member's graph on the given inputs: initial state, LSTM, linear head."""
     import keras
 
-    ensure_registered()
-    strategy = spec.strategy()
-    batch = strategy.input_batch(spec.lookback)
-    sequence = keras.Input(
-        batch_shape=(batch, spec.lookback, spec.n_features), name="sequence", dtype="float32"
+    strategy = create_strategy(
+        spec.init, spec.units, derive_seed(seed, *_SEED_STRATEGY), **spec.init_options
     )
-    context = keras.Input(batch_shape=(batch, spec.context_size), name="context", dtype="float32")
     state = strategy.initial_state(sequence, context)
     lstm = keras.layers.LSTM(
         spec.units,
         kernel_initializer=keras.initializers.GlorotUniform(
-            seed=derive_seed(spec.seed, *_SEED_LSTM_KERNEL)
+            seed=derive_seed(seed, *_SEED_LSTM_KERNEL)
         ),
         recurrent_initializer=keras.initializers.Orthogonal(
-            seed=derive_seed(spec.seed, *_SEED_LSTM_RECURRENT)
+            seed=derive_seed(seed, *_SEED_LSTM_RECURRENT)
         ),
         stateful=strategy.stateful,
         unroll=spec.unroll,
         name=LSTM_LAYER,
     )
     hidden = lstm(sequence) if state is None else lstm(sequence, initial_state=state)
-    z_hat = keras.layers.Dense(
+    return keras.layers.Dense(
         1,
-        kernel_initializer=keras.initializers.GlorotUniform(
-            seed=derive_seed(spec.seed, *_SEED_HEAD)
-        ),
+        kernel_initializer=keras.initializers.GlorotUniform(seed=derive_seed(seed, *_SEED_HEAD)),
         name=OUTPUT_LAYER,
     )(hidden)
-    return keras.Model(
-        inputs={"sequence": sequence, "context": context},
-        outputs=z_hat,
-        name=f"forecaster_lstm_{spec.init}",
-    )
+
+
+def build_model(spec: ModelSpec) -> keras.Model:
+    """Build the (uncompiled) Keras model described by ``spec``.
+
+    Inputs are a dict ``{"sequence": (B, L, F), "context": (B, C)}``; the output
+    is ``z_hat`` (B, members), linear, one column per ensemble member. Each
+    member is a nested model (``member_0``, ...) with its own seeds; a single
+    member is built flat (the layout of release 0.1.0). For a stateful strategy
+    the batch size is fixed to ``B = spec.lookback``. Every initializer gets an
+    explicit seed derived from ``spec.seed``.
+    """
+    import keras
+
+    ensure_registered()
+    batch = spec.strategy().input_batch(spec.lookback)
+
+    def inputs() -> tuple[Any, Any]:
+        sequence = keras.Input(
+            batch_shape=(batch, spec.lookback, spec.n_features), name="sequence", dtype="float32"
+        )
+        context = keras.Input(
+            batch_shape=(batch, spec.context_size), name="context", dtype="float32"
+        )
+        return sequence, context
+
+    sequence, context = inputs()
+    feeds = {"sequence": sequence, "context": context}
+    name = f"forecaster_lstm_{spec.init}"
+    if spec.members == 1:
+        return keras.Model(
+            inputs=feeds, outputs=_network(spec, spec.seed, sequence, context), name=name
+        )
+    outputs = []
+    for member in range(spec.members):
+        member_sequence, member_context = inputs()
+        member_model = keras.Model(
+            inputs={"sequence": member_sequence, "context": member_context},
+            outputs=_network(spec, member_seed(spec.seed, member), member_sequence, member_context),
+            name=f"member_{member}",
+        )
+        outputs.append(member_model(feeds))
+    z_hat = keras.layers.Concatenate(name="members")(outputs)
+    return keras.Model(inputs=feeds, outputs=z_hat, name=name)
 
 
 def _check_keras_path(path: str | Path) -> Path:

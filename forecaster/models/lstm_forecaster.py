@@ -35,6 +35,7 @@ from forecaster.data.features import (
 from forecaster.data.loader import PriceData
 from forecaster.errors import ModelError
 from forecaster.models.base import Forecaster
+from forecaster.models.baselines import HAR
 from forecaster.models.config import OBJECTIVES, LSTMConfig
 from forecaster.models.record import DataRecord, ModelRecord
 from forecaster.models.registry import ModelRegistry, ModelVersion, new_version_id
@@ -106,6 +107,7 @@ class LSTMForecaster(Forecaster):
         self.scale = math.nan
         self.split: Split | None = None
         self.training: dict[str, Any] = {}
+        self.anchor: dict[str, Any] | None = None
         self._last: tuple[Dataset, np.ndarray] | None = None
 
     def config(self) -> dict[str, Any]:
@@ -140,9 +142,20 @@ class LSTMForecaster(Forecaster):
         scaler = FeatureScaler().fit(dataset, split.train)
         inputs = _inputs(dataset, scaler)
         target = dataset.floored_target()
+        self.anchor = None
+        if self.settings.anchor == "har":
+            # HAR on the training rows only; the network learns the log correction to it.
+            self.anchor = {"kind": "har", "params": HAR().fit(dataset, split.validation_start).params}
+            offset = self._anchor_log(dataset)
+            residual = np.log(target[split.train]) - offset[split.train]
+            scaler.target_mean = float(residual.mean())
+            scaler.target_std = float(residual.std()) if residual.std() > 0 else 1.0
+            target_for_z = target * np.exp(-offset)
+        else:
+            target_for_z = target
         z_all = np.full(len(target), np.nan)
         known = ~np.isnan(target)
-        z_all[known] = scaler.transform_target(target[known])
+        z_all[known] = scaler.transform_target(target_for_z[known])
         model_spec = self.settings.model_spec(len(SEQUENCE_FEATURES), dataset.context.shape[1])
         result = fit(
             model_spec,
@@ -156,6 +169,8 @@ class LSTMForecaster(Forecaster):
         # Stateful models warm up on every row up to the end of validation, in order.
         upto = np.arange(split.validation[-1] + 1)
         raw = scaler.inverse_target(predict_z(result.model, model_spec, _take(inputs, upto)))
+        if self.anchor is not None:
+            raw = raw * np.exp(offset[upto])
         validation_raw = raw[split.validation]
         usable = np.isfinite(validation_raw)
         scale = float(np.mean(target[split.validation][usable] / validation_raw[usable]))
@@ -179,8 +194,17 @@ class LSTMForecaster(Forecaster):
 
             self._check_dataset(dataset)
             z_hat = predict_z(self.model, self.model_spec, _inputs(dataset, self.scaler))
-            self._last = (dataset, self.scaler.inverse_target(z_hat) * self.scale)
+            raw = self.scaler.inverse_target(z_hat)
+            if self.anchor is not None:
+                raw = raw * np.exp(self._anchor_log(dataset))
+            self._last = (dataset, raw * self.scale)
         return self._last[1][rows]
+
+    def _anchor_log(self, dataset: Dataset) -> np.ndarray:
+        """Log of the anchor's forecast at every origin (the fitted HAR's, for ``har``)."""
+        har = HAR.with_params(self.anchor["params"])
+        har.fit_series(dataset.variance, dataset.returns, dataset.horizon, dataset.origins[-1])
+        return np.log(har.predict_origins(dataset.origins))
 
     # ------------------------------------------------------------- persistence
     @classmethod
@@ -192,6 +216,7 @@ class LSTMForecaster(Forecaster):
         forecaster.scaler = FeatureScaler.from_dict(record.scaler)
         forecaster.scale = record.scale
         forecaster.training = dict(record.training)
+        forecaster.anchor = record.anchor
         forecaster._cut = pd.Timestamp(record.split["test_start"])
         forecaster._fitted = True
         return forecaster
@@ -266,6 +291,7 @@ def train(
         ),
         split=split.to_dict(),
         training=forecaster.training,
+        anchor=forecaster.anchor,
         metrics=scored,
         nightly=nightly,
     )

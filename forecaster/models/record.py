@@ -76,6 +76,9 @@ class ModelRecord:
         ``{"validation": {...}, "test": {...}}`` scores at save time.
     nightly : dict or None
         The nightly window it was trained against, for nightly challengers.
+    anchor : dict or None
+        For ``config.anchor == "har"``: the HAR fitted on the training rows
+        (``{"kind": "har", "params": {...}}``) whose log forecast the network corrects.
     """
 
     ticker: str
@@ -91,6 +94,7 @@ class ModelRecord:
     training: dict[str, Any]
     metrics: dict[str, Any]
     nightly: dict[str, Any] | None = None
+    anchor: dict[str, Any] | None = None
     kind: str = "lstm"
     format: int = FORMAT
 
@@ -99,6 +103,11 @@ class ModelRecord:
             raise ConfigError(f"scale must be a number; received {self.scale!r}")
         if not (math.isfinite(self.scale) and self.scale > 0):
             raise ConfigError(f"scale must be a finite number > 0; received {self.scale!r}")
+        if (self.anchor is None) != (self.config.anchor == "none"):
+            raise ConfigError(
+                f"config.anchor is {self.config.anchor!r} but the record "
+                f"{'has no' if self.anchor is None else 'has an'} anchor fit"
+            )
         if self.kind != "lstm":
             raise ConfigError(f"kind {self.kind!r} is not a saved model kind; expected 'lstm'")
 
@@ -145,6 +154,7 @@ class ModelRecord:
             "training": self.training,
             "metrics": self.metrics,
             "nightly": self.nightly,
+            "anchor": self.anchor,
         }
 
     @classmethod
@@ -179,6 +189,7 @@ class ModelRecord:
             training=dict(meta["training"]),
             metrics=dict(meta["metrics"]),
             nightly=meta.get("nightly"),
+            anchor=meta.get("anchor"),
             kind=meta.get("kind", "lstm"),
         )
 

@@ -340,7 +340,8 @@ def fit(
     )
     rng = np.random.default_rng(derive_seed(config.seed, 7))
     rows = x_train["sequence"].shape[0]
-    target_train = z_train.reshape(-1, 1)
+    # every ensemble member learns the same target (one output column each)
+    target_train = np.repeat(z_train.reshape(-1, 1), spec.members, axis=1)
 
     best_loss, best_epoch, best_weights, waited = math.inf, 0, None, 0
     train_losses: list[float] = []
@@ -412,13 +413,13 @@ def predict_z(model: keras.Model, spec: ModelSpec, x: Mapping[str, np.ndarray]) 
         Shapes do not match ``spec``, the model's statefulness differs from the
         spec's, or a stateful spec gets fewer than ``lookback`` rows.
     """
-    from forecaster.models.initial_state import lstm_layer
+    from forecaster.models.initial_state import lstm_layers
 
     x, _ = _check_inputs(spec, x, None, "prediction")
-    lstm = lstm_layer(model)
-    if bool(lstm.stateful) != spec.stateful:
+    stateful = bool(lstm_layers(model)[0].stateful)
+    if stateful != spec.stateful:
         raise ModelError(
-            f"model {model.name!r} is {'' if lstm.stateful else 'not '}stateful but the spec "
+            f"model {model.name!r} is {'' if stateful else 'not '}stateful but the spec "
             f"says init={spec.init!r}; use the spec saved with this model"
         )
     return np.asarray(spec.strategy().predict(model, spec.lookback, x), dtype=np.float64)
