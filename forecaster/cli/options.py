@@ -225,9 +225,23 @@ model_options = bundle(
     click.option(
         "--threads", type=click.IntRange(min=1), help="TensorFlow threads (default: all cores)."
     ),
+    click.option(
+        "--ensemble",
+        type=click.IntRange(1, 16),
+        default=1,
+        show_default=True,
+        help="Seed-ensemble members trained together; forecasts averaged in log variance.",
+    ),
+    click.option(
+        "--anchor",
+        type=click.Choice(["none", "har"]),
+        default="none",
+        show_default=True,
+        help="har: learn a correction to the log-HAR forecast (HAR fit on training rows).",
+    ),
 )
 _SETTINGS = ("horizon", "estimator", "window", "units", "lookback", "context", "epochs")
-_SETTINGS += ("patience", "loss", "init", "init_options", "seed")
+_SETTINGS += ("patience", "loss", "init", "init_options", "seed", "ensemble", "anchor")
 
 
 def lstm_config(**values: Any) -> LSTMConfig:

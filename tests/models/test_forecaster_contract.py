@@ -274,3 +274,80 @@ def test_lstm_rejects_a_dataset_built_with_other_settings():
     other = build_dataset(make_prices(420, seed=3), TINY.replace(horizon=5).feature_spec())
     with pytest.raises(ModelError, match="the dataset was built with"):
         forecaster.fit(other, other.origins[300])
+
+
+# --------------------------------------------------------------- ensembles and anchor
+
+
+def test_one_member_ensemble_is_the_plain_model():
+    prices = make_prices(420, seed=3)
+    plain = LSTMForecaster(TINY)
+    dataset = plain.dataset(prices)
+    cut = split_dataset(dataset, test_fraction=0.25).test_start
+    single = LSTMForecaster(TINY.replace(ensemble=1))
+    np.testing.assert_array_equal(
+        plain.fit(dataset, cut).predict(dataset), single.fit(dataset, cut).predict(dataset)
+    )
+    assert plain.model.output.shape[-1] == 1
+
+
+@pytest.mark.parametrize("init", ["encoder", "stateful"])
+def test_ensemble_averages_its_members_in_log_variance_and_reloads(tmp_path, init):
+    prices = make_prices(420, seed=3)
+    registry = ModelRegistry(tmp_path / "models")
+    config = TINY.replace(init=init, ensemble=3)
+    outcome = train(price_data(prices), config, registry)
+    forecaster = outcome.forecaster
+    assert forecaster.model.output.shape[-1] == 3
+    dataset = forecaster.dataset(prices)
+    rows = np.arange(len(dataset) - 30, len(dataset))
+    # the ensemble's forecast = exp(mean of the members' log forecasts) * validation scale
+    from forecaster.models.lstm_forecaster import _inputs
+    from forecaster.models.training import predict_z
+
+    z = predict_z(forecaster.model, forecaster.model_spec, _inputs(dataset, forecaster.scaler))
+    assert np.isfinite(z[-1])
+    if init == "encoder":
+        members = np.asarray(
+            forecaster.model.predict_on_batch(_inputs(dataset, forecaster.scaler)), dtype=np.float64
+        )
+        np.testing.assert_allclose(z, members.mean(axis=1), rtol=1e-6, atol=1e-7)
+        expected = forecaster.scaler.inverse_target(members.mean(axis=1))[rows] * forecaster.scale
+        np.testing.assert_allclose(forecaster.predict(dataset, rows), expected, rtol=1e-5)
+        assert not np.allclose(members[-5:, 0], members[-5:, 1])  # members have their own seeds
+    loaded = load_forecaster(registry.champion("TEST"))
+    assert loaded.settings.ensemble == 3
+    np.testing.assert_allclose(loaded.predict(dataset), forecaster.predict(dataset), rtol=1e-6)
+
+
+def test_har_anchor_learns_a_correction_to_har_fit_on_training_rows(tmp_path):
+    prices = make_prices(420, seed=3)
+    registry = ModelRegistry(tmp_path / "models")
+    outcome = train(price_data(prices), TINY.replace(anchor="har"), registry)
+    forecaster = outcome.forecaster
+    dataset = forecaster.dataset(prices)
+    split = forecaster.split
+    har = HAR().fit(dataset, split.validation_start)  # training rows only
+    assert outcome.record.anchor == {"kind": "har", "params": har.params}
+    # forecast = HAR forecast * exp(network's correction) * validation scale
+    from forecaster.models.lstm_forecaster import _inputs
+    from forecaster.models.training import predict_z
+
+    z = predict_z(forecaster.model, forecaster.model_spec, _inputs(dataset, forecaster.scaler))
+    correction = forecaster.scaler.inverse_target(z)
+    expected = har.predict(dataset) * correction * forecaster.scale
+    np.testing.assert_allclose(forecaster.predict(dataset), expected, rtol=1e-9)
+    loaded = load_forecaster(registry.champion("TEST"))
+    np.testing.assert_allclose(loaded.predict(dataset), forecaster.predict(dataset), rtol=1e-6)
+    # the anchor never sees the test period: prices after the cut leave its fit unchanged
+    shocked = prices.copy()
+    shocked.loc[shocked.index >= split.validation_start, "high"] *= 1.5
+    shocked_set = forecaster.dataset(shocked)
+    assert HAR().fit(shocked_set, split.validation_start).params == har.params
+
+
+def test_anchor_and_ensemble_are_validated():
+    with pytest.raises(ConfigError, match=r"unknown anchor 'garch'; expected one of none, har"):
+        LSTMConfig(anchor="garch")
+    with pytest.raises(ConfigError, match=r"ensemble must be an integer >= 1; received 0"):
+        LSTMConfig(ensemble=0)
