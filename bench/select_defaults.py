@@ -46,11 +46,28 @@ def main() -> None:
     settings = [(int(k), anchor) for k, anchor in (s.split(":") for s in args.settings.split(","))]
     started = time.perf_counter()
     rows: list[str] = []
+
+    def write(complete: bool) -> None:
+        minutes = (time.perf_counter() - started) / 60
+        stamp = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+        status = "" if complete else "\n**Partial: the run was still going; rows so far.**\n"
+        text = HEADER.format(
+            stamp=stamp,
+            minutes=minutes,
+            seeds=args.seeds,
+            horizons=args.horizons,
+            settings=args.settings,
+            cores=os.cpu_count(),
+            machine=platform.machine(),
+            last_seed=args.seeds - 1,
+        )
+        Path(args.output).write_text(text + status + "\n".join(rows) + "\n")
+
     with tempfile.TemporaryDirectory() as home:
         home_settings = Settings.resolve(home)
         series = {t: load_prices(t, source="sample", settings=home_settings) for t in INDICES}
-    for ticker, data in series.items():
-        for horizon in (int(h) for h in args.horizons.split(",")):
+    for horizon in (int(h) for h in args.horizons.split(",")):
+        for ticker, data in series.items():
             base = LSTMConfig(horizon=horizon)
             dataset = LSTMForecaster(base).dataset(data.prices)
             split = split_dataset(dataset, test_fraction=0.2)
@@ -72,23 +89,23 @@ def main() -> None:
                     f"| {ticker} | {horizon} | {members} | {anchor} | {mean:.4f} ± {std:.4f} | "
                     f"{har_qlike:.4f} | {mean / har_qlike:.3f} | {np.mean(seconds):.0f} |"
                 )
-    minutes = (time.perf_counter() - started) / 60
-    stamp = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
-    text = f"""# Choosing the default ensemble size and anchor (validation only)
+                write(complete=False)
+    write(complete=True)
+    print(f"wrote {args.output}")
 
-Measured {stamp} by `bench/select_defaults.py --seeds {args.seeds} --horizons {args.horizons}
---settings {args.settings}` in {minutes:.0f} minutes on this machine ({os.cpu_count()} cores,
-{platform.machine()}; other jobs were running, so the seconds are upper bounds). Default encoder
+
+HEADER = """# Choosing the default ensemble size and anchor (validation only)
+
+Measured {stamp} by `bench/select_defaults.py --seeds {seeds} --horizons {horizons}
+--settings {settings}` in {minutes:.0f} minutes on this machine ({cores} cores,
+{machine}; other jobs were running, so the seconds are upper bounds). Default encoder
 LSTM otherwise; the standard split (test = last 20% of origins, not used here). QLIKE on the
-validation rows (last 15% before the test period), mean ± std over seeds 0..{args.seeds - 1};
+validation rows (last 15% before the test period), mean ± std over seeds 0..{last_seed};
 HAR is fit on the training rows and scored on the same rows.
 
 | series | h | ensemble K | anchor | LSTM QLIKE (validation) | HAR QLIKE | ratio | s per fit |
 |---|---:|---:|---|---:|---:|---:|---:|
-{chr(10).join(rows)}
 """
-    Path(args.output).write_text(text)
-    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
