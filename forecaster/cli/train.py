@@ -15,6 +15,7 @@ from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
     INIT_CHOICE,
     NamesOption,
+    baseline_names,
     format_option,
     given,
     init_option,
@@ -157,6 +158,13 @@ def train(
 @split_options
 @regime_quantile_option
 @reference_option("Baseline fit on the same pre-test data, shown for reference.")
+@click.option(
+    "--baselines",
+    cls=NamesOption,
+    names=baseline_names,
+    show_default=True,
+    help="Comma-separated baselines scored on the same rows ({names}; 'none').",
+)
 @format_option("table", "json", "markdown")
 @output_option("Write the report to this file.")
 @pass_app
@@ -169,6 +177,7 @@ def compare(
     test_fraction,
     regime_quantile,
     reference,
+    baselines,
     fmt,
     output,
     **settings,
@@ -188,6 +197,7 @@ def compare(
     from forecaster.evaluation.compare import compare as run_compare
     from forecaster.evaluation.compare import render_compare_markdown, render_compare_table
     from forecaster.evaluation.report import render_json
+    from forecaster.models.baselines import parse_baselines
 
     valid = strategy_names()
     chosen = [name.strip() for name in inits.split(",") if name.strip()]
@@ -213,6 +223,7 @@ def compare(
         test_fraction=test_fraction,
         quantile=regime_quantile,
         reference=reference,
+        baselines=parse_baselines(baselines),
         threads=threads,
         on_progress=progress if sys.stderr.isatty() else None,
     )

@@ -42,10 +42,15 @@ def compare(
     test_fraction: float = 0.2,
     quantile: float = 0.8,
     reference: str = REFERENCE,
+    baselines: list[str] | None = None,
     threads: int | None = None,
     on_progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Scores of every strategy over ``seeds`` seeds (0..seeds-1) and of the reference."""
+    """Scores of every strategy over ``seeds`` seeds (0..seeds-1) and of the baselines.
+
+    ``baselines`` (default: the reference alone) are fit on the same pre-test
+    data and scored on the same rows; the reference is always among them.
+    """
     dataset = build_dataset(data.prices, config.feature_spec())
     start = pd.Timestamp(test_start) if test_start else None
     split = split_dataset(dataset, test_start=start, test_fraction=test_fraction)
@@ -60,7 +65,8 @@ def compare(
         full = metrics.score(target, forecast, ex_ante, ex_post, lags)
         return {key: full[key] for key in METRICS}
 
-    baseline = forecast_rows(dataset, rows, {reference: create_baseline(reference)})[reference]
+    names = list(dict.fromkeys([reference, *(baselines or [])]))
+    fitted = forecast_rows(dataset, rows, {name: create_baseline(name) for name in names})
     results: dict[str, Any] = {}
     for init in inits:
         runs = []
@@ -89,7 +95,8 @@ def compare(
             "regime": regime_summary(thresholds, ex_ante, ex_post),
             "inits": results,
             "reference": reference,
-            reference: scored(baseline),
+            reference: scored(fitted[reference]),
+            "baselines": {name: scored(fitted[name]) for name in names},
         }
     )
 
@@ -119,9 +126,10 @@ def _rows(result: dict[str, Any]) -> list[list[str]]:
             cells.append(f"{_fmt(FORMATS[key], mean)} ± {_fmt(FORMATS[key].replace('+', ''), std)}")
         rows.append(cells)
     reference = result.get("reference", REFERENCE)
-    rows.append(
-        [f"{reference} (reference)", *[_fmt(FORMATS[k], result[reference][k]) for k in METRICS]]
-    )
+    baselines = result.get("baselines") or {reference: result[reference]}
+    for name, scores in baselines.items():
+        label = f"{name} (reference)" if name == reference else name
+        rows.append([label, *[_fmt(FORMATS[k], scores[k]) for k in METRICS]])
     return rows
 
 

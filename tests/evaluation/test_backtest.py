@@ -224,7 +224,9 @@ def test_compare_two_seeds_json(home, tmp_path):
         assert scores["qlike"]["std"] > 0, f"{init}: seeds 0 and 1 gave the same QLIKE"
     table = compare("zeros", 1)
     assert "har (reference)" in table.stdout and "±" in table.stdout
-    against_ewma = compare("zeros", 1, "--reference", "ewma")
+    assert set(payload["baselines"]) == {"har", "garch", "gjr", "ewma", "naive", "gbm"}
+    assert payload["baselines"]["har"] == payload["har"]
+    against_ewma = compare("zeros", 1, "--reference", "ewma", "--baselines", "none")
     assert "ewma (reference)" in against_ewma.stdout and "har" not in against_ewma.stdout
 
 
