@@ -303,12 +303,12 @@ def _risk_table(risk: dict[str, Any], color: bool = False) -> list[str]:
     return out
 
 
-def _risk_footer(risk: dict[str, Any]) -> list[str]:
+def _risk_footer(risk: dict[str, Any], best: str = "* lowest FZ0") -> list[str]:
     return [
         "A breach is a return at or below VaR. p-values: Kupiec (coverage), Christoffersen "
         "independence and conditional coverage, McNeil-Frey ES test (one-sided: ES not deep "
         "enough); p < 0.05 rejects. Basel: share of rolling 250-day windows in the "
-        "green/yellow/red zone, and the zone of the latest window. * lowest FZ0; "
+        f"green/yellow/red zone, and the zone of the latest window. {best}; "
         "DM < 0: lower FZ0 loss than the reference.",
         *_risk_reasons(risk),
         *(f"note: {note}" for note in risk.get("notes", [])),
@@ -325,7 +325,8 @@ def _risk_markdown(risk: dict[str, Any]) -> list[str]:
         for row in rows:
             cells = [f"**{c[:-1]}**" if c.endswith("*") else c for c in row]
             lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", *(f"_{text}_" for text in _risk_footer(risk))]
+    for text in _risk_footer(risk, best="bold: lowest FZ0"):
+        lines += ["", f"_{text}_"]
     return lines
 
 
