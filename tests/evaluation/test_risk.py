@@ -596,3 +596,20 @@ def test_predict_reports_var_and_es(trained):
     assert fhs.exit_code == 0 and "n/a — not enough data: fhs at level 0.01" in fhs.stdout
     bad = run_cli("--home", str(home), "predict", *source, "--var-levels", "0.5")
     assert bad.exit_code == 1 and bad.stderr.startswith("error: VaR level 0.5 is outside")
+
+
+@pytest.mark.slow
+def test_walk_forward_fits_each_block_before_it(trained):
+    home, path, version = trained
+    data = load_prices("TEST", source="csv", csv_path=path, settings=Settings.resolve(home))
+    run = backtest.walk_forward(version, data, ["har"], refit_every=40, risk=True)
+    dates = run.predictions.index
+    cuts = [f"{dates[i]:%Y-%m-%d}" for i in range(0, len(dates), 40)]
+    result = backtest.risk_summary(run, "t", [0.05])
+    for name in ("lstm", "har"):
+        fits = result.summary["fits"][name]
+        assert [fit["cut"] for fit in fits] == cuts
+        sizes = [fit["n"] for fit in fits]
+        assert sizes == sorted(sizes) and sizes[-1] > sizes[0]  # expanding window
+    assert any("each refit" in note for note in result.summary["notes"])
+    assert result.frame["lstm_var_0.05"].notna().all()  # every block has its own fit
