@@ -13,11 +13,13 @@ from forecaster.cli.options import (
     NamesOption,
     baseline_names,
     format_option,
+    given,
     int_option,
     load_from_options,
     output_option,
     reference_option,
     regime_quantile_option,
+    risk_options,
 )
 from forecaster.cli.output import write_files, write_output
 
@@ -65,6 +67,12 @@ if TYPE_CHECKING:
     help="Write the per-origin predictions CSV here (one ticker).",
 )
 @output_option("Write the report to this file instead of stdout.")
+@click.option(
+    "--risk",
+    is_flag=True,
+    help="Add the risk view: each model's VaR/ES and their coverage backtests.",
+)
+@risk_options
 @pass_app
 def evaluate(
     app: AppContext,
@@ -81,6 +89,9 @@ def evaluate(
     plot_path,
     predictions_path,
     output,
+    risk,
+    distribution,
+    var_levels,
 ) -> None:
     """Score the LSTM against HAR, GARCH, GJR, EWMA and naive on held-out data.
 
@@ -94,14 +105,26 @@ def evaluate(
       forecast evaluate
       forecast evaluate --ticker SPY --format json --plot spy.png --predictions spy.csv
       forecast evaluate --ticker SPY --walk-forward --refit-every 63
+      forecast evaluate --ticker SPY --risk --dist fhs --var-levels 0.01,0.05
+
+    --risk turns each variance forecast into VaR and ES of the h-day log
+    close-to-close return (--dist, --var-levels; t and fhs are fit on each
+    model's standardized pre-test returns) and backtests them: breaches,
+    Kupiec, Christoffersen, Basel traffic light (1%), McNeil-Frey ES test,
+    breach rate by regime, tick and FZ0 losses, Diebold-Mariano on FZ0.
     """
     from forecaster.data.sources import normalize_ticker
     from forecaster.errors import EvaluationError
     from forecaster.evaluation import backtest as backtests
     from forecaster.evaluation import report
+    from forecaster.evaluation import risk as risks
     from forecaster.models.baselines import parse_baselines
 
     names = parse_baselines(baselines)
+    risk = risk or given("distribution") or given("var_levels")
+    if risk:  # fail on a bad --dist/--var-levels before any model is loaded
+        distribution = risks.check_distribution(distribution)
+        levels = risks.parse_levels(var_levels)
     registry = app.registry
     if ticker is None and model_version is None:
         tickers = registry.tickers_with_champion()
@@ -118,7 +141,7 @@ def evaluate(
             f"--plot/--predictions write one ticker's file but {len(versions)} tickers have champions "
             f"({', '.join(v.ticker for v in versions)}); add --ticker"
         )
-    results, runs = [], []
+    results, runs, risk_views = [], [], []
     for version in versions:
         data = load_from_options(
             app, version.ticker, *_training_source(version, source, csv_path), None, None
@@ -136,16 +159,23 @@ def evaluate(
                 refit_every,
                 on_refit=progress if sys.stderr.isatty() else None,
                 reference=reference,
+                risk=risk,
             )
         else:
-            run = backtests.held_out(version, data, names, regime_quantile, reference)
+            run = backtests.held_out(version, data, names, regime_quantile, reference, risk=risk)
         runs.append(run)
-        results.append(backtests.summarize(run))
+        result = backtests.summarize(run)
+        if risk:
+            risk_views.append(backtests.risk_summary(run, distribution, levels))
+            result["risk"] = risk_views[-1].summary
+        results.append(result)
+    first_risk = risk_views[0] if risk_views else None
     files = []
     if predictions_path:
-        files.append((predictions_path, backtests.predictions_csv(runs[0]).encode()))
+        files.append((predictions_path, backtests.predictions_csv(runs[0], first_risk).encode()))
     if plot_path:
-        files.append((plot_path, report.plot_png(runs[0].predictions, results[0])))
+        frame = first_risk.frame if first_risk else None
+        files.append((plot_path, report.plot_png(runs[0].predictions, results[0], frame)))
     write_files(files)
     if fmt == "json":
         text = report.render_json(results)

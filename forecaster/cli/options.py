@@ -335,3 +335,23 @@ def load_from_options(
         fixed = ", ".join(f"{count} × {what}" for what, count in data.repairs.items())
         click.echo(f"note: repaired tiny OHLC inconsistencies: {fixed}", err=True)
     return data
+
+
+#: --dist, --var-levels: how a variance forecast becomes VaR and ES (the risk view).
+risk_options = bundle(
+    click.option(
+        "--dist",
+        "distribution",
+        default="t",
+        show_default=True,
+        metavar="normal|t|fhs",
+        help="Return distribution of VaR/ES: normal, t (fit on training returns) or fhs "
+        "(filtered historical simulation).",
+    ),
+    click.option(
+        "--var-levels",
+        default="0.01,0.05",
+        show_default=True,
+        help="Comma-separated VaR/ES tail probabilities, each in (0, 0.5).",
+    ),
+)

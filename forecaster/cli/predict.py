@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from forecaster.cli.app import AppContext, pass_app
-from forecaster.cli.options import format_option, given, load_from_options, price_options
+from forecaster.cli.options import (
+    format_option,
+    given,
+    load_from_options,
+    price_options,
+    risk_options,
+)
 from forecaster.cli.output import annualized_vol, echo_json
 
 
@@ -13,17 +19,37 @@ from forecaster.cli.output import annualized_vol, echo_json
 @price_options
 @click.option("--model", "model_version", help="Model version (default: the ticker's champion).")
 @format_option("table", "json")
+@risk_options
 @pass_app
-def predict(app: AppContext, ticker, source, csv_path, start, end, model_version, fmt) -> None:
+def predict(
+    app: AppContext,
+    ticker,
+    source,
+    csv_path,
+    start,
+    end,
+    model_version,
+    fmt,
+    distribution,
+    var_levels,
+) -> None:
     """Forecast the next HORIZON days' volatility as of the last date in the data.
+
+    Also reports VaR and ES of the next HORIZON days' log close-to-close
+    return (--dist, --var-levels); t and fhs are fit on the model's
+    standardized returns over its training and validation period.
 
     \b
     Example:
       forecast predict --ticker SPY
-      forecast predict --ticker SPY --format json
+      forecast predict --ticker SPY --format json --dist fhs --var-levels 0.01
     """
     from forecaster.data.sources import normalize_ticker
+    from forecaster.evaluation import risk as risks
     from forecaster.models.lstm_forecaster import load_forecaster
+
+    distribution = risks.check_distribution(distribution)
+    levels = risks.parse_levels(var_levels)
 
     chosen = normalize_ticker(ticker) if given("ticker") or model_version is None else None
     version = app.registry.resolve(chosen, model_version)
@@ -40,6 +66,14 @@ def predict(app: AppContext, ticker, source, csv_path, start, end, model_version
         "variance": variance,
         "model_version": version.version,
         "init": version.record.init,
+        "risk": risks.forecast_risk(
+            forecaster,
+            dataset,
+            variance,
+            version.record.split["test_start"],
+            distribution,
+            levels,
+        ),
     }
     if fmt == "json":
         echo_json(payload)
@@ -50,3 +84,22 @@ def predict(app: AppContext, ticker, source, csv_path, start, end, model_version
         f"vol {payload['vol']:.2%} annualized (daily variance {variance:.3e})"
     )
     click.echo(f"model {version.version} (init {payload['init']}, data {data.source})")
+    click.echo(_risk_line(payload["risk"]))
+
+
+def _risk_line(risk: dict) -> str:
+    """One line of VaR/ES (as % log returns) or the reason there are none."""
+    days = "1-day" if risk["horizon"] == 1 else f"{risk['horizon']}-day"
+    if risk["levels"] is None:
+        return f"VaR/ES ({risk['distribution']}): n/a — {risk['reason']}"
+    cells = ", ".join(
+        f"VaR {float(key) * 100:g}% {values['var']:.2%}, ES {values['es']:.2%}"
+        for key, values in risk["levels"].items()
+    )
+    params = risk["fit"]["params"] or {}
+    fit = ""
+    if risk["distribution"] == "t":
+        fit = f"; dof {params['dof']:.1f}, scale {params['scale']:.2f}"
+    if risk["distribution"] != "normal":
+        fit += f", fit on {risk['fit']['n']} training days before {risk['fit']['before']}"
+    return f"{days} log return {cells} ({risk['distribution']}{fit})"

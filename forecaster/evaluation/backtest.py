@@ -29,6 +29,7 @@ from forecaster import metrics
 from forecaster.data.features import Dataset, split_dataset
 from forecaster.data.loader import PriceData
 from forecaster.errors import EvaluationError
+from forecaster.evaluation import risk as risks
 from forecaster.evaluation.regimes import RegimeThresholds, fit_thresholds, label
 from forecaster.models.base import Forecaster
 from forecaster.models.baselines import create_baseline
@@ -58,6 +59,10 @@ class Backtest:
     reference: str = REFERENCE
     refit_every: int | None = None
     notes: list[str] = field(default_factory=list)
+    #: With ``risk=True``: the realized h-day log return at each test origin.
+    returns_h: np.ndarray | None = None
+    #: With ``risk=True``: per model, the standardized training returns of each fit.
+    residuals: dict[str, list[risks.ResidualBlock]] | None = None
 
     @property
     def models(self) -> list[str]:
@@ -102,6 +107,7 @@ def forecast_rows(
     forecasters: dict[str, Forecaster],
     refit_every: int | None = None,
     on_refit: Callable[[int, int, pd.Timestamp], None] | None = None,
+    on_fit: Callable[[str, Forecaster, np.ndarray], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Each forecaster's variance forecast at the test ``rows`` (consecutive, in time order).
 
@@ -109,7 +115,9 @@ def forecast_rows(
     as it is and an unfitted one is fit once on the data before the first row.
     Walk-forward: the rows are cut into blocks of ``refit_every``; before each
     block a fresh copy of every forecaster (rebuilt from its config) is fit on
-    the data before the block.
+    the data before the block. ``on_fit(name, forecaster, block)`` is called
+    with the fitted forecaster that forecast each block (the risk view reads
+    its in-sample forecasts there).
     """
     if refit_every is None:
         blocks = [rows]
@@ -133,6 +141,8 @@ def forecast_rows(
             else:
                 model = forecaster.fit(dataset, cut)
             out[name][place] = model.predict(dataset, block)
+            if on_fit is not None:
+                on_fit(name, model, block)
     return out
 
 
@@ -151,6 +161,7 @@ def _run(
     reference: str,
     refit_every: int | None = None,
     on_refit: Callable[[int, int, pd.Timestamp], None] | None = None,
+    risk: bool = False,
 ) -> Backtest:
     record = version.record
     dataset = lstm.dataset(data.prices)
@@ -158,7 +169,22 @@ def _run(
     thresholds, frame = test_period(dataset, rows, quantile)
     forecasters: dict[str, Forecaster] = {LSTM: lstm}
     forecasters.update({name: create_baseline(name) for name in baselines})
-    for name, values in forecast_rows(dataset, rows, forecasters, refit_every, on_refit).items():
+    residuals: dict[str, list[risks.ResidualBlock]] = {name: [] for name in forecasters}
+
+    def collect(name: str, model: Forecaster, block: np.ndarray) -> None:
+        first = int(block[0])
+        residuals[name].append(
+            risks.ResidualBlock(
+                start=first - int(rows[0]),
+                cut=dataset.origins[first],
+                residuals=risks.in_sample_residuals(model, dataset, first),
+            )
+        )
+
+    forecasts = forecast_rows(
+        dataset, rows, forecasters, refit_every, on_refit, collect if risk else None
+    )
+    for name, values in forecasts.items():
         frame[name] = values
     notes = []
     if reference not in forecasters:
@@ -179,6 +205,12 @@ def _run(
         reference=reference,
         refit_every=refit_every,
         notes=notes,
+        returns_h=(
+            risks.horizon_returns(dataset.returns, dataset.positions[rows], dataset.horizon)
+            if risk
+            else None
+        ),
+        residuals=residuals if risk else None,
     )
 
 
@@ -188,9 +220,16 @@ def held_out(
     baselines: list[str],
     quantile: float = 0.8,
     reference: str = REFERENCE,
+    risk: bool = False,
 ) -> Backtest:
-    """Score the saved model and the baselines on the model's recorded test period."""
-    backtest = _run(version, data, load_forecaster(version), baselines, quantile, reference)
+    """Score the saved model and the baselines on the model's recorded test period.
+
+    ``risk=True`` also keeps what :func:`risk_summary` needs: the realized
+    h-day returns and each model's standardized training returns.
+    """
+    backtest = _run(
+        version, data, load_forecaster(version), baselines, quantile, reference, risk=risk
+    )
     record = version.record
     if data.fingerprint != record.data.fingerprint:
         backtest.notes.append(
@@ -215,18 +254,21 @@ def walk_forward(
     refit_every: int = 63,
     on_refit: Callable[[int, int, pd.Timestamp], None] | None = None,
     reference: str = REFERENCE,
+    risk: bool = False,
 ) -> Backtest:
     """Expanding-window backtest over the model's test period, refitting every K days.
 
     The LSTM is retrained from the saved model's config (not its weights) on
-    data before each refit date; baselines are refit on the same data.
+    data before each refit date; baselines are refit on the same data. With
+    ``risk=True`` each refit's return distribution is fit on the standardized
+    returns before its block.
     """
     if isinstance(refit_every, bool) or not isinstance(refit_every, int) or refit_every < 1:
         raise EvaluationError(
             f"--refit-every must be at least 1 trading day; received {refit_every}"
         )
     lstm = LSTMForecaster(version.record.config)
-    return _run(version, data, lstm, baselines, quantile, reference, refit_every, on_refit)
+    return _run(version, data, lstm, baselines, quantile, reference, refit_every, on_refit, risk)
 
 
 def regime_summary(
@@ -298,8 +340,52 @@ def summarize(backtest: Backtest) -> dict[str, Any]:
     }
 
 
-def predictions_csv(backtest: Backtest) -> str:
-    """``date,target_var,high_ex_ante,high_ex_post,<models>`` with 0/1 flags."""
+def risk_summary(
+    backtest: Backtest,
+    distribution: str = risks.DEFAULT_DISTRIBUTION,
+    levels: Any = risks.DEFAULT_LEVELS,
+) -> risks.RiskResult:
+    """VaR/ES of every model of ``backtest`` and their coverage backtests (the ``risk`` block).
+
+    The backtest must have been run with ``risk=True``. Any distribution and
+    levels can be asked of the same backtest: the forecasts are reused.
+    """
+    if backtest.returns_h is None or backtest.residuals is None:
+        raise EvaluationError(
+            "this backtest kept no returns for the risk view; run held_out/walk_forward "
+            "with risk=True"
+        )
+    result = risks.evaluate(
+        backtest.predictions,
+        backtest.models,
+        backtest.returns_h,
+        backtest.residuals,
+        backtest.horizon,
+        distribution,
+        levels,
+        backtest.reference,
+    )
+    notes = result.summary["notes"]
+    if result.summary["distribution"] == "normal" and backtest.estimator != "close-to-close":
+        notes.append(
+            f"the normal VaR takes each forecast of {backtest.estimator} variance at face value; "
+            "that target leaves out the overnight gap, so the band is too narrow for "
+            "close-to-close returns (models of close-to-close variance, such as GARCH, are "
+            "not affected); --dist t or fhs rescale on training data"
+        )
+    if backtest.mode == "walk-forward":
+        notes.append(
+            "each refit's return distribution is fit on the standardized returns before its block"
+        )
+    return result
+
+
+def predictions_csv(backtest: Backtest, risk: risks.RiskResult | None = None) -> str:
+    """``date,target_var,high_ex_ante,high_ex_post,<models>`` with 0/1 flags.
+
+    With ``risk`` (from :func:`risk_summary`): then ``return_h`` and
+    ``<model>_var_<level>``, ``<model>_es_<level>`` columns.
+    """
     frame = backtest.predictions
     out = pd.DataFrame(index=frame.index.strftime("%Y-%m-%d"))
     out.index.name = "date"
@@ -308,4 +394,7 @@ def predictions_csv(backtest: Backtest) -> str:
     out["high_ex_post"] = frame["high_ex_post"].astype(int).to_numpy()
     for name in backtest.models:
         out[name] = frame[name].to_numpy()
+    if risk is not None:
+        for column in risk.frame.columns:
+            out[column] = risk.frame[column].to_numpy()
     return out.to_csv(float_format="%.17g", lineterminator="\n")

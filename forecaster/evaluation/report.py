@@ -2,7 +2,8 @@
 
 Inputs are the JSON-shaped dicts of :func:`forecaster.evaluation.backtest.summarize`
 (and of :func:`forecaster.evaluation.compare.compare` for ``forecast compare``),
-so what is printed is exactly what ``--format json`` would give.
+so what is printed is exactly what ``--format json`` would give. A summary with
+a ``risk`` block (``forecast evaluate --risk``) gets a risk section per VaR level.
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ def render_table(result: dict[str, Any], color: bool = False) -> str:
         f"annualized; negative = under-forecast. DM < 0: lower QLIKE than {label}."
     )
     out.extend(f"note: {note}" for note in result.get("notes", []))
+    if result.get("risk"):
+        out.extend(["", *_risk_table(result["risk"], color)])
     return "\n".join(out)
 
 
@@ -158,7 +161,173 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"\n{1 - mcs['size']:.0%} model confidence set on QLIKE: {', '.join(mcs['included'])}"
         )
     lines.extend(f"\n_Note: {note}_" for note in result.get("notes", []))
+    if result.get("risk"):
+        lines.extend(["", *_risk_markdown(result["risk"])])
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ risk view
+# (header, cell): cell(entry) -> text; entry is one model's block at one level.
+def _p(test: dict[str, float] | None) -> str:
+    return "n/a" if test is None else f"{test['p_value']:.3f}"
+
+
+def _breach_cell(entry: dict[str, Any]) -> str:
+    if entry["breaches"] is None:
+        return "n/a"
+    return f"{entry['breaches']} ({entry['breach_rate']:.2%})"
+
+
+def _basel_cell(entry: dict[str, Any]) -> str:
+    light = entry["traffic_light"]
+    if light is None:
+        return "n/a"
+    shares = light["rolling_shares"]
+    return "/".join(f"{shares[zone]:.0%}".rstrip("%") for zone in ("green", "yellow", "red")) + (
+        f"% {light['latest']}"
+    )
+
+
+def _regime_cell(entry: dict[str, Any]) -> str:
+    regime = entry["regime"]
+    if regime is None:
+        return "n/a"
+    return f"{_fmt('{:.1%}', regime['breach_rate_high'])} / {_fmt('{:.1%}', regime['breach_rate_low'])}"
+
+
+def _risk_columns(risk: dict[str, Any], basel: bool) -> list[tuple[str, Any]]:
+    _, label = _reference({"reference": risk.get("reference", "har")})
+    columns: list[tuple[str, Any]] = [
+        ("breaches (rate)", _breach_cell),
+        ("Kupiec p", lambda e: _p(e["kupiec"])),
+        ("indep. p", lambda e: _p(e["christoffersen_independence"])),
+        ("cond. cov. p", lambda e: _p(e["christoffersen_conditional"])),
+    ]
+    if basel:
+        columns.append(("Basel G/Y/R, latest", _basel_cell))
+    columns += [
+        ("ES test p", lambda e: _p(e["es_test"])),
+        ("rate high/low ex-ante", _regime_cell),
+        ("tick loss", lambda e: _fmt("{:.3e}", e["tick_loss"])),
+        ("FZ0", lambda e: _fmt("{:.4f}", e["fz0"])),
+        (
+            f"DM FZ0 vs {label} (p)",
+            lambda e: (
+                f"{e['dm_fz0']['stat']:+.2f} ({e['dm_fz0']['p_value']:.3f})"
+                if e["dm_fz0"]
+                else "n/a"
+            ),
+        ),
+    ]
+    return columns
+
+
+def _risk_head(risk: dict[str, Any]) -> list[str]:
+    dist = {
+        "normal": "normal (forecast at face value)",
+        "t": "Student t (dof and scale fit on each model's standardized training returns)",
+        "fhs": "filtered historical simulation (each model's standardized training returns)",
+    }[risk["distribution"]]
+    days = "1-day" if risk["horizon"] == 1 else f"{risk['horizon']}-day"
+    step = (
+        ""
+        if risk["test_step"] == 1
+        else f"; coverage and ES tests on every {risk['test_step']}th day "
+        f"(non-overlapping returns, n = {risk['n_tested']})"
+    )
+    return [
+        f"Risk view — VaR/ES of the {days} log close-to-close return, {dist}; "
+        f"n = {risk['n']} test days{step}",
+    ]
+
+
+def _risk_reasons(risk: dict[str, Any]) -> list[str]:
+    reasons: dict[str, list[str]] = {}
+    for name, levels in risk["models"].items():
+        for key, entry in levels.items():
+            for column, reason in entry["unavailable"].items():
+                if column in ("traffic_light", "dm_fz0") and (
+                    reason.startswith("defined for") or reason.startswith("this is the reference")
+                ):
+                    continue
+                reasons.setdefault(reason, [])
+                tag = f"{name} {key}"
+                if tag not in reasons[reason]:
+                    reasons[reason].append(tag)
+    return [f"n/a ({', '.join(tags)}): {reason}" for reason, tags in reasons.items()]
+
+
+def _risk_rows(risk: dict[str, Any], key: str) -> tuple[list[str], list[list[str]]]:
+    alpha = float(key)
+    columns = _risk_columns(risk, basel=math.isclose(alpha, 0.01))
+    reference = risk.get("reference", "har")
+    fz0 = {n: {"fz0": levels[key]["fz0"]} for n, levels in risk["models"].items()}
+    best = _best(fz0, "fz0", "min")
+    rows = []
+    for name, levels in risk["models"].items():
+        entry = levels[key]
+        cells = [name]
+        for header, cell in columns:
+            text = cell(entry)
+            if header.startswith("DM") and name == reference:
+                text = "reference"
+            if header == "FZ0" and name in best:
+                text += "*"
+            cells.append(text)
+        rows.append(cells)
+    return ["model", *[header for header, _ in columns]], rows
+
+
+def _level_title(key: str) -> str:
+    alpha = float(key)
+    return f"level {alpha:g} ({(1 - alpha) * 100:g}% VaR), expected breach rate {alpha * 100:g}%"
+
+
+def _risk_table(risk: dict[str, Any], color: bool = False) -> list[str]:
+    out = _risk_head(risk)
+    for key in (f"{alpha:g}" for alpha in risk["levels"]):
+        headers, rows = _risk_rows(risk, key)
+        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+
+        def line(cells: list[str], widths: list[int] = widths) -> str:
+            return "  ".join(
+                [cells[0].ljust(widths[0])]
+                + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+            )
+
+        out += ["", _level_title(key), line(headers), line(["-" * w for w in widths])]
+        for row in rows:
+            text = line(row)
+            out.append(text.replace("*", "\033[1m*\033[0m") if color else text)
+    out += ["", *_risk_footer(risk)]
+    return out
+
+
+def _risk_footer(risk: dict[str, Any], best: str = "* lowest FZ0") -> list[str]:
+    return [
+        "A breach is a return at or below VaR. p-values: Kupiec (coverage), Christoffersen "
+        "independence and conditional coverage, McNeil-Frey ES test (one-sided: ES not deep "
+        "enough); p < 0.05 rejects. Basel: share of rolling 250-day windows in the "
+        f"green/yellow/red zone, and the zone of the latest window. {best}; "
+        "DM < 0: lower FZ0 loss than the reference.",
+        *_risk_reasons(risk),
+        *(f"note: {note}" for note in risk.get("notes", [])),
+    ]
+
+
+def _risk_markdown(risk: dict[str, Any]) -> list[str]:
+    lines = [f"#### {_risk_head(risk)[0]}"]
+    for key in (f"{alpha:g}" for alpha in risk["levels"]):
+        headers, rows = _risk_rows(risk, key)
+        lines += ["", f"{_level_title(key)}:", ""]
+        lines.append("| " + " | ".join(headers) + " |")
+        lines.append("|---|" + "---:|" * (len(headers) - 1))
+        for row in rows:
+            cells = [f"**{c[:-1]}**" if c.endswith("*") else c for c in row]
+            lines.append("| " + " | ".join(cells) + " |")
+    for text in _risk_footer(risk, best="bold: lowest FZ0"):
+        lines += ["", f"_{text}_"]
+    return lines
 
 
 def render_json(results: list[dict[str, Any]]) -> str:
@@ -179,17 +348,31 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def plot_png(predictions: pd.DataFrame, result: dict[str, Any]) -> bytes:
-    """PNG bytes: realized vol and each forecast with high-vol days shaded; bias by regime."""
+def plot_png(
+    predictions: pd.DataFrame, result: dict[str, Any], risk_frame: pd.DataFrame | None = None
+) -> bytes:
+    """PNG bytes: realized vol and each forecast with high-vol days shaded; bias by regime.
+
+    With ``risk_frame`` (:attr:`forecaster.evaluation.risk.RiskResult.frame`) and a
+    ``risk`` block in ``result``, a third panel shows the realized h-day returns,
+    the VaR of the LSTM and of the reference model at every level, their
+    breaches at the lowest level, and high-volatility (ex-ante) days shaded.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     models = list(result["models"])
-    figure, (top, bottom) = plt.subplots(
-        2, 1, figsize=(12, 8), gridspec_kw={"height_ratios": [3, 2]}, constrained_layout=True
+    with_risk = risk_frame is not None and bool(result.get("risk"))
+    figure, axes = plt.subplots(
+        3 if with_risk else 2,
+        1,
+        figsize=(12, 12 if with_risk else 8),
+        gridspec_kw={"height_ratios": [3, 2, 3] if with_risk else [3, 2]},
+        constrained_layout=True,
     )
+    top, bottom = axes[0], axes[1]
     dates = predictions.index
     high = predictions["high_ex_post"].to_numpy(dtype=bool)
     top.fill_between(
@@ -231,7 +414,65 @@ def plot_png(predictions: pd.DataFrame, result: dict[str, Any]) -> bytes:
     bottom.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     bottom.set_title("bias by regime (negative = under-forecast)")
     bottom.legend(ncol=len(models), fontsize=8)
+    if with_risk:
+        _plot_risk(axes[2], predictions, result, risk_frame)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def _plot_risk(axis: Any, predictions: pd.DataFrame, result: dict[str, Any], frame: pd.DataFrame):
+    """Returns, VaR lines of the LSTM and the reference, breaches; high ex-ante days shaded."""
+    import matplotlib
+
+    risk = result["risk"]
+    dates = predictions.index
+    high = predictions["high_ex_ante"].to_numpy(dtype=bool)
+    axis.fill_between(
+        dates,
+        0,
+        1,
+        where=high,
+        transform=axis.get_xaxis_transform(),
+        color="tab:red",
+        alpha=0.12,
+        step="mid",
+        label="high vol (ex-ante)",
+    )
+    returns = frame["return_h"].to_numpy()
+    axis.plot(dates, returns, color="0.45", lw=0.5, label=f"{risk['horizon']}-day return")
+    levels = [f"{alpha:g}" for alpha in risk["levels"]]
+    chosen = [name for name in ("lstm", risk.get("reference")) if name in risk["models"]]
+    for name, color in zip(chosen, ("tab:blue", "tab:orange"), strict=False):
+        for number, key in enumerate(levels):
+            var = frame[f"{name}_var_{key}"].to_numpy()
+            if not np.isfinite(var).any():
+                continue
+            axis.plot(
+                dates,
+                var,
+                color=color,
+                lw=0.9,
+                ls="-" if number == 0 else "--",
+                label=f"{name} VaR {float(key):g}",
+            )
+            if number == 0:
+                hit = returns <= var
+                axis.scatter(
+                    dates[hit],
+                    returns[hit],
+                    color=color,
+                    marker="v",
+                    s=22,
+                    zorder=3,
+                    label=f"{name} breaches ({int(hit.sum())})",
+                )
+    axis.axhline(0, color="black", lw=0.5)
+    axis.set_ylabel("log return")
+    axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    axis.set_title(
+        f"value at risk ({risk['distribution']}) and breaches, {risk['horizon']}-day "
+        "log close-to-close returns"
+    )
+    axis.legend(ncol=4, fontsize=8, loc="lower left")

@@ -59,7 +59,9 @@ def test_every_strategy_trains_and_predicts(run, csv_file, home, init):
         "variance",
         "model_version",
         "init",
+        "risk",
     }
+    assert payload["risk"]["reason"] is None and payload["risk"]["levels"]["0.01"]["var"] < 0
     assert payload["init"] == init and payload["horizon"] == 1
     assert payload["origin"] == make_prices(420, seed=3).index[-1].strftime("%Y-%m-%d")
     assert payload["vol"] == pytest.approx(np.sqrt(252 * payload["variance"]))
