@@ -82,8 +82,8 @@ def test_evaluate_json_matches_predictions_csv(trained, tmp_path):
         "diebold_mariano",
     ):
         assert key in payload
-    assert set(payload["models"]) == {"lstm", "har", "garch", "gjr", "ewma", "naive"}
-    assert set(payload["diebold_mariano"]) == {"lstm", "garch", "gjr", "ewma", "naive"}
+    assert set(payload["models"]) == {"lstm", "har", "garch", "gjr", "ewma", "naive", "gbm"}
+    assert set(payload["diebold_mariano"]) == {"lstm", "garch", "gjr", "ewma", "naive", "gbm"}
     included = payload["model_confidence_set"]["included"]
     assert included and set(included) <= set(payload["models"])
     best = min(payload["models"], key=lambda name: payload["models"][name]["qlike"])
@@ -100,6 +100,7 @@ def test_evaluate_json_matches_predictions_csv(trained, tmp_path):
         "gjr",
         "ewma",
         "naive",
+        "gbm",
     ]
     assert len(frame) == payload["n"] and frame["date"].iloc[0] == payload["test_start"]
     assert int(frame["high_ex_ante"].sum()) == payload["regime"]["n_high_ex_ante"]
@@ -130,7 +131,7 @@ def test_evaluate_table_highlights_and_defaults_to_all_champions(trained, tmp_pa
 def test_thresholds_and_baselines_ignore_the_test_period(trained):
     path, settings, version = trained
     data = load_prices("TEST", source="csv", csv_path=path, settings=settings)
-    first = backtest.held_out(version, data, ["har", "ewma", "naive"])
+    first = backtest.held_out(version, data, ["har", "ewma", "naive", "gbm"])
     prices = data.prices.copy()
     test_start = pd.Timestamp(version.record.split["test_start"])
     later = prices.index > test_start
@@ -140,13 +141,15 @@ def test_thresholds_and_baselines_ignore_the_test_period(trained):
     prices["high"] = prices[["open", "high", "low", "close"]].max(axis=1)
     prices["low"] = prices[["open", "high", "low", "close"]].min(axis=1)
     perturbed = backtest.held_out(
-        version, data.__class__(**{**data.__dict__, "prices": prices}), ["har", "ewma", "naive"]
+        version,
+        data.__class__(**{**data.__dict__, "prices": prices}),
+        ["har", "ewma", "naive", "gbm"],
     )
     assert perturbed.thresholds == first.thresholds
     # the first test origin's forecasts only use data up to that origin
     row_first = first.predictions.iloc[0]
     row_perturbed = perturbed.predictions.iloc[0]
-    for model in ("lstm", "har", "ewma", "naive"):
+    for model in ("lstm", "har", "ewma", "naive", "gbm"):
         assert row_perturbed[model] == row_first[model]
 
 
