@@ -12,8 +12,11 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    MAX_ROWS,
+    MAX_WINDOW,
     estimator_option,
     format_option,
+    int_option,
     load_from_options,
     output_option,
     price_options,
@@ -55,11 +58,9 @@ def fetch(app: AppContext, ticker, source, csv_path, start, end, refresh) -> Non
 @click.command()
 @price_options
 @estimator_option("Daily realized-variance estimator (DESIGN.md §3).")
-@click.option(
-    "--window", type=click.IntRange(min=2), default=22, show_default=True, help="Days per estimate."
-)
+@int_option("--window", 2, 22, "Days per estimate.", maximum=MAX_WINDOW)
 @format_option("table", "csv", "json")
-@click.option("--last", type=click.IntRange(min=1), help="Only the last N rows.")
+@click.option("--last", type=click.IntRange(1, MAX_ROWS), help="Only the last N rows.")
 @output_option("Write to this file instead of stdout.")
 @pass_app
 def realized(

@@ -9,6 +9,7 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    MAX_REFIT_DAYS,
     SOURCE_CHOICE,
     NamesOption,
     baseline_names,
@@ -50,7 +51,9 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Refit every model on an expanding window over the test period.",
 )
-@int_option("--refit-every", 1, 63, "Trading days between walk-forward refits.")
+@int_option(
+    "--refit-every", 1, 63, "Trading days between walk-forward refits.", maximum=MAX_REFIT_DAYS
+)
 @format_option("table", "json", "markdown")
 @click.option(
     "--plot",
