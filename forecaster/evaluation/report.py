@@ -181,6 +181,9 @@ def _clean(value: Any) -> Any:
 
 def plot_png(predictions: pd.DataFrame, result: dict[str, Any]) -> bytes:
     """PNG bytes: realized vol and each forecast with high-vol days shaded; bias by regime."""
+    from forecaster.settings import prepare_library_dir
+
+    prepare_library_dir("MPLCONFIGDIR")  # matplotlib's config and font cache: never in ~
     import matplotlib
 
     matplotlib.use("Agg")
