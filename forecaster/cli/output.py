@@ -184,10 +184,15 @@ def _write(target: Destination, payload: bytes) -> None:
         finally:
             os.close(fd)
     elif target.fd in (1, 2):
-        stream = click.get_binary_stream("stdout" if target.fd == 1 else "stderr")
-        (sys.stdout if target.fd == 1 else sys.stderr).flush()
-        stream.write(payload)
-        stream.flush()
+        text_stream = sys.stdout if target.fd == 1 else sys.stderr
+        text_stream.flush()  # keep the order of what was printed before
+        binary = getattr(text_stream, "buffer", None)
+        if binary is None:
+            text_stream.write(payload.decode("utf-8", "replace"))
+            text_stream.flush()
+        else:
+            binary.write(payload)
+            binary.flush()
     else:
         _write_all(target.fd, payload)
 
