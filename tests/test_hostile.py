@@ -166,11 +166,12 @@ def out(tmp_path) -> Path:
     return folder
 
 
-def test_missing_parent_folder_is_an_error_and_nothing_is_created(run, out):
+def test_missing_parent_folder_is_an_error_and_nothing_is_created(run, home, out):
     before = snapshot(out)
     result = run(*REALIZED, "-o", str(out / "a" / "b" / "out.txt"))
     one_error(result, 1, "folder", repr(str(out / "a" / "b")), "does not exist")
     assert snapshot(out) == before
+    assert not (home / "data").exists()  # checked before any work: not even the price cache
 
 
 def test_folder_as_output_is_a_usage_error_naming_it(run, out):

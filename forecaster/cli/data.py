@@ -21,7 +21,7 @@ from forecaster.cli.options import (
     output_option,
     price_options,
 )
-from forecaster.cli.output import write_output
+from forecaster.cli.output import check_destinations, write_output
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,6 +77,7 @@ def realized(
     """
     from forecaster.data.volatility import realized_vol
 
+    check_destinations(output)
     data = load_from_options(app, ticker, source, csv_path, start, end)
     vol = realized_vol(data.prices, estimator=estimator, window=window)
     if last is not None:

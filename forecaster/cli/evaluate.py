@@ -20,7 +20,7 @@ from forecaster.cli.options import (
     reference_option,
     regime_quantile_option,
 )
-from forecaster.cli.output import write_files, write_output
+from forecaster.cli.output import check_destinations, write_files, write_output
 
 if TYPE_CHECKING:
     from forecaster.models.registry import ModelVersion
@@ -104,6 +104,7 @@ def evaluate(
     from forecaster.evaluation import report
     from forecaster.models.baselines import parse_baselines
 
+    check_destinations(plot_path, predictions_path, output)
     names = parse_baselines(baselines)
     registry = app.registry
     if ticker is None and model_version is None:

@@ -14,7 +14,8 @@ Output destinations (``-o``, ``--plot``, ``--predictions``) follow one policy
 - a folder, a missing parent folder, or any other kind of file (socket, block
   device) is an error naming it. Folders are never created.
 
-Every destination is checked before anything is written; a write that fails
+Every destination is checked before anything is written (commands call
+:func:`check_destinations` before their work starts); a write that fails
 (e.g. ``ENOSPC`` on ``/dev/full``) is one :class:`~forecaster.errors.ConfigError`.
 """
 
@@ -195,6 +196,13 @@ def _write(target: Destination, payload: bytes) -> None:
             binary.flush()
     else:
         _write_all(target.fd, payload)
+
+
+def check_destinations(*names: str | None) -> None:
+    """Check output paths before a command does its work (``None`` = not given)."""
+    for name in names:
+        if name is not None:
+            destination(name)
 
 
 def write_files(files: list[tuple[str, bytes]]) -> None:

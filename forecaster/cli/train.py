@@ -33,7 +33,7 @@ from forecaster.cli.options import (
     split_options,
     strategy_names,
 )
-from forecaster.cli.output import write_output
+from forecaster.cli.output import check_destinations, write_output
 
 
 def _test_start(test_start: str | None, test_fraction: float):
@@ -200,6 +200,7 @@ def compare(
             f"--inits {inits!r} has unknown strategies {', '.join(unknown) or '(none given)'}; "
             f"expected a comma-separated subset of {', '.join(valid)}"
         )
+    check_destinations(output)
     parsed = _test_start(test_start, test_fraction)
     config = lstm_config(**settings)
     data = load_from_settings(app, settings)
