@@ -32,13 +32,20 @@ class AppContext:
 
     home: str | None = None
     debug: bool = False
+    home_origin: str = "--home"
 
     @functools.cached_property
     def settings(self) -> Settings:
-        """Paths under ``--home``, else ``$FORECAST_HOME``, else the current folder."""
+        """Paths under ``--home``, else ``$FORECAST_HOME``, else the current folder.
+
+        Keras and matplotlib are pointed at folders under it too, so a command
+        writes nothing outside the home (and the outputs it is given).
+        """
         from forecaster.settings import Settings
 
-        return Settings.resolve(self.home)
+        settings = Settings.resolve(self.home, self.home_origin)
+        settings.export_library_dirs()
+        return settings
 
     @functools.cached_property
     def registry(self) -> ModelRegistry:
@@ -84,4 +91,6 @@ def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
       forecast fetch --ticker SPY
       forecast realized --ticker SPY --estimator yang-zhang --format csv
     """
-    ctx.obj = AppContext(home=home, debug=debug)
+    from_environment = ctx.get_parameter_source("home") is click.core.ParameterSource.ENVIRONMENT
+    origin = "$FORECAST_HOME" if from_environment else "--home"
+    ctx.obj = AppContext(home=home, debug=debug, home_origin=origin)

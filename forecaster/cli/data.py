@@ -12,13 +12,16 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    MAX_ROWS,
+    MAX_WINDOW,
     estimator_option,
     format_option,
+    int_option,
     load_from_options,
     output_option,
     price_options,
 )
-from forecaster.cli.output import write_output
+from forecaster.cli.output import check_destinations, write_output
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,11 +58,9 @@ def fetch(app: AppContext, ticker, source, csv_path, start, end, refresh) -> Non
 @click.command()
 @price_options
 @estimator_option("Daily realized-variance estimator (DESIGN.md §3).")
-@click.option(
-    "--window", type=click.IntRange(min=2), default=22, show_default=True, help="Days per estimate."
-)
+@int_option("--window", 2, 22, "Days per estimate.", maximum=MAX_WINDOW)
 @format_option("table", "csv", "json")
-@click.option("--last", type=click.IntRange(min=1), help="Only the last N rows.")
+@click.option("--last", type=click.IntRange(1, MAX_ROWS), help="Only the last N rows.")
 @output_option("Write to this file instead of stdout.")
 @pass_app
 def realized(
@@ -76,6 +77,7 @@ def realized(
     """
     from forecaster.data.volatility import realized_vol
 
+    check_destinations(output)
     data = load_from_options(app, ticker, source, csv_path, start, end)
     vol = realized_vol(data.prices, estimator=estimator, window=window)
     if last is not None:

@@ -9,6 +9,7 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    MAX_REFIT_DAYS,
     SOURCE_CHOICE,
     NamesOption,
     baseline_names,
@@ -21,7 +22,7 @@ from forecaster.cli.options import (
     regime_quantile_option,
     risk_options,
 )
-from forecaster.cli.output import write_files, write_output
+from forecaster.cli.output import check_destinations, write_files, write_output
 
 if TYPE_CHECKING:
     from forecaster.models.registry import ModelVersion
@@ -52,7 +53,9 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Refit every model on an expanding window over the test period.",
 )
-@int_option("--refit-every", 1, 63, "Trading days between walk-forward refits.")
+@int_option(
+    "--refit-every", 1, 63, "Trading days between walk-forward refits.", maximum=MAX_REFIT_DAYS
+)
 @format_option("table", "json", "markdown")
 @click.option(
     "--plot",
@@ -120,6 +123,7 @@ def evaluate(
     from forecaster.evaluation import risk as risks
     from forecaster.models.baselines import parse_baselines
 
+    check_destinations(plot_path, predictions_path, output)
     names = parse_baselines(baselines)
     risk = risk or given("distribution") or given("var_levels")
     if risk:  # fail on a bad --dist/--var-levels before any model is loaded

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from forecaster.cli.app import AppContext, pass_app
-from forecaster.cli.options import SOURCE_CHOICE, format_option
+from forecaster.cli.options import MAX_REFIT_DAYS, MAX_WORKERS, SOURCE_CHOICE, format_option
 from forecaster.cli.output import annualized_vol, echo_json, number, percent
 
 
@@ -76,13 +76,13 @@ def _nightly_table(report: Any) -> str:
 @click.option("--as-of", help="Run as if today were this date (YYYY-MM-DD); later data is hidden.")
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_WORKERS),
     help="Run tickers on a local Dask cluster of N worker processes.",
 )
 @click.option("--scheduler", help="Run tickers on an existing Dask cluster, e.g. tcp://host:8786.")
 @click.option(
     "--window-days",
-    type=click.IntRange(min=2),
+    type=click.IntRange(2, MAX_REFIT_DAYS),
     default=63,
     show_default=True,
     help="Recent labeled origins on which challenger and champion are compared.",

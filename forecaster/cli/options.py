@@ -10,6 +10,7 @@ TensorFlow.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -138,6 +139,23 @@ ESTIMATOR_CHOICE = LazyChoice(estimator_names)
 INIT_CHOICE = LazyChoice(strategy_names)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
+# Upper bounds of the numeric options, shown in `-h`: far above any sensible value, low enough
+# that a typo cannot exhaust memory or run for days.
+MAX_HORIZON = 252  # a year of trading days
+MAX_WINDOW = 1260  # five years
+MAX_LOOKBACK = 252
+MAX_CONTEXT = 5040  # twenty years
+MAX_UNITS = 1024
+MAX_EPOCHS = 10_000
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
+MAX_SEEDS = 100
+MAX_ROWS = 100_000  # --last: ~400 years of trading days
+MAX_REFIT_DAYS = 2520  # ten years
+MAX_WORKERS = 256
+MAX_STATE_STDDEV = 10.0
+#: TensorFlow threads: four per core (64 when the core count is unknown).
+MAX_THREADS = 4 * os.cpu_count() if os.cpu_count() else 64
+
 
 def bundle(*options: Decorator) -> Decorator:
     """One decorator applying ``options`` in the order listed (as if stacked in that order)."""
@@ -189,6 +207,7 @@ regime_quantile_option = click.option(
     help="Training quantile above which volatility is 'high'.",
 )
 
+
 def estimator_option(help: str | None = None) -> Decorator:
     """--estimator: the daily realized-variance estimator (default garman-klass)."""
     return click.option(
@@ -196,25 +215,55 @@ def estimator_option(help: str | None = None) -> Decorator:
     )
 
 
-def int_option(name: str, minimum: int, default: int, help: str) -> Decorator:
-    """An integer option with a lower bound and a shown default."""
+def int_option(name: str, minimum: int, default: int, help: str, *, maximum: int) -> Decorator:
+    """An integer option with both bounds (shown in ``-h``) and a shown default.
+
+    Every numeric option has an upper bound: far above any sensible value, low
+    enough that a typo cannot exhaust memory or run for days.
+    """
     return click.option(
-        name, type=click.IntRange(min=minimum), default=default, show_default=True, help=help
+        name,
+        type=click.IntRange(minimum, maximum),
+        default=default,
+        show_default=True,
+        help=help,
     )
 
 
 #: The LSTM's settings (one type and default each), shared by `train` and `compare`.
 model_options = bundle(
     int_option(
-        "--horizon", 1, 1, "Forecast the mean daily variance of the next N days (1, 5, 22)."
+        "--horizon",
+        1,
+        1,
+        "Forecast the mean daily variance of the next N days (1, 5, 22).",
+        maximum=MAX_HORIZON,
     ),
     estimator_option("Daily realized-variance estimator (inputs and target)."),
-    int_option("--window", 2, 22, "Window of the yang-zhang estimator."),
-    int_option("--units", 1, 32, "LSTM units."),
-    int_option("--lookback", 2, 22, "Days in the input sequence."),
-    int_option("--context", 21, 252, "Days of long history for the encoder (multiple of 21)."),
-    int_option("--epochs", 1, 60, "Most epochs (early stopping usually ends sooner)."),
-    int_option("--patience", 0, 6, "Epochs without validation improvement before stopping."),
+    int_option("--window", 2, 22, "Window of the yang-zhang estimator.", maximum=MAX_WINDOW),
+    int_option("--units", 1, 32, "LSTM units.", maximum=MAX_UNITS),
+    int_option("--lookback", 2, 22, "Days in the input sequence.", maximum=MAX_LOOKBACK),
+    int_option(
+        "--context",
+        21,
+        252,
+        "Days of long history for the encoder (multiple of 21).",
+        maximum=MAX_CONTEXT,
+    ),
+    int_option(
+        "--epochs",
+        1,
+        60,
+        "Most epochs (early stopping usually ends sooner).",
+        maximum=MAX_EPOCHS,
+    ),
+    int_option(
+        "--patience",
+        0,
+        6,
+        "Epochs without validation improvement before stopping.",
+        maximum=MAX_EPOCHS,
+    ),
     click.option(
         "--loss",
         type=click.Choice(["mse", "qlike"]),
@@ -223,7 +272,9 @@ model_options = bundle(
         help="Training loss (both on log variance, see README).",
     ),
     click.option(
-        "--threads", type=click.IntRange(min=1), help="TensorFlow threads (default: all cores)."
+        "--threads",
+        type=click.IntRange(1, MAX_THREADS),
+        help="TensorFlow threads (default: all cores).",
     ),
     click.option(
         "--ensemble",
@@ -290,8 +341,10 @@ def format_option(*formats: str) -> Decorator:
 
 
 def output_option(help: str) -> Decorator:
-    """-o/--output FILE: write there instead of stdout."""
-    return click.option("--output", "-o", type=click.Path(dir_okay=False), help=help)
+    """-o/--output FILE: write there instead of stdout (``-`` is stdout)."""
+    return click.option(
+        "--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), help=help
+    )
 
 
 def given(name: str) -> bool:

@@ -1,44 +1,231 @@
-"""Rendering helpers shared by commands: files, JSON and table cells."""
+"""Rendering helpers shared by commands: files, JSON and table cells.
+
+Output destinations (``-o``, ``--plot``, ``--predictions``) follow one policy
+(:func:`write_files`):
+
+- a regular file, or a new one in an existing folder, is written atomically:
+  a temporary file in the same folder, renamed into place (an existing file
+  keeps its permission bits);
+- a symbolic link is followed and its *target* is replaced the same way (the
+  link stays a link);
+- ``-``, ``/dev/stdout`` and ``/dev/stderr`` (and ``/dev/fd/N``) write to the
+  stream itself; any other character device or a FIFO is opened and written
+  to directly (a FIFO waits for its reader, as a shell redirection does);
+- a folder, a missing parent folder, or any other kind of file (socket, block
+  device) is an error naming it. Folders are never created.
+
+Every destination is checked before anything is written (commands call
+:func:`check_destinations` before their work starts); a write that fails
+(e.g. ``ENOSPC`` on ``/dev/full``) is one :class:`~forecaster.errors.ConfigError`.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
+from forecaster.errors import ConfigError
+
+#: How many symbolic links are followed before giving up (as the kernel's ELOOP).
+_MAX_LINKS = 40
+#: ``/proc/self/fd/N`` or ``/dev/fd/N``: another name for this process's descriptor N.
+_DESCRIPTOR = re.compile(r"^/(?:proc/(?:self|thread-self|(?P<pid>\d+))|dev)/fd/(?P<fd>\d+)$")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one output goes, decided before anything is written.
+
+    ``kind`` is ``"file"`` (atomic replace of ``path``), ``"stream"`` (open
+    ``path`` and write) or ``"descriptor"`` (write to descriptor ``fd``).
+    """
+
+    name: str
+    kind: str
+    path: Path | None = None
+    fd: int | None = None
+    mode: int | None = None
+
+
+def _fail(
+    name: str, why: str, fix: str = "choose a file path in an existing, writable folder"
+) -> ConfigError:
+    return ConfigError(f"cannot write {name!r}: {why}; {fix}")
+
+
+def _descriptor(path: str) -> int | None:
+    """The descriptor that ``path`` names (``/proc/self/fd/1``), if it is one of ours."""
+    found = _DESCRIPTOR.match(path)
+    if found is None or (found["pid"] is not None and int(found["pid"]) != os.getpid()):
+        return None
+    return int(found["fd"])
+
+
+def _follow(name: str) -> tuple[Path, int | None]:
+    """``name`` with every symbolic link followed: (final path, descriptor it names or None).
+
+    Links are followed one hop at a time so that a link to ``/dev/stdout``
+    (itself a link to ``/proc/self/fd/1``) is recognised as descriptor 1 rather
+    than resolved to whatever file the shell redirected it to.
+    """
+    current = Path(os.path.abspath(Path(name).expanduser()))
+    for _ in range(_MAX_LINKS):
+        fd = _descriptor(str(current))
+        if fd is not None:
+            return current, fd
+        if not current.is_symlink():
+            return current, None
+        target = Path(os.readlink(current))
+        joined = target if target.is_absolute() else current.parent / target
+        # The folder part may hold links too; the last part is examined next round.
+        current = Path(os.path.realpath(joined.parent)) / joined.name
+    raise _fail(name, f"more than {_MAX_LINKS} symbolic links to follow", "fix the link")
+
+
+def destination(name: str) -> Destination:
+    """Check ``name`` as an output path and say how it will be written (nothing is written).
+
+    Raises
+    ------
+    ConfigError
+        A folder, a missing or unwritable parent folder, a socket or block
+        device, a link loop, or a name the system refuses.
+    """
+    if name == "-":
+        return Destination(name, "descriptor", fd=1)
+    if name in ("/dev/stdout", "/dev/stderr"):
+        return Destination(name, "descriptor", fd=1 if name.endswith("out") else 2)
+    try:
+        path, fd = _follow(name)
+        if fd is not None:
+            return Destination(name, "descriptor", fd=fd)
+        try:
+            status = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            status = None
+    except OSError as exc:
+        raise _fail(name, exc.strerror or str(exc)) from None
+    shown = (
+        "" if str(path) == os.path.abspath(Path(name).expanduser()) else f" (link to {str(path)!r})"
+    )
+    if status is not None:
+        if stat.S_ISDIR(status.st_mode):
+            raise _fail(name, f"it is a folder{shown}", "give a file path inside it")
+        if stat.S_ISCHR(status.st_mode) or stat.S_ISFIFO(status.st_mode):
+            return Destination(name, "stream", path=path)
+        if not stat.S_ISREG(status.st_mode):
+            raise _fail(
+                name,
+                f"it is neither a regular file, a character device nor a FIFO{shown}",
+                "choose a file path",
+            )
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise _fail(
+            name,
+            f"folder {str(folder)!r} {what}{shown}",
+            "create the folder first or choose a file in an existing one",
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _fail(
+            name,
+            f"folder {str(folder)!r} is not writable{shown} (a file is replaced by writing a new "
+            "one beside it and renaming it)",
+        )
+    mode = stat.S_IMODE(status.st_mode) if status is not None else None
+    return Destination(name, "file", path=path, mode=mode)
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def _replace_file(path: Path, payload: bytes, mode: int | None) -> None:
+    """Write ``path`` through a temporary file beside it and a rename (no folder is created)."""
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent
+    )
+    try:
+        os.chmod(temporary, mode if mode is not None else 0o666 & ~_umask())
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _write(target: Destination, payload: bytes) -> None:
+    if target.kind == "file":
+        _replace_file(target.path, payload, target.mode)
+    elif target.kind == "stream":
+        fd = os.open(target.path, os.O_WRONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            _write_all(fd, payload)
+        finally:
+            os.close(fd)
+    elif target.fd in (1, 2):
+        text_stream = sys.stdout if target.fd == 1 else sys.stderr
+        text_stream.flush()  # keep the order of what was printed before
+        binary = getattr(text_stream, "buffer", None)
+        if binary is None:
+            text_stream.write(payload.decode("utf-8", "replace"))
+            text_stream.flush()
+        else:
+            binary.write(payload)
+            binary.flush()
+    else:
+        _write_all(target.fd, payload)
+
+
+def check_destinations(*names: str | None) -> None:
+    """Check output paths before a command does its work (``None`` = not given)."""
+    for name in names:
+        if name is not None:
+            destination(name)
+
 
 def write_files(files: list[tuple[str, bytes]]) -> None:
-    """Write each (path, payload) atomically; check every destination before writing any.
+    """Write each (path, payload) by the module's policy; check every destination first.
 
-    An unwritable destination is a ConfigError naming it, and nothing is written.
+    A destination that cannot be written is a ConfigError naming it, and then
+    nothing is written; a write that fails midway is a ConfigError too (files
+    written before it stay; a regular file is never left half-written).
     """
-    import os
-
-    from forecaster.data.store import atomic_write_bytes
-    from forecaster.errors import ConfigError
-
-    for name, _ in files:
-        path = Path(name).expanduser()
-        folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
-        if path.is_dir() or folder is None or not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise ConfigError(
-                f"cannot write {name!r}: {'it is a folder' if path.is_dir() else 'its folder is not writable'}; "
-                "choose a file path in a writable folder"
-            )
-    for name, payload in files:
+    targets = [(destination(name), payload) for name, payload in files]
+    for target, payload in targets:
         try:
-            atomic_write_bytes(Path(name).expanduser(), payload)
+            _write(target, payload)
         except OSError as exc:
-            raise ConfigError(
-                f"cannot write {name!r} ({exc.strerror or exc}); choose a file path in a writable folder"
+            raise _fail(
+                target.name, exc.strerror or str(exc), "choose another destination"
             ) from None
-        click.echo(f"wrote {name}", err=True)
+        if target.kind != "descriptor":
+            click.echo(f"wrote {target.name}", err=True)
 
 
 def write_output(text: str, output: str | None) -> None:
-    """Print ``text``, or write it atomically to ``output``."""
+    """Print ``text``, or write it to ``output`` (see :func:`write_files`)."""
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
         return

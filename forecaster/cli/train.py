@@ -14,6 +14,9 @@ import click
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
     INIT_CHOICE,
+    MAX_SEED,
+    MAX_SEEDS,
+    MAX_STATE_STDDEV,
     NamesOption,
     baseline_names,
     format_option,
@@ -31,7 +34,7 @@ from forecaster.cli.options import (
     split_options,
     strategy_names,
 )
-from forecaster.cli.output import write_output
+from forecaster.cli.output import check_destinations, write_output
 
 
 def _test_start(test_start: str | None, test_fraction: float):
@@ -59,10 +62,10 @@ def _test_start(test_start: str | None, test_fraction: float):
 @init_option
 @click.option(
     "--state-stddev",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(0, MAX_STATE_STDDEV, min_open=True),
     help="Stddev of the random initial state (same as --init-option state_stddev=X).",
 )
-@int_option("--seed", 0, 0, "Seed: same seed, same forecasts.")
+@int_option("--seed", 0, 0, "Seed: same seed, same forecasts.", maximum=MAX_SEED)
 @model_options
 @split_options
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the champion.")
@@ -153,7 +156,7 @@ def train(
     show_default=True,
     help="Comma-separated strategies to compare.",
 )
-@int_option("--seeds", 1, 3, "Seeds per strategy (0..N-1).")
+@int_option("--seeds", 1, 3, "Seeds per strategy (0..N-1).", maximum=MAX_SEEDS)
 @model_options
 @split_options
 @regime_quantile_option
@@ -207,6 +210,7 @@ def compare(
             f"--inits {inits!r} has unknown strategies {', '.join(unknown) or '(none given)'}; "
             f"expected a comma-separated subset of {', '.join(valid)}"
         )
+    check_destinations(output)
     parsed = _test_start(test_start, test_fraction)
     config = lstm_config(**settings)
     data = load_from_settings(app, settings)

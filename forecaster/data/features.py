@@ -193,7 +193,8 @@ def build_dataset(prices: pd.DataFrame, spec: FeatureSpec | None = None) -> Data
     Raises
     ------
     DataError
-        If the prices give fewer than :data:`MIN_ORIGINS` labeled origins.
+        If the prices give fewer than :data:`MIN_ORIGINS` labeled origins, or
+        their daily variance is zero on every usable day (constant prices).
     """
     spec = FeatureSpec() if spec is None else spec
     estimator = get_estimator(spec.estimator)
@@ -228,6 +229,14 @@ def build_dataset(prices: pd.DataFrame, spec: FeatureSpec | None = None) -> Data
             "--start) or use a smaller --context / --lookback"
         )
 
+    usable = variance[first_valid:]
+    if not (usable > VARIANCE_FLOOR).any():
+        raise DataError(
+            f"the {spec.estimator} daily variance is zero on all {usable.size} usable days "
+            f"({prices.index[first_valid].date()} to {prices.index[-1].date()}): the prices "
+            "never move, so there is no volatility to forecast; expected a traded price "
+            "series; check the data (a stale or placeholder file?)"
+        )
     bad = np.flatnonzero(~np.isfinite(features[first_valid:]).all(axis=1)) + first_valid
     if bad.size:
         raise DataError(

@@ -9,15 +9,17 @@ else for SPY/QQQ the bundled sample, each with a one-line warning.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from forecaster.data import sources
 from forecaster.data.store import PriceStore, fingerprint, merge_prices
-from forecaster.data.validation import parse_dates, validate_prices
+from forecaster.data.validation import EARLIEST_DATE, parse_dates, today, validate_prices
 from forecaster.errors import ConfigError, DataError
 from forecaster.settings import Settings
 
@@ -54,14 +56,49 @@ class PriceData:
         return fingerprint(self.prices)
 
 
-def parse_date(value: str | None, option: str) -> pd.Timestamp | None:
-    """A user's date option, or a ConfigError that says what was expected."""
+#: A date on the command line: ISO ``YYYY-MM-DD`` (a midnight time, as ``str()`` of a
+#: ``pd.Timestamp`` gives, is tolerated for library callers).
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ T]00:00:00)?")
+
+
+def parse_date(value: str | date | None, option: str) -> pd.Timestamp | None:
+    """A user's date option (``YYYY-MM-DD``, 1800-01-01 to today), or a ConfigError.
+
+    Only the ISO form is accepted: ``06/01/2018`` is ambiguous and ``today``
+    moves. A ``datetime.date`` or ``pd.Timestamp`` is taken as its date.
+    """
     if value is None or value == "":
         return None
-    try:
-        return pd.Timestamp(value).normalize()
-    except (ValueError, TypeError):
-        raise ConfigError(f"{option} {value!r} is not a date; expected YYYY-MM-DD") from None
+    if isinstance(value, date):  # datetime and pd.Timestamp included
+        parsed = pd.Timestamp(value)
+        if parsed.tzinfo is not None:
+            parsed = parsed.tz_localize(None)
+        text = f"{parsed:%Y-%m-%d}"
+    else:
+        text = str(value)
+        found = _ISO_DATE.fullmatch(text.strip())
+        try:
+            if found is None:
+                raise ValueError(text)
+            parsed = pd.Timestamp(date(*(int(part) for part in found.groups())))
+        except ValueError:
+            raise ConfigError(
+                f"{option} {sources.shown(text)} is not a date; expected YYYY-MM-DD, "
+                "e.g. 2018-06-01"
+            ) from None
+    parsed = parsed.normalize()
+    latest = today()
+    if not EARLIEST_DATE <= parsed <= latest:
+        hint = (
+            f"omit {option} to start at the beginning of the data"
+            if parsed < EARLIEST_DATE
+            else f"omit {option} to use the latest data"
+        )
+        raise ConfigError(
+            f"{option} {text.strip()} is outside {EARLIEST_DATE:%Y-%m-%d} to today "
+            f"({latest:%Y-%m-%d}); {hint}"
+        )
+    return parsed.as_unit("ns")
 
 
 def _window(
@@ -127,7 +164,16 @@ def _fetch_and_merge(
         removed = int((~entry.prices.index.isin(merged.prices.index)).sum())
     full_history = entry.full_history if incremental else since is None
     if not incremental or merged.added or merged.revised:
-        path = store.write(ticker, source, merged.prices, description, full_history=full_history)
+        try:
+            path = store.write(
+                ticker, source, merged.prices, description, full_history=full_history
+            )
+        except OSError as exc:
+            raise DataError(
+                f"cannot write the price cache {str(store.path(ticker, source))!r} "
+                f"({exc.strerror or exc}); the data home (--home or $FORECAST_HOME) must be a "
+                "writable folder"
+            ) from None
     else:
         path = store.path(ticker, source)
     return PriceData(

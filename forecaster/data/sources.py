@@ -7,6 +7,7 @@ yfinance is imported lazily (it is slow to import and not always needed).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,12 +55,32 @@ SAMPLE_TICKERS: dict[str, str] = {
 }
 
 
+#: A ticker: ASCII letters, digits and ``. ^ = - _``, 1 to 20 characters, not starting with
+#: ``.`` (e.g. SPY, ^GSPC, BRK-B, EURUSD=X). It names cache files, so nothing else is allowed.
+TICKER_PATTERN = re.compile(r"[A-Z0-9^=_-][A-Z0-9.^=_-]{0,19}")
+TICKER_CHARACTERS = "ASCII letters, digits and . ^ = - _ (not starting with .)"
+MAX_TICKER_LENGTH = 20
+
+
+def shown(text: str, limit: int = 30) -> str:
+    """``text`` quoted for a one-line message: control characters escaped, long text cut."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def normalize_ticker(ticker: str) -> str:
-    """Upper-case, stripped ticker; an empty one is an error."""
-    cleaned = (ticker or "").strip().upper()
-    if not cleaned or any(ch in cleaned for ch in "/\\ ") or cleaned.startswith("."):
+    """Upper-case, stripped ticker; anything outside :data:`TICKER_PATTERN` is an error.
+
+    The one check of a ticker for every command: the error quotes the value
+    with control characters escaped, so it stays one line.
+    """
+    cleaned = ticker.strip().upper() if isinstance(ticker, str) else ""
+    if TICKER_PATTERN.fullmatch(cleaned) is None:
+        received = shown(ticker) if isinstance(ticker, str) else repr(ticker)
         raise ConfigError(
-            f"ticker {ticker!r} is not usable; expected a symbol such as SPY or ^GSPC"
+            f"ticker {received} is not usable; expected 1 to {MAX_TICKER_LENGTH} characters "
+            f"among {TICKER_CHARACTERS}, e.g. SPY, ^GSPC, BRK-B or EURUSD=X"
         )
     return cleaned
 

@@ -6,9 +6,11 @@ first few offending dates or rows and their count):
 1. Columns: ``open, high, low, close`` are required (any case, surrounding
    spaces ignored); ``volume`` is optional (NaN when absent); ``adj close`` and
    anything else is ignored.
-2. Dates: every date must parse; a tz-aware index is converted to its local
-   calendar date. Dates must be unique and strictly increasing (a file sorted
-   newest-first is reported, not re-sorted behind your back).
+2. Dates: every date must parse (``today`` and ``now`` are not dates) and lie
+   between 1800-01-01 and today (the latest date anywhere on Earth); a
+   tz-aware index is converted to its local calendar date. Dates must be
+   unique and strictly increasing (a file sorted newest-first is reported,
+   not re-sorted behind your back).
 3. Prices: every open/high/low/close must be finite and positive.
 4. Range consistency: ``high >= max(open, close)`` and ``low <= min(open,
    close)``. A violation no larger than ``REPAIR_TOLERANCE`` (relative) is a
@@ -34,6 +36,10 @@ REQUIRED_COLUMNS = ("open", "high", "low", "close")
 PRICE_COLUMNS = REQUIRED_COLUMNS
 COLUMNS = (*REQUIRED_COLUMNS, "volume")
 REPAIR_TOLERANCE = 1e-3
+#: No price row is dated before this (nor after :func:`today`).
+EARLIEST_DATE = pd.Timestamp("1800-01-01")
+#: Words pandas parses as "this moment": never a price row's date.
+RELATIVE_WORDS = ("today", "now")
 _SHOW = 5
 
 
@@ -70,24 +76,51 @@ def normalize_columns(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
     return renamed
 
 
+def today() -> pd.Timestamp:
+    """The latest calendar date anywhere on Earth now (UTC+14), at midnight.
+
+    A row dated after it is in the future at every exchange, whatever the
+    local time zone of the machine or of the data.
+    """
+    latest = pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=14)
+    return latest.tz_localize(None).normalize()
+
+
 def parse_dates(values: pd.Index | pd.Series, origin: str) -> pd.DatetimeIndex:
-    """Parse dates; unparseable ones are an error naming them."""
+    """Parse dates; unparseable ones, and dates before 1800 or after today, are errors naming them.
+
+    The words ``today`` and ``now`` (which pandas would turn into this
+    moment) are not dates.
+    """
     if isinstance(values, pd.DatetimeIndex):
         index = values
     else:
         raw = pd.Series(values)
-        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        relative = raw.map(lambda x: isinstance(x, str) and x.strip().lower() in RELATIVE_WORDS)
+        parsed = pd.to_datetime(raw.mask(relative), errors="coerce", format="mixed")
         bad = parsed.isna()
         if bad.any():
             rows = [f"row {i + 1} ({raw.iloc[i]!r})" for i in np.flatnonzero(bad.to_numpy())]
+            words = "; 'today' and 'now' are not dates" if relative.any() else ""
             raise DataError(
                 f"{origin}: {_describe(rows, 'unparseable date(s)')}; "
-                "expected ISO dates such as 2018-06-01; fix or remove those rows"
+                f"expected ISO dates such as 2018-06-01{words}; fix or remove those rows"
             )
         index = pd.DatetimeIndex(parsed)
     if index.tz is not None:
         index = index.tz_localize(None)
-    return pd.DatetimeIndex(index.normalize().as_unit("ns"), name="date", freq=None)
+    index = index.normalize()
+    latest = today()
+    for wrong, label in (
+        (index < EARLIEST_DATE, f"date(s) before {EARLIEST_DATE:%Y-%m-%d}"),
+        (index > latest, f"date(s) after today ({latest:%Y-%m-%d})"),
+    ):
+        if wrong.any():
+            raise DataError(
+                f"{origin}: {_describe(_dates(index[wrong]), label)}; expected the dates of "
+                "past trading days; fix or remove those rows"
+            )
+    return pd.DatetimeIndex(index.as_unit("ns"), name="date", freq=None)
 
 
 def validate_prices(frame: pd.DataFrame, origin: str) -> Validated:

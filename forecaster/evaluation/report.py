@@ -358,6 +358,9 @@ def plot_png(
     the VaR of the LSTM and of the reference model at every level, their
     breaches at the lowest level, and high-volatility (ex-ante) days shaded.
     """
+    from forecaster.settings import prepare_library_dir
+
+    prepare_library_dir("MPLCONFIGDIR")  # matplotlib's config and font cache: never in ~
     import matplotlib
 
     matplotlib.use("Agg")

@@ -153,17 +153,21 @@ def parse_option(strategy: str, text: str) -> tuple[str, Any]:
     return name, value
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}; received {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be an integer <= {maximum}; received {value!r}")
     return value
 
 
-def _check_positive_float(name: str, value: Any) -> float:
+def _check_positive_float(name: str, value: Any, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name} must be a positive number; received {value!r}")
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be a finite number > 0; received {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}; received {value!r}")
     return float(value)
 
 
@@ -283,7 +287,9 @@ class RandomState(InitialState):
     defaults = {"state_stddev": 0.1}
 
     def _validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        options["state_stddev"] = _check_positive_float("state_stddev", options["state_stddev"])
+        options["state_stddev"] = _check_positive_float(
+            "state_stddev", options["state_stddev"], maximum=10.0
+        )
         return options
 
     def _build(self, sequence_input: Any, context_input: Any) -> list[Any]:
@@ -317,7 +323,7 @@ class EncoderState(InitialState):
     defaults = {"encoder_units": 16}
 
     def _validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        _check_int("encoder_units", options["encoder_units"], 1)
+        _check_int("encoder_units", options["encoder_units"], 1, maximum=1024)
         return options
 
     def _build(self, sequence_input: Any, context_input: Any) -> list[Any]:

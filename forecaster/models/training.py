@@ -106,6 +106,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be an integer >= {minimum}; received {value!r}"
                 )
+        if self.seed > 2**32 - 1:  # NumPy's legacy seeding (Keras) takes 32 bits
+            raise ConfigError(f"TrainConfig.seed must be at most 2**32 - 1; received {self.seed!r}")
         if self.threads is not None and (
             isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
         ):
