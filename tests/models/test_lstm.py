@@ -34,6 +34,7 @@ def test_spec_round_trips_through_a_dict():
         "init_options": {"state_stddev": 0.2},
         "seed": 4,
         "unroll": False,
+        "members": 1,
     }
     assert ModelSpec.from_dict(data) == spec
 
