@@ -136,6 +136,8 @@ def nightly(
         window_days=window_days,
         on_record=progress,
     )
+    for note in report.recovered:
+        click.echo(f"warning: recovered: {note}", err=True)
     if fmt == "json":
         echo_json(report.to_dict())
     else:

@@ -32,6 +32,10 @@ def models() -> None:
 def models_list(app: AppContext, ticker, fmt) -> None:
     """List saved versions, newest last; * marks each ticker's champion.
 
+    A corrupt champion pointer is reported as a warning and the versions are
+    still listed, so one of them can be promoted to repair it. A version
+    whose files fail their check is listed as corrupt, with the reason in JSON.
+
     \b
     Example:
       forecast models list --ticker SPY
@@ -43,19 +47,33 @@ def models_list(app: AppContext, ticker, fmt) -> None:
     tickers = [normalize_ticker(ticker)] if ticker else registry.tickers()
     rows: list[dict[str, Any]] = []
     for name in tickers:
-        champion = registry.champion_id(name)
-        for version_id in registry.version_ids(name):
+        versions = registry.version_ids(name)
+        try:  # a broken pointer must not hide the versions that can repair it
+            champion = registry.champion_id(name)
+        except RegistryError as exc:
+            champion = None
+            click.echo(f"warning: {exc}", err=True)
+        if champion is not None and champion not in versions:
+            click.echo(
+                f"warning: the champion pointer of {name} names version {champion}, which is "
+                f"not in the registry; choose one with `forecast models promote VERSION "
+                f"--ticker {name}`",
+                err=True,
+            )
+        for version_id in versions:
             row: dict[str, Any] = {"ticker": name, "version": version_id}
             row["champion"] = version_id == champion
             try:
-                record = registry.get(name, version_id).record
+                found = registry.get(name, version_id)
+                record = found.record
             except RegistryError as exc:
                 row.update(dict.fromkeys(("init", "horizon", "estimator", "data_end")))
-                row.update(validation_qlike=None, error=str(exc))
+                row.update(validation_qlike=None, manifest=None, error=str(exc))
             else:
                 row.update(init=record.init, horizon=record.horizon, estimator=record.estimator)
                 row["data_end"] = record.data.end
                 row["validation_qlike"] = record.metrics.get("validation", {}).get("qlike")
+                row["manifest"] = found.verified  # False: saved before manifests, unchecked
                 row["error"] = None
             rows.append(row)
     if fmt == "json":
@@ -108,8 +126,13 @@ def models_promote(app: AppContext, version, ticker) -> None:
     Example:
       forecast models promote 20261125T021530-encoder-a1b2
     """
+    from forecaster.errors import RegistryError
+
     registry = app.registry
     found = _resolve(app, version, ticker)
-    previous = registry.champion_id(found.ticker)
+    try:
+        previous = registry.champion_id(found.ticker) or "none"
+    except RegistryError:  # the pointer this command repairs
+        previous = "a corrupt champion pointer"
     registry.promote(found.ticker, found.version, reason="manual")
-    click.echo(f"{found.ticker}: champion is now {found.version} (was {previous or 'none'})")
+    click.echo(f"{found.ticker}: champion is now {found.version} (was {previous})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from forecaster.cli.app import AppContext, pass_app
@@ -45,6 +47,7 @@ def predict(
       forecast predict --ticker SPY --format json --dist fhs --var-levels 0.01
     """
     from forecaster.data.sources import normalize_ticker
+    from forecaster.errors import ModelError
     from forecaster.evaluation import risk as risks
     from forecaster.models.lstm_forecaster import load_forecaster
 
@@ -57,6 +60,12 @@ def predict(
     forecaster = load_forecaster(version)
     dataset = forecaster.dataset(data.prices)
     variance = float(forecaster.predict(dataset, [len(dataset) - 1])[0])
+    if not (math.isfinite(variance) and variance > 0):  # never print a forecast that is not one
+        raise ModelError(
+            f"model {version.version} gave no usable forecast at {dataset.origins[-1]:%Y-%m-%d} "
+            f"(daily variance {variance!r}); check the prices up to that date, or retrain with "
+            f"`forecast train --ticker {version.ticker}`"
+        )
     horizon = version.record.horizon
     payload = {
         "ticker": version.ticker,

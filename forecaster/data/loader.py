@@ -127,7 +127,12 @@ def _fetch_and_merge(
     refresh: bool,
     origin: str,
 ) -> PriceData:
-    entry = store.read(ticker, source)
+    try:
+        entry = store.read(ticker, source)
+    except DataError:
+        if not refresh:
+            raise
+        entry = None  # a damaged cache is what --refresh (and a CSV re-read) replaces
     # Only the missing days are fetched when the cache already holds the history asked
     # for: everything (a full-history cache) or everything from --start on.
     incremental = (

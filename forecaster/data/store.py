@@ -1,17 +1,26 @@
 """Parquet price cache: one file per (ticker, source), incremental, atomic.
 
 ``<home>/data/prices/<TICKER>.<source>.parquet`` holds validated prices plus
-metadata (source, description, fetch time). Writes go to a temporary file in
-the same folder and are renamed into place, so a crash never leaves a
-truncated cache.
+metadata (source, description, fetch time, fingerprint of the rows). Writes go
+to a temporary file in the same folder and are renamed into place, so a crash
+never leaves a truncated cache; reads check the fingerprint, so rows changed
+behind the program's back are an error, not a different forecast.
+
+Temporary files and folders (here and in the model registry) are named
+``.tmp-<name>-<random>-<pid>@<host>``: a kill can leave one behind, and
+:func:`remove_stale_temporaries` removes those whose writing process is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
+import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +30,13 @@ from forecaster.data.validation import COLUMNS, validate_prices
 from forecaster.errors import DataError
 
 _META_KEY = b"forecaster"
+
+#: Prefix of every temporary file or folder written on the way to an atomic rename.
+TEMPORARY_PREFIX = ".tmp-"
+
+#: When this module was imported: a temporary whose owner cannot be told is stale
+#: if it is older than this (it predates the running process).
+_STARTED = time.time()
 
 
 @dataclass(frozen=True)
@@ -47,10 +63,86 @@ def _umask() -> int:
     return current
 
 
+def owner_tag() -> str:
+    """``<pid>@<host>``: which process a temporary file or folder belongs to."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def temporary_name(name: str, token: str) -> str:
+    """The name of a temporary on the way to ``name`` (see :func:`is_stale`)."""
+    return f"{TEMPORARY_PREFIX}{name}-{token}-{owner_tag()}"
+
+
+def _owner(name: str) -> tuple[int, str] | None:
+    """``(pid, host)`` encoded in a temporary's name, None for names of older releases."""
+    rest, at, host = name.rpartition("@")
+    pid = rest.rpartition("-")[2]
+    if not at or not host or not pid.isdigit():
+        return None
+    return int(pid), host
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def is_stale(path: Path) -> bool:
+    """Whether a leftover temporary at ``path`` no longer belongs to a live writer.
+
+    A temporary made on this host is stale once its process has exited; one of
+    an older release (no owner in its name) once it is older than the running
+    process; one of another host (a shared folder) once it is also a day old.
+    """
+    name = path.name
+    if not (name.startswith(TEMPORARY_PREFIX) or (name.startswith(".") and name.endswith(".tmp"))):
+        return False
+    owner = _owner(name)
+    if owner is not None and owner[1] == socket.gethostname():
+        return owner[0] != os.getpid() and not _alive(owner[0])
+    try:
+        modified = path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    if owner is None:
+        return modified < _STARTED
+    return modified < min(_STARTED, time.time() - 86400)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the stale temporaries directly inside ``folder``; return what was removed.
+
+    Called before a save writes into ``folder`` and at the start of a nightly
+    run, so a kill mid-save leaves nothing behind for long.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if not is_stale(entry):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f"{TEMPORARY_PREFIX}{path.name}-", suffix=f"-{owner_tag()}", dir=path.parent
+    )
     try:
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual mode
         with os.fdopen(handle, "wb") as stream:
@@ -101,7 +193,7 @@ class PriceStore:
         path = self.path(ticker, source)
         if not path.exists():
             return None
-        fix = f"delete it and run `forecast fetch --ticker {ticker} --source {source}` again"
+        fix = f"rebuild it with {refetch_command(ticker, source)} or delete it"
         try:
             table = pq.read_table(path)
             meta = json.loads((table.schema.metadata or {})[_META_KEY])
@@ -123,6 +215,12 @@ class PriceStore:
             ) from None
         if prices.empty:
             raise DataError(f"price cache {str(path)!r} holds no rows; {fix}")
+        recorded, found = meta.get("fingerprint"), fingerprint(prices)
+        if recorded is not None and recorded != found:
+            raise DataError(
+                f"price cache {str(path)!r} does not match its fingerprint (recorded "
+                f"{recorded}, its rows give {found}): it was changed after it was written; {fix}"
+            )
         # Re-check the cached rows: a cache edited or damaged on disk must not slip through.
         try:
             validate_prices(prices, f"price cache {str(path)!r}")
@@ -156,5 +254,13 @@ class PriceStore:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
         path = self.path(ticker, source)
+        remove_stale_temporaries(self.prices_dir)
         atomic_write_bytes(path, sink.getvalue().to_pybytes())
         return path
+
+
+def refetch_command(ticker: str, source: str) -> str:
+    """The command that rebuilds the (ticker, source) cache from its source."""
+    if source == "csv":
+        return f"`forecast fetch --ticker {ticker} --source csv --csv PATH` (your CSV file)"
+    return f"`forecast fetch --ticker {ticker} --source {source} --refresh`"

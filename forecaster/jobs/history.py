@@ -12,6 +12,11 @@
     One row per nightly run of a ticker that completed (``ok``) or failed.
     A completed run for a (ticker, data fingerprint) makes the next run on the
     same data a no-op.
+``promotions``
+    The write-ahead log of champion moves: a row is committed *before* the
+    nightly job moves a champion pointer and deleted in the transaction that
+    commits the run. A row that is still there at the next start is a run that
+    was killed in between (:mod:`forecaster.jobs.recovery` rolls it back).
 
 Scoring is the live track record, not a backtest: a forecast made at the
 close of ``origin`` for horizon h is realized once the price cache holds the
@@ -22,6 +27,7 @@ variance over those days (the model's estimator), null until then.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import sqlite3
 import types
@@ -37,10 +43,11 @@ import pandas as pd
 from forecaster import metrics
 from forecaster.data.store import PriceStore
 from forecaster.data.volatility import VARIANCE_FLOOR, daily_variance
-from forecaster.errors import DataError
+from forecaster.errors import DataError, ModelError
 from forecaster.jobs.record import RunRecord, stored_fields
 
-SCHEMA_VERSION = 1
+#: 1: forecasts and runs; 2: + promotions (the write-ahead log of champion moves).
+SCHEMA_VERSION = 2
 
 _FORECASTS_TABLE = """
 CREATE TABLE IF NOT EXISTS forecasts (
@@ -96,7 +103,18 @@ _RUNS_TABLE = (
     + "    created_at TEXT NOT NULL\n);\n"
     "CREATE INDEX IF NOT EXISTS runs_by_data ON runs (ticker, fingerprint, status);\n"
 )
-_SCHEMA = _FORECASTS_TABLE + _RUNS_TABLE
+_PROMOTIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS promotions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticker TEXT NOT NULL,
+    version TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    previous_pointer BLOB,
+    run TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+_SCHEMA = _FORECASTS_TABLE + _RUNS_TABLE + _PROMOTIONS_TABLE
 
 
 def now_utc() -> str:
@@ -156,7 +174,21 @@ class ForecastHistory:
 
     @staticmethod
     def insert_forecast(connection: sqlite3.Connection, row: dict[str, Any]) -> bool:
-        """Insert one forecast (ignored if already there); True when a row was added."""
+        """Insert one forecast (ignored if already there); True when a row was added.
+
+        Raises
+        ------
+        ModelError
+            The variance or vol is not a finite positive number: never stored.
+        """
+        for name in ("variance", "vol"):
+            value = row.get(name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ModelError(
+                    f"forecast of {row.get('ticker')} by {row.get('model_version')} at "
+                    f"{row.get('origin')} has {name} {value!r}; expected a finite number > 0 "
+                    "(nothing was recorded)"
+                )
         values = [row.get(name) for name in FORECAST_COLUMNS]
         if values[FORECAST_COLUMNS.index("created_at")] is None:
             values[FORECAST_COLUMNS.index("created_at")] = now_utc()
@@ -180,6 +212,46 @@ class ForecastHistory:
             f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
             values,
         )
+
+    def begin_promotion(
+        self,
+        ticker: str,
+        version: str,
+        reason: str,
+        previous_pointer: bytes | None,
+        run: RunRecord,
+    ) -> int:
+        """Commit the intent to point ``ticker``'s champion at ``version``; return its id.
+
+        ``previous_pointer`` is the pointer file as it was (None: no champion) and
+        ``run`` the run that decided the move. Call before moving the pointer;
+        :meth:`finish_promotion` deletes the row in the run's own transaction.
+        """
+        with self.transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO promotions (ticker, version, reason, previous_pointer, run, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (ticker, version, reason, previous_pointer, json.dumps(run.to_dict()), now_utc()),
+            )
+            return int(cursor.lastrowid)
+
+    @staticmethod
+    def finish_promotion(connection: sqlite3.Connection, intent: int) -> None:
+        """Delete a promotion intent inside the transaction that commits its run."""
+        connection.execute("DELETE FROM promotions WHERE id = ?", (intent,))
+
+    def drop_promotion(self, intent: int) -> None:
+        """Delete a promotion intent in its own transaction (the move was undone)."""
+        with self.transaction() as connection:
+            self.finish_promotion(connection, intent)
+
+    def pending_promotions(self) -> list[dict[str, Any]]:
+        """Promotion intents whose run never committed, oldest first."""
+        with self._reading() as connection:
+            if connection is None:
+                return []
+            rows = connection.execute("SELECT * FROM promotions ORDER BY id").fetchall()
+        return [dict(row) for row in rows]
 
     def record_forecast(self, row: dict[str, Any]) -> bool:
         """Insert one forecast in its own transaction; True when a row was added."""

@@ -19,7 +19,10 @@ through four steps:
    champion, made at the last close, and the run in the forecast history — in
    one transaction around which the registry moves the champion pointer
    (:meth:`~forecaster.models.registry.ModelRegistry.promoting`), the last
-   write of the run, undone if the transaction fails.
+   write of the run, undone if the transaction fails. A move is written ahead
+   into the history's ``promotions`` table first, so a run killed between the
+   move and the commit is rolled back at the start of the next run
+   (:func:`forecaster.jobs.recovery.reconcile`).
 
 Any exception makes that ticker ``failed`` and leaves its champion as it was;
 the others go on. Fan-out is sequential, a local Dask cluster (``workers``) or
@@ -49,6 +52,7 @@ from forecaster.errors import ConfigError, DataError, ForecasterError, ModelErro
 from forecaster.jobs.history import ForecastHistory, now_utc
 from forecaster.jobs.lock import nightly_lock
 from forecaster.jobs.record import Decision, RunRecord, stored_fields
+from forecaster.jobs.recovery import reconcile
 from forecaster.settings import Settings
 from forecaster.units import to_vol
 
@@ -87,6 +91,7 @@ class NightlyReport:
     started_at: str
     seconds: float
     fan_out: str = "sequential"
+    recovered: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -110,6 +115,7 @@ class NightlyReport:
             "seconds": self.seconds,
             "fan_out": self.fan_out,
             "counts": self.counts(),
+            "recovered": list(self.recovered),
             "tickers": [
                 {key: value for key, value in record.items() if key != "traceback"}
                 for record in self.records
@@ -399,8 +405,12 @@ def issue_step(
     forecast row, the run row and the champion move are one unit: the pointer
     moves after both rows are written and before they commit, and if anything
     up to the commit fails the rows roll back and the registry puts the old
-    pointer back. Fills ``champion_version``, ``origin``, ``horizon``,
-    ``variance``, ``vol`` and, once committed, ``status`` ``ok``.
+    pointer back. Against a kill, which no ``except`` sees, the move is first
+    committed as an intent (with the pointer as it was) that the run's own
+    transaction deletes; an intent left behind is rolled back by
+    :func:`~forecaster.jobs.recovery.reconcile` at the next start. Fills
+    ``champion_version``, ``origin``, ``horizon``, ``variance``, ``vol`` and,
+    once committed, ``status`` ``ok``.
     """
     if verdict.promotes:
         chosen, forecasts = challenge.challenger, challenge.challenger_forecasts
@@ -435,16 +445,29 @@ def issue_step(
     completed = dataclasses.replace(
         record, status="ok", seconds=round(time.perf_counter() - started, 2)
     )
-    # ``promoting`` is entered last inside the transaction but exits after it, so a
-    # failed commit also undoes the promotion.
-    with contextlib.ExitStack() as promotion:
+    if not verdict.promotes:
         with history.transaction() as connection:
             history.insert_forecast(connection, forecast)
             history.insert_run(connection, completed)
-            if verdict.promotes:
-                promotion.enter_context(
-                    registry.promoting(task.ticker, challenge.challenger.version, verdict.reason)
-                )
+        record.status = "ok"
+        return
+    version = challenge.challenger.version
+    intent = history.begin_promotion(
+        task.ticker, version, verdict.reason, registry.pointer_bytes(task.ticker), completed
+    )
+    try:
+        # ``promoting`` is entered last inside the transaction but exits after it, so a
+        # failed commit also undoes the promotion.
+        with contextlib.ExitStack() as promotion:
+            with history.transaction() as connection:
+                history.insert_forecast(connection, forecast)
+                history.insert_run(connection, completed)
+                history.finish_promotion(connection, intent)
+                promotion.enter_context(registry.promoting(task.ticker, version, verdict.reason))
+    except BaseException:
+        with contextlib.suppress(Exception):  # else the next start's reconcile drops it
+            history.drop_promotion(intent)
+        raise
     record.status = "ok"
 
 
@@ -732,6 +755,8 @@ def run_nightly(
     started_at = now_utc()
     clock = time.perf_counter()
     with nightly_lock(settings.lock_path):
+        # First undo what a killed run left half done (and its leftovers).
+        recovered = reconcile(settings)
         if workers is None and scheduler is None:
             records = _run_sequential(tasks, on_record)
             fan_out = "sequential"
@@ -745,4 +770,5 @@ def run_nightly(
         started_at=started_at,
         seconds=round(time.perf_counter() - clock, 2),
         fan_out=fan_out,
+        recovered=recovered,
     )

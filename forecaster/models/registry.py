@@ -1,20 +1,27 @@
 """Versioned model artifacts and a champion pointer per ticker (DESIGN.md §7).
 
-    <models>/<TICKER>/<version>/model.keras   the Keras model
-    <models>/<TICKER>/<version>/meta.json     everything needed to rebuild inputs
-                                              and interpret outputs
-    <models>/<TICKER>/champion.json           {"version": ..., "promoted_at": ...}
+    <models>/<TICKER>/<version>/model.keras    the Keras model
+    <models>/<TICKER>/<version>/meta.json      everything needed to rebuild inputs
+                                               and interpret outputs
+    <models>/<TICKER>/<version>/manifest.json  sha256 of the two files above
+    <models>/<TICKER>/champion.json            {"version": ..., "promoted_at": ...}
 
-A version is written into a hidden temporary folder and renamed into place, so
-a failure mid-save leaves no partial version; the champion pointer is replaced
-atomically. A missing or corrupt file is an error naming it — never a silent
-fallback to another model.
+A version is written into a hidden temporary folder — model, metadata, and
+last the manifest — and renamed into place, so a failure mid-save leaves no
+partial version; the champion pointer is replaced atomically. Every read of a
+version (:meth:`ModelRegistry.get`, which ``predict``, ``evaluate``,
+``nightly`` and ``promote`` all go through) checks the files against the
+manifest, so a tampered or swapped file is an error, not a different forecast.
+Versions saved before manifests existed have none and load as before. A
+missing or corrupt file is an error naming it — never a silent fallback to
+another model. Temporaries left by a killed save are removed by the next save.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import secrets
@@ -26,13 +33,16 @@ from typing import Any
 
 import pandas as pd
 
-from forecaster.data.store import atomic_write_bytes
+from forecaster.data.store import atomic_write_bytes, remove_stale_temporaries, temporary_name
 from forecaster.errors import ConfigError, RegistryError
 from forecaster.models.record import ModelRecord
 
 MODEL_FILE = "model.keras"
 META_FILE = "meta.json"
 CHAMPION_FILE = "champion.json"
+MANIFEST_FILE = "manifest.json"
+#: Layout version of manifest.json.
+MANIFEST_FORMAT = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,10 +53,16 @@ class ModelVersion:
     version: str
     path: Path
     meta: dict[str, Any]
+    manifest: dict[str, Any] | None = None
 
     @property
     def model_path(self) -> Path:
         return self.path / MODEL_FILE
+
+    @property
+    def verified(self) -> bool:
+        """Whether its files were checked against a manifest (False: saved before manifests)."""
+        return self.manifest is not None
 
     @functools.cached_property
     def record(self) -> ModelRecord:
@@ -67,9 +83,11 @@ def new_version_id(init: str) -> str:
     return f"{stamp}-{init}-{secrets.token_hex(3)}"
 
 
-def _read_json(path: Path, what: str, fix: str) -> dict[str, Any]:
+def _read_json_bytes(path: Path, what: str, fix: str) -> tuple[bytes, dict[str, Any]]:
+    """The file's bytes and its JSON object; missing or corrupt is an error naming it."""
     try:
-        payload = json.loads(path.read_text())
+        raw = path.read_bytes()
+        payload = json.loads(raw.decode())
     except FileNotFoundError:
         raise RegistryError(f"{what} {str(path)!r} is missing; {fix}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -78,7 +96,31 @@ def _read_json(path: Path, what: str, fix: str) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict):
         raise RegistryError(f"{what} {str(path)!r} is corrupt (not a JSON object); {fix}")
-    return payload
+    return raw, payload
+
+
+def _read_json(path: Path, what: str, fix: str) -> dict[str, Any]:
+    return _read_json_bytes(path, what, fix)[1]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+
+
+def _tamper_fix(path: Path, ticker: str) -> str:
+    return (
+        f"restore the version's files, or delete {str(path)!r} and choose another champion "
+        f"with `forecast models promote VERSION --ticker {ticker}` or retrain with "
+        f"`forecast train --ticker {ticker}`"
+    )
 
 
 def _check_name(name: str, what: str) -> None:
@@ -123,24 +165,38 @@ class ModelRegistry:
                 f"model version {str(final)!r} already exists; retry to get a new id"
             )
         folder.mkdir(parents=True, exist_ok=True)
-        staging = folder / f".tmp-{version}-{secrets.token_hex(3)}"
+        remove_stale_temporaries(folder)
+        staging = folder / temporary_name(version, secrets.token_hex(3))
         staging.mkdir()
         try:
             write_model(staging / MODEL_FILE)
-            full_meta = record.to_dict()
+            # The record declares its manifest, so a manifest deleted later is noticed.
+            full_meta = {**record.to_dict(), "manifest": MANIFEST_FILE}
             write_json(staging / META_FILE, full_meta)
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "ticker": ticker,
+                "version": version,
+                "algorithm": "sha256",
+                "files": {name: _file_entry(staging / name) for name in (META_FILE, MODEL_FILE)},
+            }
+            write_json(staging / MANIFEST_FILE, manifest)  # last: it vouches for the others
             os.replace(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        saved = ModelVersion(ticker, version, final, full_meta)
+        saved = ModelVersion(ticker, version, final, full_meta, manifest)
         if promote:
             self.promote(ticker, version, reason=reason)
         return saved
 
     def promote(self, ticker: str, version: str, reason: str = "manual") -> None:
-        """Point the ticker's champion at ``version`` (which must load)."""
+        """Point the ticker's champion at ``version`` (which must load).
+
+        Works whatever the current pointer holds, so it also repairs a corrupt one.
+        """
         self.get(ticker, version)
+        remove_stale_temporaries(self.models_dir / ticker)
         write_json(
             self.models_dir / ticker / CHAMPION_FILE,
             {
@@ -158,20 +214,28 @@ class ModelRegistry:
         raises, the previous pointer is put back exactly (its bytes, or no file
         when the ticker had no champion) and the exception propagates.
         """
-        path = self.models_dir / ticker / CHAMPION_FILE
-        try:
-            before: bytes | None = path.read_bytes()
-        except FileNotFoundError:
-            before = None
+        before = self.pointer_bytes(ticker)
         self.promote(ticker, version, reason=reason)
         try:
             yield
         except BaseException:
-            if before is None:
-                path.unlink(missing_ok=True)
-            else:
-                atomic_write_bytes(path, before)
+            self.restore_pointer(ticker, before)
             raise
+
+    def pointer_bytes(self, ticker: str) -> bytes | None:
+        """The champion pointer file as it is (None when the ticker has none)."""
+        try:
+            return (self.models_dir / ticker / CHAMPION_FILE).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def restore_pointer(self, ticker: str, payload: bytes | None) -> None:
+        """Put back a pointer read by :meth:`pointer_bytes` (None: remove the pointer)."""
+        path = self.models_dir / ticker / CHAMPION_FILE
+        if payload is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(path, payload)
 
     # --- reading ----------------------------------------------------------
 
@@ -200,10 +264,55 @@ class ModelRegistry:
                 f"(latest versions: {known}); see `forecast models list --ticker {ticker}`"
             )
         fix = f"delete {str(path)!r} or retrain with `forecast train --ticker {ticker}`"
-        meta = _read_json(path / META_FILE, "model metadata", fix)
+        raw_meta, meta = _read_json_bytes(path / META_FILE, "model metadata", fix)
         if not (path / MODEL_FILE).is_file():
             raise RegistryError(f"model file {str(path / MODEL_FILE)!r} is missing; {fix}")
-        return ModelVersion(ticker, version, path, meta)
+        manifest = self._verify(ticker, version, path, meta, raw_meta)
+        return ModelVersion(ticker, version, path, meta, manifest)
+
+    @staticmethod
+    def _verify(
+        ticker: str, version: str, path: Path, meta: dict[str, Any], raw_meta: bytes
+    ) -> dict[str, Any] | None:
+        """Check the version's files against its manifest; None when it has none (0.1 saves)."""
+        where = path / MANIFEST_FILE
+        fix = _tamper_fix(path, ticker)
+        if not where.exists():
+            if "manifest" in meta:
+                raise RegistryError(
+                    f"manifest {str(where)!r} is missing, although {str(path / META_FILE)!r} "
+                    f"declares one: the version cannot be checked; {fix}"
+                )
+            return None
+        manifest = _read_json(where, "manifest", fix)
+        files = manifest.get("files")
+        if manifest.get("algorithm") != "sha256" or not isinstance(files, dict) or any(
+            not isinstance(files.get(name), dict) for name in (META_FILE, MODEL_FILE)
+        ):
+            raise RegistryError(
+                f"manifest {str(where)!r} is corrupt (expected sha256 entries for {META_FILE} "
+                f"and {MODEL_FILE}); {fix}"
+            )
+        if (manifest.get("ticker"), manifest.get("version")) != (ticker, version):
+            raise RegistryError(
+                f"manifest {str(where)!r} belongs to {manifest.get('ticker')} version "
+                f"{manifest.get('version')}, not {ticker} {version}: the folder was copied or "
+                f"renamed; {fix}"
+            )
+        found = {
+            META_FILE: hashlib.sha256(raw_meta).hexdigest(),
+            MODEL_FILE: _sha256(path / MODEL_FILE),
+        }
+        for name, digest in found.items():
+            recorded = files[name].get("sha256")
+            if digest != recorded:
+                raise RegistryError(
+                    f"{'model metadata' if name == META_FILE else 'model file'} "
+                    f"{str(path / name)!r} does not match the manifest {str(where)!r} "
+                    f"(sha256 {str(recorded)[:12]}... recorded, {digest[:12]}... found): it was "
+                    f"changed or replaced after the version was saved; {fix}"
+                )
+        return manifest
 
     def find(self, version: str) -> ModelVersion:
         """Look a version up across tickers."""
@@ -220,15 +329,14 @@ class ModelRegistry:
         path = self.models_dir / ticker / CHAMPION_FILE
         if not path.exists():
             return None
-        pointer = _read_json(
-            path,
-            "champion pointer",
-            f"repair it with `forecast models promote VERSION` or retrain with `forecast train --ticker {ticker}`",
+        fix = (
+            f"repair it with `forecast models promote VERSION --ticker {ticker}` (the versions "
+            f"are listed by `forecast models list --ticker {ticker}`) or retrain with "
+            f"`forecast train --ticker {ticker}`"
         )
+        pointer = _read_json(path, "champion pointer", fix)
         if not isinstance(pointer.get("version"), str):
-            raise RegistryError(
-                f"champion pointer {str(path)!r} is corrupt (no version); repair it with `forecast models promote VERSION`"
-            )
+            raise RegistryError(f"champion pointer {str(path)!r} is corrupt (no version); {fix}")
         return pointer["version"]
 
     def champion(self, ticker: str) -> ModelVersion:

@@ -105,7 +105,9 @@ def test_cache_without_metadata_or_columns_is_unreadable(tmp_path):
     path = cache.path("SPY", "sample")
     make_prices(5).drop(columns="high").to_parquet(path)
     with pytest.raises(
-        DataError, match=rf"price cache '{path}' is unreadable \(KeyError\); delete it"
+        DataError,
+        match=rf"price cache '{path}' is unreadable \(KeyError\); rebuild it with "
+        r"`forecast fetch --ticker SPY --source sample --refresh` or delete it",
     ):
         cache.read("SPY", "sample")
 
@@ -117,3 +119,65 @@ def test_cache_files_get_the_usual_mode(tmp_path):
     finally:
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o644  # mkstemp alone would give 0600
+
+
+def tamper(path, column: str, row: int, factor: float) -> None:
+    """Change one cached value behind the program's back, keeping the file's metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    frame.iloc[row, frame.columns.get_loc(column)] *= factor
+    changed = pa.Table.from_pandas(frame, preserve_index=True)
+    pq.write_table(changed.replace_schema_metadata(table.schema.metadata), path)
+
+
+def test_a_cache_changed_behind_the_programs_back_fails_its_fingerprint(tmp_path):
+    cache = PriceStore(tmp_path)
+    path = cache.write("SPY", "yahoo", make_prices(40), "x")
+    tamper(path, "high", 20, 1.5)  # still a valid OHLC row: only the fingerprint sees it
+    with pytest.raises(
+        DataError,
+        match=rf"price cache '{path}' does not match its fingerprint \(recorded \w{{16}}, its "
+        r"rows give \w{16}\): it was changed after it was written; rebuild it with "
+        r"`forecast fetch --ticker SPY --source yahoo --refresh` or delete it$",
+    ):
+        cache.read("SPY", "yahoo")
+
+
+def test_refresh_rebuilds_a_damaged_cache(tmp_path):
+    settings = Settings.resolve(tmp_path)
+    end = pd.Timestamp("2018-06-01")
+    first = load_prices("SPY", source="sample", end=end, settings=settings)
+    tamper(first.cache_path, "high", -3, 1.5)
+    with pytest.raises(DataError, match="does not match its fingerprint"):
+        load_prices("SPY", source="sample", end=end, settings=settings)
+    again = load_prices("SPY", source="sample", end=end, settings=settings, refresh=True)
+    pd.testing.assert_frame_equal(again.prices, first.prices)
+    assert PriceStore(settings.prices_dir).read("SPY", "sample") is not None
+
+
+def test_stale_temporaries_are_removed_live_ones_kept(tmp_path):
+    import subprocess
+
+    gone = subprocess.Popen(["true"])  # a pid that is no longer running
+    gone.wait()
+    host = store_module.socket.gethostname()
+    stale_file = tmp_path / f".tmp-SPY.csv.parquet-abc123-{gone.pid}@{host}"
+    stale_file.write_bytes(b"half")
+    stale_folder = tmp_path / f".tmp-20260101T000000-zeros-a1b2c3-9f8e7d-{gone.pid}@{host}"
+    (stale_folder / "inside").mkdir(parents=True)
+    old_release = tmp_path / ".tmp-20260101T000000-zeros-a1b2c3-9f8e7d"  # release 0.1 name
+    old_release.mkdir()
+    os.utime(old_release, (0, store_module._STARTED - 10))  # older than this process
+    live = tmp_path / store_module.temporary_name("SPY.csv.parquet", "def456")  # this process
+    live.write_bytes(b"being written")
+    foreign = tmp_path / f".tmp-x-abc-{gone.pid}@another-host"  # young, owner unknown: kept
+    foreign.write_bytes(b"")
+    user_file = tmp_path / ".notes"
+    user_file.write_text("mine")
+    PriceStore(tmp_path).write("SPY", "csv", make_prices(5), "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, foreign.name, user_file.name, "SPY.csv.parquet"]
+    )

@@ -8,6 +8,7 @@ every retrain stays small.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -103,11 +104,17 @@ def first_night_prices(settings, csv_dir, dates):
 
 
 def set_scale(version, scale: float) -> None:
-    """Tamper with a saved model's bias-correction scale (to make it better or worse)."""
+    """Change a saved model's bias-correction scale (to make it better or worse).
+
+    The version's manifest is updated too: an edit it does not vouch for is an error.
+    """
     path = version.path / "meta.json"
     meta = json.loads(path.read_text())
     meta["bias_correction"]["scale"] = scale
     path.write_text(json.dumps(meta))
+    manifest = json.loads((version.path / "manifest.json").read_text())
+    manifest["files"]["meta.json"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (version.path / "manifest.json").write_text(json.dumps(manifest))
 
 
 # --- the decision rule and the inputs -----------------------------------------------

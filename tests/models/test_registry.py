@@ -24,7 +24,11 @@ def test_save_promote_and_read_back(registry):
     saved = registry.save(fake_record("SPY", "v1"), fake_model, promote=True)
     assert saved.model_path.read_bytes() == b"weights"
     assert registry.champion("SPY").version == "v1"
-    assert registry.get("SPY", "v1").meta == fake_record("SPY", "v1").to_dict()
+    assert registry.get("SPY", "v1").meta == {
+        **fake_record("SPY", "v1").to_dict(),
+        "manifest": "manifest.json",
+    }
+    assert registry.get("SPY", "v1").verified
     assert registry.get("SPY", "v1").record == fake_record("SPY", "v1")
     registry.save(fake_record("SPY", "v2"), fake_model, promote=False)
     assert registry.champion_id("SPY") == "v1" and registry.version_ids("SPY") == ["v1", "v2"]
