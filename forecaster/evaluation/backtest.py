@@ -190,6 +190,7 @@ def held_out(
     reference: str = REFERENCE,
 ) -> Backtest:
     """Score the saved model and the baselines on the model's recorded test period."""
+    check_out_of_sample(version.record)
     backtest = _run(version, data, load_forecaster(version), baselines, quantile, reference)
     record = version.record
     if data.fingerprint != record.data.fingerprint:
@@ -205,6 +206,29 @@ def held_out(
             "use --walk-forward for an out-of-sample record"
         )
     return backtest
+
+
+def check_out_of_sample(record: ModelRecord) -> None:
+    """Refuse a test period on days the model or its ancestors saw (any series).
+
+    A pooled model, or one fine-tuned from it, may have seen another series'
+    data during this series' test period: that is look-ahead too.
+    """
+    start, end = record.split["test_start"], record.split["test_end"]
+    overlapping = record.overlaps(start, end)
+    if not overlapping:
+        return
+    saw = "; ".join(
+        f"{'it' if item['model'] == record.version else 'model ' + item['model']} saw "
+        f"{item['ticker']} {item['from']}..{item['to']}"
+        for item in overlapping
+    )
+    after = max(item["to"] for item in overlapping)
+    raise EvaluationError(
+        f"{record.ticker} model {record.version} cannot be scored on its test period "
+        f"{start}..{end}: it overlaps days used in training or validation ({saw}), so the "
+        f"scores would not be out of sample; retrain with --test-start after {after}"
+    )
 
 
 def walk_forward(
@@ -226,7 +250,13 @@ def walk_forward(
             f"--refit-every must be at least 1 trading day; received {refit_every}"
         )
     lstm = LSTMForecaster(version.record.config)
-    return _run(version, data, lstm, baselines, quantile, reference, refit_every, on_refit)
+    backtest = _run(version, data, lstm, baselines, quantile, reference, refit_every, on_refit)
+    if version.record.series or version.record.parent:
+        backtest.notes.append(
+            "walk-forward refits the LSTM on this ticker alone from its settings: not pooled "
+            "and not from the parent's weights"
+        )
+    return backtest
 
 
 def regime_summary(
