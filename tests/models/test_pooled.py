@@ -109,6 +109,19 @@ def test_predicts_each_trained_ticker_and_an_unseen_one(pooled):
         forecaster.for_ticker("NEW", short)
 
 
+def test_har_anchored_ensemble_pools_with_one_anchor_per_series(pooled):
+    _, sets, cut, _ = pooled
+    config = TINY.replace(anchor="har", ensemble=2)
+    forecaster = LSTMForecaster(config, threads=1).fit_pooled(sets, cut)
+    anchors = {ticker: state.anchor["params"] for ticker, state in forecaster.series.items()}
+    assert anchors["AAA"] != anchors["BBB"]
+    for ticker, dataset in sets.items():
+        assert np.isfinite(forecaster.for_ticker(ticker).predict(dataset)).all()
+    unseen = build_dataset(make_prices(DAYS, 99), TINY.feature_spec())
+    view = forecaster.for_ticker("CCC", unseen)
+    assert view.anchor is not None and np.isfinite(view.predict(unseen)).all()
+
+
 def test_stateful_strategy_cannot_be_pooled(pooled):
     _, sets, cut, _ = pooled
     stateful = TINY.replace(init="stateful")
