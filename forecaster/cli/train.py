@@ -191,12 +191,9 @@ def _train_pooled(
     from pathlib import Path
 
     from forecaster.cli.options import load_from_options
-    from forecaster.models.lstm_forecaster import train_pooled
+    from forecaster.models.lstm_forecaster import check_poolable, train_pooled
 
-    if config.stateful:
-        from forecaster.models.lstm_forecaster import LSTMForecaster
-
-        LSTMForecaster(config).fit_pooled({}, "2000-01-03")  # the ConfigError saying why not
+    check_poolable(config)  # before any data is loaded
     datas = []
     for ticker in tickers:
         csv_path = str(Path(csv_dir) / f"{ticker}.csv") if csv_dir else None
@@ -205,8 +202,16 @@ def _train_pooled(
                 app, ticker, settings["source"], csv_path, settings["start"], settings["end"]
             )
         )
-    if sys.stderr.isatty():
+    show_progress = sys.stderr.isatty()
+    if show_progress:
         click.echo(f"training one {config.init} LSTM on {', '.join(tickers)}", err=True)
+
+    def progress(epoch: int, train_loss: float, val_loss: float) -> None:
+        click.echo(
+            f"  epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  val_loss {val_loss:.4f}",
+            err=True,
+        )
+
     outcome = train_pooled(
         datas,
         config,
@@ -215,6 +220,7 @@ def _train_pooled(
         test_fraction=test_fraction,
         threads=threads,
         promote=promote,
+        on_epoch=progress if show_progress else None,
     )
     record = outcome.record
     champion = f" (champion of {', '.join(tickers)})" if outcome.promoted else ""

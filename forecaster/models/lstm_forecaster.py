@@ -52,6 +52,7 @@ __all__ = [
     "PooledOutcome",
     "SeriesState",
     "TrainOutcome",
+    "check_poolable",
     "fine_tune_config",
     "load_forecaster",
     "summarize",
@@ -110,6 +111,16 @@ class _Prepared:
     inputs: dict[str, np.ndarray]
     z: np.ndarray
     target: np.ndarray
+
+
+def check_poolable(config: LSTMConfig) -> None:
+    """Refuse settings that cannot be pooled over several series (the stateful strategy)."""
+    if config.stateful:
+        raise ConfigError(
+            f"the {config.init!r} strategy cannot be pooled: it feeds consecutive origins of "
+            "one series in time order and its batches cannot cross series; choose another "
+            "--init (e.g. encoder) or train each ticker on its own"
+        )
 
 
 def _parse_cut(cut: pd.Timestamp | str) -> pd.Timestamp:
@@ -310,12 +321,7 @@ class LSTMForecaster(Forecaster):
             A stateful strategy (its consecutive-origin batches cannot cross
             series), no datasets, or a cut outside a series.
         """
-        if self.settings.stateful:
-            raise ConfigError(
-                f"the {self.settings.init!r} strategy cannot be pooled: it feeds consecutive "
-                "origins of one series in time order and its batches cannot cross series; "
-                "choose another --init (e.g. encoder) or train each ticker on its own"
-            )
+        check_poolable(self.settings)
         if not datasets:
             raise ConfigError("fit_pooled needs at least one series; received none")
         cut = _parse_cut(cut)
@@ -624,9 +630,8 @@ def train_pooled(
         raise ConfigError(
             f"a pooled model needs at least two different tickers; received {', '.join(tickers)}"
         )
+    check_poolable(config)
     forecaster = LSTMForecaster(config, threads=threads, on_epoch=on_epoch)
-    if config.stateful:
-        forecaster.fit_pooled({}, "2000-01-03")  # the ConfigError that explains why not
     datasets = {data.ticker: forecaster.dataset(data.prices) for data in datas}
     if test_start is not None:
         cut = _parse_cut(test_start)
