@@ -408,3 +408,71 @@ risk_options = bundle(
         help="Comma-separated VaR/ES tail probabilities, each in (0, 0.5).",
     ),
 )
+
+
+# Pooled models and fine-tuning (`train`).
+
+#: Model options handed to `fine_tune_config` when given with `train --from` (it refuses
+#: those a fine-tuned model cannot change: everything but epochs, patience and seed).
+FINE_TUNE_OPTIONS = ("horizon", "estimator", "window", "units", "lookback", "context", "epochs",
+                     "patience", "loss", "seed", "ensemble", "anchor")
+
+#: --tickers | --universe [--csv-dir] and --from VERSION.
+pooled_options = bundle(
+    click.option(
+        "--tickers", help="Train one pooled model on these comma-separated tickers (SPY,QQQ)."
+    ),
+    click.option(
+        "--universe",
+        type=click.Path(dir_okay=False),
+        help="Pool the tickers of this file (one per line, # comments).",
+    ),
+    click.option(
+        "--csv-dir",
+        type=click.Path(file_okay=False),
+        help="With --source csv and several tickers: read DIR/<TICKER>.csv.",
+    ),
+    click.option(
+        "--from",
+        "parent_version",
+        metavar="VERSION",
+        help="Fine-tune: start from this model's weights and settings (e.g. a pooled one).",
+    ),
+)
+
+
+def pooled_tickers(
+    tickers: str | None,
+    universe: str | None,
+    csv_dir: str | None,
+    parent_version: str | None,
+    values: dict[str, Any],
+) -> list[str]:
+    """The tickers to pool (none for a single-ticker model); conflicting options are errors."""
+    from forecaster.data.sources import read_ticker_file, ticker_list
+    from forecaster.errors import ConfigError
+
+    if tickers is not None and universe is not None:
+        raise ConfigError("--tickers and --universe both name the tickers to pool; pass one")
+    if tickers is None and universe is None:
+        if csv_dir is not None:
+            raise ConfigError("--csv-dir reads several tickers; use it with --tickers/--universe")
+        return []
+    option = "--tickers" if tickers is not None else "--universe"
+    if given("ticker"):
+        raise ConfigError(f"--ticker and {option} both choose the data; pass one of them")
+    if parent_version is not None:
+        raise ConfigError(
+            f"--from fine-tunes a model on one ticker; drop {option} and pass --ticker"
+        )
+    if values.get("csv_path") is not None:
+        raise ConfigError(f"--csv reads one ticker; with {option} use --csv-dir DIR")
+    names = ticker_list(tickers) if tickers is not None else read_ticker_file(universe)
+    if len(names) < 2:
+        raise ConfigError(
+            f"{option} names only {names[0]}; a pooled model needs at least two tickers "
+            f"(for one, use --ticker {names[0]})"
+        )
+    if values.get("source") == "csv" and csv_dir is None:
+        raise ConfigError(f"--source csv with {option} needs --csv-dir DIR holding <TICKER>.csv")
+    return names

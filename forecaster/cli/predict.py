@@ -45,6 +45,7 @@ def predict(
     Example:
       forecast predict --ticker SPY
       forecast predict --ticker SPY --format json --dist fhs --var-levels 0.01
+      forecast predict --ticker IBM --model VERSION --source csv --csv ibm.csv
     """
     from forecaster.data.sources import normalize_ticker
     from forecaster.errors import ModelError
@@ -55,10 +56,19 @@ def predict(
     levels = risks.parse_levels(var_levels)
 
     chosen = normalize_ticker(ticker) if given("ticker") or model_version is None else None
-    version = app.registry.resolve(chosen, model_version)
-    data = load_from_options(app, version.ticker, source, csv_path, start, end)
+    version = _serving_version(app, chosen, model_version)
+    serving = chosen or version.ticker
+    data = load_from_options(app, serving, source, csv_path, start, end)
     forecaster = load_forecaster(version)
     dataset = forecaster.dataset(data.prices)
+    if serving not in version.record.tickers:
+        click.echo(
+            f"note: model {version.version} was trained on {', '.join(version.record.tickers)}; "
+            f"{serving} is standardized by its own rows up to the model's cut "
+            f"{version.record.split['test_start']}",
+            err=True,
+        )
+    forecaster = forecaster.for_ticker(serving, dataset)
     variance = float(forecaster.predict(dataset, [len(dataset) - 1])[0])
     if not (math.isfinite(variance) and variance > 0):  # never print a forecast that is not one
         raise ModelError(
@@ -68,7 +78,7 @@ def predict(
         )
     horizon = version.record.horizon
     payload = {
-        "ticker": version.ticker,
+        "ticker": serving,
         "origin": f"{dataset.origins[-1]:%Y-%m-%d}",
         "horizon": horizon,
         "vol": annualized_vol(variance),
@@ -112,3 +122,12 @@ def _risk_line(risk: dict) -> str:
     if risk["distribution"] != "normal":
         fit += f", fit on {risk['fit']['n']} training days before {risk['fit']['before']}"
     return f"{days} log return {cells} ({risk['distribution']}{fit})"
+
+
+
+def _serving_version(app: AppContext, ticker: str | None, model_version: str | None):
+    """The version to forecast ``ticker`` with: ``--model`` even if saved under other tickers."""
+    registry = app.registry
+    if ticker and model_version and model_version not in registry.version_ids(ticker):
+        return registry.find(model_version)  # a model forecasting a ticker it never saw
+    return registry.resolve(ticker, model_version)

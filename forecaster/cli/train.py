@@ -13,6 +13,7 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    FINE_TUNE_OPTIONS,
     INIT_CHOICE,
     MAX_SEED,
     MAX_SEEDS,
@@ -28,6 +29,8 @@ from forecaster.cli.options import (
     lstm_config,
     model_options,
     output_option,
+    pooled_options,
+    pooled_tickers,
     price_options,
     reference_option,
     regime_quantile_option,
@@ -69,6 +72,7 @@ def _test_start(test_start: str | None, test_fraction: float):
 @model_options
 @split_options
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the champion.")
+@pooled_options
 @pass_app
 def train(
     app: AppContext,
@@ -79,6 +83,10 @@ def train(
     test_start,
     test_fraction,
     no_promote,
+    tickers,
+    universe,
+    csv_dir,
+    parent_version,
     **settings,
 ) -> None:
     """Train an LSTM forecaster and save it as a new model version.
@@ -93,6 +101,15 @@ def train(
       forecast train --ticker SPY
       forecast train --ticker SPY --init learned --horizon 5 --seed 3
       forecast train --ticker SPY --init encoder --init-option encoder_units=8
+
+    A pooled model: one network on several tickers (each scaled by its own
+    training rows, one test start for all), saved under every ticker; then
+    fine-tuned on another ticker from the pooled version's weights:
+
+    \b
+      forecast train --tickers SPY,QQQ --test-start 2016-01-04
+      forecast train --universe tickers.txt --source csv --csv-dir prices/
+      forecast train --ticker IWM --from VERSION --epochs 10
     """
     from forecaster.models.lstm_forecaster import train as train_model
 
@@ -100,7 +117,16 @@ def train(
     chosen_options = init_options(init, init_option)
     if state_stddev is not None and init == "random":
         chosen_options.setdefault("state_stddev", state_stddev)
-    config = lstm_config(init=init, init_options=chosen_options, **settings)
+    pooled = pooled_tickers(tickers, universe, csv_dir, parent_version, settings)
+    if parent_version is not None:
+        config, parent = _fine_tune_config(app, parent_version, init_options=chosen_options, **settings)
+    else:
+        config = lstm_config(init=init, init_options=chosen_options, **settings)
+        parent = None
+    if pooled:
+        _train_pooled(app, pooled, config, csv_dir, parsed_test_start, test_fraction, threads,
+                      not no_promote, settings)
+        return
     data = load_from_settings(app, settings)
     show_progress = sys.stderr.isatty()
     if show_progress:
@@ -126,12 +152,15 @@ def train(
         threads=threads,
         promote=not no_promote,
         on_epoch=progress if show_progress else None,
+        parent=parent,
     )
     record = outcome.record
     split = record.split
     validation = record.metrics["validation"]
     training = record.training
     click.echo(f"version: {outcome.version.version}{' (champion)' if outcome.promoted else ''}")
+    if parent is not None:
+        click.echo(f"fine-tuned from: {parent.version} ({', '.join(parent.record.tickers)})")
     click.echo(
         f"split: train {split['train_start']}..{split['train_end']} ({split['n_train']}), "
         f"validation {split['validation_start']}..{split['validation_end']} ({split['n_validation']}), "
@@ -144,6 +173,75 @@ def train(
     click.echo(
         f"validation: QLIKE {validation['qlike']:.4f}  MSE {validation['mse']:.3e}  "
         f"bias {validation['bias']:+.2%} (annualized vol)"
+    )
+
+
+def _fine_tune_config(app: AppContext, parent_version: str, **settings):
+    """The parent's config with the fine-tuning options the user gave; the parent version."""
+    from forecaster.models.lstm_forecaster import fine_tune_config
+
+    parent = app.registry.find(parent_version)
+    changes = {name: settings[name] for name in FINE_TUNE_OPTIONS if name in settings}
+    changes = {name: value for name, value in changes.items() if given(name)}
+    if given("init") or given("init_option") or given("state_stddev"):
+        changes["init"] = "(--init / --init-option)"
+    return fine_tune_config(parent.record, **changes), parent
+
+
+def _train_pooled(
+    app, tickers, config, csv_dir, test_start, test_fraction, threads, promote, settings
+) -> None:
+    """Load every ticker, fit one pooled model, save it under each and report."""
+    from pathlib import Path
+
+    from forecaster.cli.options import load_from_options
+    from forecaster.models.lstm_forecaster import check_poolable, train_pooled
+
+    check_poolable(config)  # before any data is loaded
+    datas = []
+    for ticker in tickers:
+        csv_path = str(Path(csv_dir) / f"{ticker}.csv") if csv_dir else None
+        datas.append(
+            load_from_options(
+                app, ticker, settings["source"], csv_path, settings["start"], settings["end"]
+            )
+        )
+    show_progress = sys.stderr.isatty()
+    if show_progress:
+        click.echo(f"training one {config.init} LSTM on {', '.join(tickers)}", err=True)
+
+    def progress(epoch: int, train_loss: float, val_loss: float) -> None:
+        click.echo(
+            f"  epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  val_loss {val_loss:.4f}",
+            err=True,
+        )
+
+    outcome = train_pooled(
+        datas,
+        config,
+        app.registry,
+        test_start=test_start,
+        test_fraction=test_fraction,
+        threads=threads,
+        promote=promote,
+        on_epoch=progress if show_progress else None,
+    )
+    record = outcome.record
+    champion = f" (champion of {', '.join(tickers)})" if outcome.promoted else ""
+    click.echo(f"version: {outcome.version}{champion}")
+    for ticker in tickers:
+        entry = record.series[ticker]
+        split, validation = entry["split"], entry["metrics"]["validation"]
+        click.echo(
+            f"{ticker}: train {split['train_start']}..{split['train_end']} ({split['n_train']}), "
+            f"validation {split['validation_start']}..{split['validation_end']} "
+            f"({split['n_validation']}), test {split['test_start']}..{split['test_end']} "
+            f"({split['n_test']}, held out); validation QLIKE {validation['qlike']:.4f}"
+        )
+    training = record.training
+    click.echo(
+        f"epochs: {training['epochs_run']} (best {training['best_epoch']}) in "
+        f"{training['seconds']:.1f}s; bias correction x{record.scale:.3f} (pooled validation)"
     )
 
 

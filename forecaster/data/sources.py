@@ -236,3 +236,52 @@ def fetch_yahoo(
             "(e.g. SPY, ^GSPC, BRK-B) and the date range, or use --source csv --csv PATH"
         )
     return flat
+
+
+# --- lists of tickers (pooled models) --------------------------------------------
+
+
+def ticker_list(names: str | list[str], origin: str = "--tickers") -> list[str]:
+    """Normalized, de-duplicated tickers from ``"SPY,QQQ"`` or a list of names.
+
+    Raises
+    ------
+    ConfigError
+        No ticker, or one that :func:`normalize_ticker` refuses; the message names ``origin``.
+    """
+    parts = names.split(",") if isinstance(names, str) else list(names)
+    tickers: list[str] = []
+    for part in parts:
+        if not part.strip():
+            continue
+        try:
+            ticker = normalize_ticker(part)
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
+        if ticker not in tickers:
+            tickers.append(ticker)
+    if not tickers:
+        raise ConfigError(
+            f"{origin} names no ticker; expected symbols such as SPY,QQQ (received {names!r})"
+        )
+    return tickers
+
+
+def read_ticker_file(path: str | Path) -> list[str]:
+    """Tickers of a universe file: one per line, ``#`` starts a comment.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, lists no ticker, or lists an unusable one.
+    """
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read universe file {str(file)!r} ({exc.__class__.__name__}); expected a "
+            "text file with one ticker per line (# starts a comment)"
+        ) from None
+    names = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    return ticker_list([name for name in names if name], f"universe file {str(file)!r}")

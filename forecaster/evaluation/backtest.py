@@ -227,6 +227,7 @@ def held_out(
     ``risk=True`` also keeps what :func:`risk_summary` needs: the realized
     h-day returns and each model's standardized training returns.
     """
+    check_out_of_sample(version.record)
     backtest = _run(
         version, data, load_forecaster(version), baselines, quantile, reference, risk=risk
     )
@@ -244,6 +245,29 @@ def held_out(
             "use --walk-forward for an out-of-sample record"
         )
     return backtest
+
+
+def check_out_of_sample(record: ModelRecord) -> None:
+    """Refuse a test period on days the model or its ancestors saw (any series).
+
+    A pooled model, or one fine-tuned from it, may have seen another series'
+    data during this series' test period: that is look-ahead too.
+    """
+    start, end = record.split["test_start"], record.split["test_end"]
+    overlapping = record.overlaps(start, end)
+    if not overlapping:
+        return
+    saw = "; ".join(
+        f"{'it' if item['model'] == record.version else 'model ' + item['model']} saw "
+        f"{item['ticker']} {item['from']}..{item['to']}"
+        for item in overlapping
+    )
+    after = max(item["to"] for item in overlapping)
+    raise EvaluationError(
+        f"{record.ticker} model {record.version} cannot be scored on its test period "
+        f"{start}..{end}: it overlaps days used in training or validation ({saw}), so the "
+        f"scores would not be out of sample; retrain with --test-start after {after}"
+    )
 
 
 def walk_forward(
@@ -268,7 +292,15 @@ def walk_forward(
             f"--refit-every must be at least 1 trading day; received {refit_every}"
         )
     lstm = LSTMForecaster(version.record.config)
-    return _run(version, data, lstm, baselines, quantile, reference, refit_every, on_refit, risk)
+    backtest = _run(
+        version, data, lstm, baselines, quantile, reference, refit_every, on_refit, risk
+    )
+    if version.record.series or version.record.parent:
+        backtest.notes.append(
+            "walk-forward refits the LSTM on this ticker alone from its settings: not pooled "
+            "and not from the parent's weights"
+        )
+    return backtest
 
 
 def regime_summary(

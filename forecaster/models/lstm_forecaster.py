@@ -15,8 +15,10 @@ only when a network is fitted or loaded.
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ import pandas as pd
 
 from forecaster import __version__, metrics
 from forecaster.data.features import (
+    MIN_ORIGINS,
     SEQUENCE_FEATURES,
     Dataset,
     FeatureScaler,
@@ -33,7 +36,7 @@ from forecaster.data.features import (
     split_dataset,
 )
 from forecaster.data.loader import PriceData
-from forecaster.errors import ModelError
+from forecaster.errors import ConfigError, ModelError
 from forecaster.models.base import Forecaster
 from forecaster.models.baselines import HAR
 from forecaster.models.config import OBJECTIVES, LSTMConfig
@@ -44,11 +47,17 @@ from forecaster.models.runtime import import_tensorflow
 __all__ = [
     "OBJECTIVES",
     "LSTMConfig",
+    "FINE_TUNE_SETTINGS",
     "LSTMForecaster",
+    "PooledOutcome",
+    "SeriesState",
     "TrainOutcome",
+    "check_poolable",
+    "fine_tune_config",
     "load_forecaster",
     "summarize",
     "train",
+    "train_pooled",
 ]
 
 
@@ -75,6 +84,53 @@ def _take(inputs: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarr
     return {name: values[rows] for name, values in inputs.items()}
 
 
+def _anchor_log(anchor: dict[str, Any], dataset: Dataset) -> np.ndarray:
+    """Log of the anchor's forecast at every origin (the fitted HAR's, for ``har``)."""
+    har = HAR.with_params(anchor["params"])
+    har.fit_series(dataset.variance, dataset.returns, dataset.horizon, dataset.origins[-1])
+    return np.log(har.predict_origins(dataset.origins))
+
+
+@dataclass(frozen=True)
+class SeriesState:
+    """What a fitted LSTM keeps per series: its scaler, its anchor fit and its split."""
+
+    scaler: FeatureScaler
+    anchor: dict[str, Any] | None = None
+    split: Split | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """One series made ready for training: split, scaler, anchor, scaled inputs, targets."""
+
+    dataset: Dataset
+    split: Split
+    scaler: FeatureScaler
+    anchor: dict[str, Any] | None
+    inputs: dict[str, np.ndarray]
+    z: np.ndarray
+    target: np.ndarray
+
+
+def check_poolable(config: LSTMConfig) -> None:
+    """Refuse settings that cannot be pooled over several series (the stateful strategy)."""
+    if config.stateful:
+        raise ConfigError(
+            f"the {config.init!r} strategy cannot be pooled: it feeds consecutive origins of "
+            "one series in time order and its batches cannot cross series; choose another "
+            "--init (e.g. encoder) or train each ticker on its own"
+        )
+
+
+def _parse_cut(cut: pd.Timestamp | str) -> pd.Timestamp:
+    try:
+        cut = pd.Timestamp(cut)
+    except (TypeError, ValueError):
+        raise ConfigError(f"cut must be a date like 2016-01-04; received {cut!r}") from None
+    return cut.tz_localize(None) if cut.tzinfo is not None else cut
+
+
 class LSTMForecaster(Forecaster):
     """An LSTM with a pluggable initial state, behind the forecaster contract.
 
@@ -86,6 +142,16 @@ class LSTMForecaster(Forecaster):
         TensorFlow threads while fitting (speed only, not results).
     on_epoch : callable, optional
         ``on_epoch(epoch, train_loss, validation_loss)`` after each epoch.
+    initial_weights : list of arrays, optional
+        Start training from these weights (a parent model's): fine-tuning.
+
+    Pooled models
+    -------------
+    :meth:`fit_pooled` trains one network on several series (each standardized
+    by its own training rows, one calendar cut for all). The fitted forecaster
+    then serves one series at a time: :meth:`for_ticker` gives the view that
+    ``predict(dataset, rows)`` of that ticker's dataset goes through, so
+    backtests and the CLI use the ordinary contract.
     """
 
     kind = "lstm"
@@ -96,11 +162,15 @@ class LSTMForecaster(Forecaster):
         *,
         threads: int | None = None,
         on_epoch: Callable[[int, float, float], None] | None = None,
+        initial_weights: list[np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.settings = LSTMConfig() if config is None else config
         self.threads = threads
         self.on_epoch = on_epoch
+        self.initial_weights = initial_weights
+        self.ticker: str | None = None
+        self.series: dict[str, SeriesState] | None = None
         self.model: Any = None
         self.model_spec: Any = None
         self.scaler: FeatureScaler | None = None
@@ -133,51 +203,79 @@ class LSTMForecaster(Forecaster):
                 "build it with forecaster.dataset(prices)"
             )
 
-    def _fit(self, dataset: Dataset, cut: pd.Timestamp) -> None:
-        import_tensorflow()
-        from forecaster.models.training import fit, predict_z
-
+    def _prepare(self, dataset: Dataset, cut: pd.Timestamp) -> _Prepared:
+        """Split one series at ``cut``, fit its scaler (and anchor) on its training rows."""
         self._check_dataset(dataset)
         split = split_dataset(dataset, test_start=cut)
         scaler = FeatureScaler().fit(dataset, split.train)
-        inputs = _inputs(dataset, scaler)
         target = dataset.floored_target()
-        self.anchor = None
+        anchor = None
+        target_for_z = target
         if self.settings.anchor == "har":
             # HAR on the training rows only; the network learns the log correction to it.
-            self.anchor = {"kind": "har", "params": HAR().fit(dataset, split.validation_start).params}
-            offset = self._anchor_log(dataset)
+            anchor = {"kind": "har", "params": HAR().fit(dataset, split.validation_start).params}
+            offset = _anchor_log(anchor, dataset)
             residual = np.log(target[split.train]) - offset[split.train]
             scaler.target_mean = float(residual.mean())
             scaler.target_std = float(residual.std()) if residual.std() > 0 else 1.0
             target_for_z = target * np.exp(-offset)
-        else:
-            target_for_z = target
         z_all = np.full(len(target), np.nan)
         known = ~np.isnan(target)
         z_all[known] = scaler.transform_target(target_for_z[known])
-        model_spec = self.settings.model_spec(len(SEQUENCE_FEATURES), dataset.context.shape[1])
+        return _Prepared(dataset, split, scaler, anchor, _inputs(dataset, scaler), z_all, target)
+
+    def _train(self, parts: Sequence[_Prepared]) -> None:
+        """Fit one network on the training rows of every part; one validation scale.
+
+        The scale correction ``mean(y / f)`` is taken over the validation rows of
+        all series together (not per series): after per-series standardization
+        the bias it corrects (exp E[log y] < E[y]) depends on the spread of the
+        log errors, which is alike across series; a per-series estimate from a
+        short validation period is noisy; and one scale also applies to a
+        ticker the model never saw. With one series this is the usual fit.
+        """
+        import_tensorflow()
+        from forecaster.models.training import fit, predict_z
+
+        model_spec = self.settings.model_spec(
+            len(SEQUENCE_FEATURES), parts[0].dataset.context.shape[1]
+        )
+        # QLIKE's scale s of the standardized log variance: one per series; pooled, their mean.
+        target_std = float(np.mean([part.scaler.target_std for part in parts]))
+
+        def stacked(rows_of: Callable[[_Prepared], np.ndarray]) -> tuple[dict, np.ndarray]:
+            inputs = [_take(part.inputs, rows_of(part)) for part in parts]
+            x = {name: np.concatenate([each[name] for each in inputs]) for name in inputs[0]}
+            return x, np.concatenate([part.z[rows_of(part)] for part in parts])
+
+        x_train, z_train = stacked(lambda part: part.split.train)
+        x_validation, z_validation = stacked(lambda part: part.split.validation)
         result = fit(
             model_spec,
-            self.settings.train_config(self.threads, float(scaler.target_std)),
-            _take(inputs, split.train),
-            z_all[split.train],
-            _take(inputs, split.validation),
-            z_all[split.validation],
+            self.settings.train_config(self.threads, target_std),
+            x_train,
+            z_train,
+            x_validation,
+            z_validation,
             on_epoch=self.on_epoch,
+            initial_weights=self.initial_weights,
         )
-        # Stateful models warm up on every row up to the end of validation, in order.
-        upto = np.arange(split.validation[-1] + 1)
-        raw = scaler.inverse_target(predict_z(result.model, model_spec, _take(inputs, upto)))
-        if self.anchor is not None:
-            raw = raw * np.exp(offset[upto])
-        validation_raw = raw[split.validation]
-        usable = np.isfinite(validation_raw)
-        scale = float(np.mean(target[split.validation][usable] / validation_raw[usable]))
+        ratios = []
+        for part in parts:
+            # Stateful models warm up on every row up to the end of validation, in order.
+            upto = np.arange(part.split.validation[-1] + 1)
+            raw = part.scaler.inverse_target(
+                predict_z(result.model, model_spec, _take(part.inputs, upto))
+            )
+            if part.anchor is not None:
+                raw = raw * np.exp(_anchor_log(part.anchor, part.dataset)[upto])
+            validation_raw = raw[part.split.validation]
+            usable = np.isfinite(validation_raw)
+            ratios.append(part.target[part.split.validation][usable] / validation_raw[usable])
+        scale = float(np.mean(np.concatenate(ratios)))
         if not (math.isfinite(scale) and scale > 0):
             scale = 1.0
-        self.model, self.model_spec, self.scaler = result.model, model_spec, scaler
-        self.scale, self.split, self._last = scale, split, None
+        self.model, self.model_spec, self.scale, self._last = result.model, model_spec, scale, None
         self.training = {
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
@@ -185,8 +283,129 @@ class LSTMForecaster(Forecaster):
             "train_loss": [round(v, 6) for v in result.train_loss],
             "validation_loss": [round(v, 6) for v in result.val_loss],
         }
+        if self.initial_weights is not None:
+            self.training["fine_tuned"] = True
+
+    def _fit(self, dataset: Dataset, cut: pd.Timestamp) -> None:
+        part = self._prepare(dataset, cut)
+        self._train([part])
+        self.scaler, self.anchor, self.split = part.scaler, part.anchor, part.split
+        self.series = None
+
+    def fit_pooled(self, datasets: Mapping[str, Dataset], cut: pd.Timestamp | str) -> LSTMForecaster:
+        """Fit one network on several series with one calendar cut (a pooled model).
+
+        Each series is split at ``cut`` (validation: the last 15% of its origins
+        before the cut) and standardized by a :class:`FeatureScaler` fit on its
+        own training rows; the features never name the ticker. The training
+        rows of all series are shuffled together; early stopping and the scale
+        correction use the validation rows of all series. No row of any series
+        on or after the cut is used: another market's later volatility is
+        look-ahead too.
+
+        Parameters
+        ----------
+        datasets : mapping of str to Dataset
+            One dataset per ticker, built with :meth:`dataset`.
+        cut : Timestamp or str
+            First origin of the test period, the same date for every series.
+
+        Returns
+        -------
+        LSTMForecaster
+            ``self``, fitted; choose a series with :meth:`for_ticker` to predict.
+
+        Raises
+        ------
+        ConfigError
+            A stateful strategy (its consecutive-origin batches cannot cross
+            series), no datasets, or a cut outside a series.
+        """
+        check_poolable(self.settings)
+        if not datasets:
+            raise ConfigError("fit_pooled needs at least one series; received none")
+        cut = _parse_cut(cut)
+        self._fitted = False
+        parts: dict[str, _Prepared] = {}
+        for ticker, dataset in datasets.items():
+            try:
+                parts[ticker] = self._prepare(dataset, cut)
+            except ConfigError as exc:
+                raise ConfigError(f"{ticker}: {exc}") from None
+        self._train(list(parts.values()))
+        self.series = {
+            ticker: SeriesState(part.scaler, part.anchor, part.split)
+            for ticker, part in parts.items()
+        }
+        self.scaler, self.anchor, self.split, self.ticker = None, None, None, None
+        self._cut, self._fitted = cut, True
+        return self
+
+    @property
+    def tickers(self) -> list[str]:
+        """The series this model was trained on (empty for an unnamed single series)."""
+        if self.series:
+            return list(self.series)
+        return [] if self.ticker is None else [self.ticker]
+
+    def for_ticker(self, ticker: str, dataset: Dataset | None = None) -> LSTMForecaster:
+        """This fitted model serving ``ticker`` (shares the network; nothing is refit).
+
+        A ticker the model was trained on keeps its own scaler (and anchor). A
+        ticker it never saw gets a scaler fit on ``dataset``'s labeled rows
+        whose targets were realized by the close of the model's cut (and, with
+        ``anchor="har"``, a HAR fit before the cut); the model's validation
+        scale applies unchanged.
+
+        Raises
+        ------
+        ModelError
+            Not fitted, or an unseen ticker without ``dataset`` or with fewer
+            than :data:`~forecaster.data.features.MIN_ORIGINS` rows before the cut.
+        """
+        if not self._fitted:
+            raise ModelError("the LSTM is not fitted; call fit or fit_pooled before for_ticker")
+        if ticker == self.ticker and self.scaler is not None:
+            return self
+        view = copy.copy(self)
+        view._last, view.ticker = None, ticker
+        if self.series and ticker in self.series:
+            state = self.series[ticker]
+            view.scaler, view.anchor, view.split = state.scaler, state.anchor, state.split
+            return view
+        if dataset is None:
+            raise ModelError(
+                f"the model was trained on {', '.join(self.tickers) or 'one unnamed series'}, "
+                f"not {ticker}; pass {ticker}'s dataset to fit its scaler"
+            )
+        self._check_dataset(dataset)
+        horizon = dataset.horizon
+        last_day = np.minimum(dataset.positions + horizon, len(dataset.variance) - 1)
+        realized = dataset.variance.index[last_day] <= self._cut
+        rows = np.flatnonzero(dataset.labeled() & realized)
+        if rows.size < MIN_ORIGINS:
+            raise ModelError(
+                f"{ticker} has {rows.size} labeled origins realized by the model's cut "
+                f"{self._cut.date()}; a ticker the model was not trained on is standardized by "
+                f"its own rows before that cut and needs at least {MIN_ORIGINS}; pass a longer "
+                "history of it"
+            )
+        view.scaler, view.split = FeatureScaler().fit(dataset, rows), None
+        view.anchor = None
+        if self.settings.anchor == "har":
+            view.anchor = {"kind": "har", "params": HAR().fit(dataset, self._cut).params}
+            offset = _anchor_log(view.anchor, dataset)[rows]
+            residual = np.log(dataset.floored_target()[rows]) - offset
+            view.scaler.target_mean = float(residual.mean())
+            view.scaler.target_std = float(residual.std()) if residual.std() > 0 else 1.0
+        return view
 
     def _predict(self, dataset: Dataset, rows: np.ndarray) -> np.ndarray:
+        if self.scaler is None:
+            raise ModelError(
+                f"this LSTM is pooled over {', '.join(self.tickers)}; choose the series to "
+                "forecast with forecaster.for_ticker(ticker, dataset)"
+            )
         # The network runs over every origin in time order (a stateful model warms up
         # on the history), then the rows asked for are taken; the last run is cached.
         if self._last is None or self._last[0] is not dataset:
@@ -196,15 +415,9 @@ class LSTMForecaster(Forecaster):
             z_hat = predict_z(self.model, self.model_spec, _inputs(dataset, self.scaler))
             raw = self.scaler.inverse_target(z_hat)
             if self.anchor is not None:
-                raw = raw * np.exp(self._anchor_log(dataset))
+                raw = raw * np.exp(_anchor_log(self.anchor, dataset))
             self._last = (dataset, raw * self.scale)
         return self._last[1][rows]
-
-    def _anchor_log(self, dataset: Dataset) -> np.ndarray:
-        """Log of the anchor's forecast at every origin (the fitted HAR's, for ``har``)."""
-        har = HAR.with_params(self.anchor["params"])
-        har.fit_series(dataset.variance, dataset.returns, dataset.horizon, dataset.origins[-1])
-        return np.log(har.predict_origins(dataset.origins))
 
     # ------------------------------------------------------------- persistence
     @classmethod
@@ -217,6 +430,12 @@ class LSTMForecaster(Forecaster):
         forecaster.scale = record.scale
         forecaster.training = dict(record.training)
         forecaster.anchor = record.anchor
+        forecaster.ticker = record.ticker
+        if record.series:
+            forecaster.series = {
+                ticker: SeriesState(FeatureScaler.from_dict(entry["scaler"]), entry.get("anchor"))
+                for ticker, entry in record.series.items()
+            }
         forecaster._cut = pd.Timestamp(record.split["test_start"])
         forecaster._fitted = True
         return forecaster
@@ -235,6 +454,68 @@ class TrainOutcome:
         return self.version.record
 
 
+#: Settings a fine-tuned model may change from its parent's (the rest shape the network).
+FINE_TUNE_SETTINGS = ("epochs", "patience", "seed", "learning_rate")
+
+
+def fine_tune_config(parent: ModelRecord, **changes: Any) -> LSTMConfig:
+    """The parent's settings with only :data:`FINE_TUNE_SETTINGS` changed.
+
+    Raises
+    ------
+    ConfigError
+        A change to a setting that shapes the network or its inputs.
+    """
+    fixed = sorted(name for name in changes if name not in FINE_TUNE_SETTINGS)
+    if fixed:
+        raise ConfigError(
+            f"a fine-tuned model keeps its parent's settings; cannot change {', '.join(fixed)} "
+            f"(only {', '.join(FINE_TUNE_SETTINGS)} may differ from model {parent.version})"
+        )
+    return parent.config.replace(**changes)
+
+
+def _data_record(data: PriceData, dataset: Dataset) -> DataRecord:
+    return DataRecord(
+        source=data.source,
+        description=data.description,
+        start=f"{data.start:%Y-%m-%d}",
+        end=f"{data.end:%Y-%m-%d}",
+        rows=int(len(data.prices)),
+        fingerprint=data.fingerprint,
+        n_floored=int(dataset.n_floored),
+    )
+
+
+def _seen(version: str, ticker: str, dataset: Dataset, split: Split) -> dict[str, str]:
+    """The days of ``ticker`` used in training or validation: first price to last target."""
+    last = int(dataset.positions[split.validation[-1]]) + dataset.horizon
+    return {
+        "model": version,
+        "ticker": ticker,
+        "from": f"{dataset.variance.index[0]:%Y-%m-%d}",
+        "to": f"{dataset.variance.index[last]:%Y-%m-%d}",
+    }
+
+
+def _scores(forecaster: LSTMForecaster, dataset: Dataset, split: Split) -> dict[str, Any]:
+    forecast = forecaster.predict(dataset)
+    target = dataset.floored_target()
+    scored = {}
+    for name, rows in (("validation", split.validation), ("test", split.test)):
+        rows = rows[np.isfinite(forecast[rows])]
+        scored[name] = summarize(target[rows], forecast[rows])
+    return scored
+
+
+def _network(forecaster: LSTMForecaster) -> dict[str, Any]:
+    return {
+        "n_features": forecaster.model_spec.n_features,
+        "context_size": forecaster.model_spec.context_size,
+        "unroll": forecaster.model_spec.unroll,
+    }
+
+
 def train(
     data: PriceData,
     config: LSTMConfig,
@@ -246,54 +527,57 @@ def train(
     promote: bool = True,
     on_epoch: Callable[[int, float, float], None] | None = None,
     nightly: dict[str, Any] | None = None,
+    parent: ModelVersion | None = None,
 ) -> TrainOutcome:
     """Fit an LSTM on ``data`` before the test period and save it as a new version.
 
     The test period starts at ``test_start`` or holds the last ``test_fraction``
     of the labeled origins. The new version becomes the ticker's champion when
-    ``promote``.
+    ``promote``. With ``parent`` (fine-tuning) training starts from the parent's
+    weights; ``config`` must keep the parent's network settings
+    (:func:`fine_tune_config`), and the record names the parent and carries
+    every range it saw, so ``evaluate`` can refuse an overlapping test period.
     """
     from forecaster.models.lstm import save_model
 
-    forecaster = LSTMForecaster(config, threads=threads, on_epoch=on_epoch)
+    weights = None
+    if parent is not None:
+        fine_tune_config(
+            parent.record,
+            **{
+                name: value
+                for name, value in config.to_dict().items()
+                if value != parent.record.config.to_dict()[name]
+            },
+        )
+        weights = load_forecaster(parent).model.get_weights()
+    forecaster = LSTMForecaster(config, threads=threads, on_epoch=on_epoch, initial_weights=weights)
     dataset = forecaster.dataset(data.prices)
     start = pd.Timestamp(test_start) if test_start is not None else None
     split = split_dataset(dataset, test_start=start, test_fraction=test_fraction)
     forecaster.fit(dataset, split.test_start)
-    forecast = forecaster.predict(dataset)
-    target = dataset.floored_target()
-    scored = {}
-    for name, rows in (("validation", split.validation), ("test", split.test)):
-        rows = rows[np.isfinite(forecast[rows])]
-        scored[name] = summarize(target[rows], forecast[rows])
-
+    forecaster.ticker = data.ticker
+    version = new_version_id(config.init)
+    seen = [_seen(version, data.ticker, dataset, split)]
+    if parent is not None:
+        seen += parent.record.seen_ranges()
     record = ModelRecord(
         ticker=data.ticker,
-        version=new_version_id(config.init),
+        version=version,
         package_version=__version__,
         created_at=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         config=config,
-        network={
-            "n_features": forecaster.model_spec.n_features,
-            "context_size": forecaster.model_spec.context_size,
-            "unroll": forecaster.model_spec.unroll,
-        },
+        network=_network(forecaster),
         scaler=forecaster.scaler.to_dict(),
         scale=forecaster.scale,
-        data=DataRecord(
-            source=data.source,
-            description=data.description,
-            start=f"{data.start:%Y-%m-%d}",
-            end=f"{data.end:%Y-%m-%d}",
-            rows=int(len(data.prices)),
-            fingerprint=data.fingerprint,
-            n_floored=int(dataset.n_floored),
-        ),
+        data=_data_record(data, dataset),
         split=split.to_dict(),
         training=forecaster.training,
         anchor=forecaster.anchor,
-        metrics=scored,
+        metrics=_scores(forecaster, dataset, split),
         nightly=nightly,
+        parent=None if parent is None else {"ticker": parent.ticker, "version": parent.version},
+        seen=seen,
     )
     saved = registry.save(
         record, lambda path: save_model(forecaster.model, path), promote=promote
@@ -301,8 +585,121 @@ def train(
     return TrainOutcome(saved, forecaster, promote)
 
 
+@dataclass(frozen=True)
+class PooledOutcome:
+    """What :func:`train_pooled` produced: one saved version per ticker it serves."""
+
+    versions: dict[str, ModelVersion]
+    forecaster: LSTMForecaster
+    promoted: bool
+
+    @property
+    def version(self) -> str:
+        return next(iter(self.versions.values())).version
+
+    @property
+    def record(self) -> ModelRecord:
+        """The record of the first ticker (the others differ only in their own view)."""
+        return next(iter(self.versions.values())).record
+
+
+def train_pooled(
+    datas: Sequence[PriceData],
+    config: LSTMConfig,
+    registry: ModelRegistry,
+    *,
+    test_start: str | pd.Timestamp | None = None,
+    test_fraction: float = 0.2,
+    threads: int | None = None,
+    promote: bool = True,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> PooledOutcome:
+    """Fit one LSTM on several tickers with one cut and save it under each of them.
+
+    The cut is ``test_start`` or, by default, the earliest of the tickers' own
+    ``test_fraction`` test starts (every series holds out at least that share).
+    The version (same id, same network) is written to ``models/<TICKER>/<id>/``
+    for every ticker, with a record whose top-level fields are that ticker's
+    view and whose ``series`` lists all; it becomes each ticker's champion
+    when ``promote``.
+    """
+    from forecaster.models.lstm import save_model
+
+    tickers = [data.ticker for data in datas]
+    if len(set(tickers)) != len(tickers) or len(tickers) < 2:
+        raise ConfigError(
+            f"a pooled model needs at least two different tickers; received {', '.join(tickers)}"
+        )
+    check_poolable(config)
+    forecaster = LSTMForecaster(config, threads=threads, on_epoch=on_epoch)
+    datasets = {data.ticker: forecaster.dataset(data.prices) for data in datas}
+    if test_start is not None:
+        cut = _parse_cut(test_start)
+    else:
+        starts = []
+        for ticker, dataset in datasets.items():
+            try:
+                starts.append(split_dataset(dataset, test_fraction=test_fraction).test_start)
+            except ConfigError as exc:
+                raise ConfigError(f"{ticker}: {exc}") from None
+        cut = min(starts)
+    forecaster.fit_pooled(datasets, cut)
+    version = new_version_id(config.init)
+    series: dict[str, dict[str, Any]] = {}
+    seen = []
+    for data in datas:
+        dataset, state = datasets[data.ticker], forecaster.series[data.ticker]
+        split = split_dataset(dataset, test_start=cut)
+        series[data.ticker] = {
+            "data": _data_record(data, dataset).to_dict(),
+            "split": split.to_dict(),
+            "scaler": state.scaler.to_dict(),
+            "anchor": state.anchor,
+            "metrics": _scores(forecaster.for_ticker(data.ticker), dataset, split),
+        }
+        seen.append(_seen(version, data.ticker, dataset, split))
+    first = series[tickers[0]]
+    record = ModelRecord(
+        ticker=tickers[0],
+        version=version,
+        package_version=__version__,
+        created_at=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+        config=config,
+        network=_network(forecaster),
+        scaler=first["scaler"],
+        scale=forecaster.scale,
+        data=DataRecord.from_dict(first["data"]),
+        split=first["split"],
+        training=forecaster.training,
+        anchor=first["anchor"],
+        metrics=first["metrics"],
+        series=series,
+        seen=seen,
+    )
+    saved: dict[str, ModelVersion] = {}
+    try:
+        for ticker in tickers:
+            saved[ticker] = registry.save(
+                record.for_ticker(ticker),
+                lambda path: save_model(forecaster.model, path),
+                promote=False,
+            )
+    except BaseException:
+        for written in saved.values():  # no ticker keeps half of a pooled version
+            shutil.rmtree(written.path, ignore_errors=True)
+        raise
+    if promote:
+        for ticker in tickers:
+            registry.promote(ticker, version, reason="trained (pooled)")
+    return PooledOutcome(saved, forecaster, promote)
+
+
 def load_forecaster(version: ModelVersion) -> LSTMForecaster:
-    """The fitted LSTM forecaster saved as ``version`` (imports TensorFlow)."""
+    """The fitted LSTM forecaster saved as ``version`` (imports TensorFlow).
+
+    A pooled model serves the ticker whose folder ``version`` was read from;
+    :meth:`LSTMForecaster.for_ticker` switches to another series.
+    """
     import_tensorflow()
     from forecaster.models.lstm import load_model
 

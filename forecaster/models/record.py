@@ -79,6 +79,20 @@ class ModelRecord:
     anchor : dict or None
         For ``config.anchor == "har"``: the HAR fitted on the training rows
         (``{"kind": "har", "params": {...}}``) whose log forecast the network corrects.
+    series : dict or None
+        For a pooled model: ``{ticker: {"data", "split", "scaler", "anchor",
+        "metrics"}}`` for every series it was trained on. The top-level
+        ``scaler``, ``anchor``, ``data``, ``split`` and ``metrics`` are those of
+        ``ticker`` (the registry folder the record sits in), so a pooled version
+        reads like a single-ticker model of each ticker it serves.
+    parent : dict or None
+        For a fine-tuned model: ``{"ticker", "version"}`` of the model whose
+        weights it started from.
+    seen : list of dict or None
+        Every series and date range this model and its ancestors saw in
+        training or validation: ``{"model", "ticker", "from", "to"}`` (``to``
+        is the last day of a target used). None in records written before
+        pooling; :meth:`seen_ranges` derives this model's own range then.
     """
 
     ticker: str
@@ -95,6 +109,9 @@ class ModelRecord:
     metrics: dict[str, Any]
     nightly: dict[str, Any] | None = None
     anchor: dict[str, Any] | None = None
+    series: dict[str, dict[str, Any]] | None = None
+    parent: dict[str, Any] | None = None
+    seen: list[dict[str, Any]] | None = None
     kind: str = "lstm"
     format: int = FORMAT
 
@@ -127,6 +144,58 @@ class ModelRecord:
     def feature_spec(self) -> FeatureSpec:
         return self.config.feature_spec()
 
+    @property
+    def tickers(self) -> list[str]:
+        """The series this model was trained on (one, unless pooled)."""
+        return list(self.series) if self.series else [self.ticker]
+
+    def for_ticker(self, ticker: str) -> ModelRecord:
+        """The record as saved under ``ticker``: a pooled model's view of that series."""
+        if ticker == self.ticker:
+            return self
+        if not self.series or ticker not in self.series:
+            raise ConfigError(
+                f"model {self.version} was trained on {', '.join(self.tickers)}, not {ticker}"
+            )
+        entry = self.series[ticker]
+        return dataclasses.replace(
+            self,
+            ticker=ticker,
+            scaler=dict(entry["scaler"]),
+            anchor=entry.get("anchor"),
+            data=DataRecord.from_dict(entry["data"]),
+            split=dict(entry["split"]),
+            metrics=dict(entry.get("metrics", {})),
+        )
+
+    def seen_ranges(self) -> list[dict[str, Any]]:
+        """Series and date ranges seen in training or validation, ancestors included."""
+        if self.seen is not None:
+            return [dict(item) for item in self.seen]
+        return [
+            {
+                "model": self.version,
+                "ticker": self.ticker,
+                "from": self.data.start,
+                "to": str(self.split.get("validation_end", self.split["test_start"])),
+            }
+        ]
+
+    def overlaps(self, start: str | Any, end: str | Any) -> list[dict[str, Any]]:
+        """The seen ranges whose days fall in the test period after ``start`` up to ``end``.
+
+        A forecast made at the close of ``start`` uses that day's data, so a
+        range ending on ``start`` does not overlap.
+        """
+        import pandas as pd
+
+        first, last = pd.Timestamp(start), pd.Timestamp(end)
+        return [
+            item
+            for item in self.seen_ranges()
+            if pd.Timestamp(item["to"]) > first and pd.Timestamp(item["from"]) <= last
+        ]
+
     def model_spec(self) -> Any:
         return self.config.model_spec(
             int(self.network["n_features"]),
@@ -155,6 +224,9 @@ class ModelRecord:
             "metrics": self.metrics,
             "nightly": self.nightly,
             "anchor": self.anchor,
+            "series": self.series,
+            "parent": self.parent,
+            "seen": self.seen,
         }
 
     @classmethod
@@ -190,6 +262,9 @@ class ModelRecord:
             metrics=dict(meta["metrics"]),
             nightly=meta.get("nightly"),
             anchor=meta.get("anchor"),
+            series=meta.get("series"),
+            parent=meta.get("parent"),
+            seen=meta.get("seen"),
             kind=meta.get("kind", "lstm"),
         )
 

@@ -290,6 +290,7 @@ def fit(
     x_val: Mapping[str, np.ndarray],
     z_val: np.ndarray,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    initial_weights: list[np.ndarray] | None = None,
 ) -> FitResult:
     """Build and train a model with early stopping on the validation loss.
 
@@ -307,6 +308,9 @@ def fit(
     on_epoch : callable, optional
         Called as ``on_epoch(epoch, train_loss, val_loss)`` after each epoch
         (epochs count from 1).
+    initial_weights : list of arrays, optional
+        Start from these weights (``model.get_weights()`` of a network with the
+        same spec) instead of a fresh initialization: fine-tuning.
 
     Returns
     -------
@@ -334,6 +338,14 @@ def fit(
     import keras
 
     model = build_model(spec)
+    if initial_weights is not None:
+        try:
+            model.set_weights(initial_weights)
+        except ValueError as exc:
+            raise ModelError(
+                f"the starting weights do not fit a network of this spec ({exc}); fine-tune "
+                "with the parent model's own settings"
+            ) from None
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss=_make_loss(config),
