@@ -277,7 +277,7 @@ def test_cli_pooled_train_predict_fine_tune_and_evaluate(run, home, csv_dir):
         (["--universe", "EMPTY"], "lists no ticker|names no ticker"),
         (["--tickers", "AAA,BBB", "--init", "stateful"], "cannot be pooled"),
         (["--tickers", "AAA,BBB", "--ticker", "AAA"], "--ticker and --tickers"),
-        (["--tickers", "AAA,BBB", "--test-start", "2030-01-02"], "AAA: test_start 2030"),
+        (["--tickers", "AAA,BBB", "--test-start", "2020-01-02"], "AAA: test_start 2020"),
     ],
 )
 def test_cli_bad_ticker_lists_are_one_error_line(run, home, csv_dir, tmp_path, args, message):
