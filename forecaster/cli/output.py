@@ -26,7 +26,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,26 +157,11 @@ def _umask() -> int:
     return current
 
 
-def _replace_file(path: Path, payload: bytes, mode: int | None) -> None:
-    """Write ``path`` through a temporary file beside it and a rename (no folder is created)."""
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent
-    )
-    try:
-        os.chmod(temporary, mode if mode is not None else 0o666 & ~_umask())
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _write(target: Destination, payload: bytes) -> None:
     if target.kind == "file":
-        _replace_file(target.path, payload, target.mode)
+        from forecaster.data.store import replace_file
+
+        replace_file(target.path, payload, target.mode)
     elif target.kind == "stream":
         fd = os.open(target.path, os.O_WRONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
         try:

@@ -138,13 +138,21 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file and a rename."""
+    """Write ``payload`` to ``path`` through a temporary file and a rename (folders made)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    replace_file(path, payload)
+
+
+def replace_file(path: Path, payload: bytes, mode: int | None = None) -> None:
+    """Write ``path`` through a temporary file beside it and a rename; the folder must exist.
+
+    ``mode`` sets the file's permission bits (default: the usual 0666 less the umask).
+    """
     handle, temporary = tempfile.mkstemp(
-        prefix=f"{TEMPORARY_PREFIX}{path.name}-", suffix=f"-{owner_tag()}", dir=path.parent
+        prefix=f"{TEMPORARY_PREFIX}{path.name[:200]}-", suffix=f"-{owner_tag()}", dir=path.parent
     )
     try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual mode
+        os.chmod(temporary, mode if mode is not None else 0o666 & ~_umask())  # mkstemp: 0600
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
             stream.flush()
