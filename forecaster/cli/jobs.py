@@ -282,12 +282,35 @@ def _history_csv(histories: list[Any]) -> str:
         "realized_var",
         "created_at",
     )
+    from forecaster.jobs.history import forecast_risk_payload
+
+    risks = [
+        [forecast_risk_payload(row.get("risk_rows") or []) for row in entry.forecasts]
+        for entry in histories
+    ]
+    levels = sorted(
+        {
+            key
+            for rows in risks
+            for risk in rows
+            if risk and risk["levels"]
+            for key in risk["levels"]
+        },
+        key=float,
+    )
+    header = [*columns, "realized_return", "distribution"]
+    header += [f"{kind}_{key}" for key in levels for kind in ("var", "es")]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for entry in histories:
-        for row in entry.forecasts:
-            writer.writerow(["" if row[name] is None else row[name] for name in columns])
+    writer.writerow(header)
+    for entry, rows in zip(histories, risks, strict=True):
+        for row, risk in zip(entry.forecasts, rows, strict=True):
+            cells = [row[name] for name in columns] + [row.get("realized_return")]
+            cells.append(risk["distribution"] if risk else None)
+            stored = (risk or {}).get("levels") or {}
+            for key in levels:
+                cells += [stored.get(key, {}).get("var"), stored.get(key, {}).get("es")]
+            writer.writerow(["" if cell is None else cell for cell in cells])
     return buffer.getvalue()
 
 

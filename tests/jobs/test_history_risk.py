@@ -332,6 +332,13 @@ def test_history_score_json_and_table(scored):
         "unavailable",
     }
     assert payload["forecasts"][0]["risk"]["levels"]["0.01"]["var"] < 0
+    lines = run_cli("history", "--ticker", "SPY", "--format", "csv").stdout.splitlines()
+    assert lines[0].endswith(",realized_return,distribution,var_0.01,es_0.01,var_0.05,es_0.05")
+    first = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
+    stored = payload["forecasts"][0]
+    assert float(first["var_0.01"]) == stored["risk"]["levels"]["0.01"]["var"]
+    assert float(first["realized_return"]) == stored["realized_return"]
+    assert first["distribution"] == "normal" and len(lines) == 301
     table = run_cli("history", "--ticker", "SPY", "--score").stdout
     assert f"VaR 1%: {levels['0.01']['breaches']} breaches in 299 realized" in table
     assert f"traffic light {levels['0.01']['traffic_light']['zone']}" in table
