@@ -466,3 +466,44 @@ def test_a_schema_2_history_opens_and_records_var(settings, csv_dir, dates, chal
     assert entry.score()["risk"]["n_without_var"] == 1  # the old forecast
     assert entry.score()["risk"]["reason"] == NOT_STORED
     assert ModelRegistry(settings.models_dir).champion_id("AAA") == record["champion_version"]
+
+
+@pytest.mark.parametrize("fitted", [True, False])
+def test_a_kept_champion_issues_its_own_var(
+    settings, csv_dir, dates, challenger, monkeypatch, fitted
+):
+    first = run(settings, csv_dir, dates[0], distribution="normal")
+    stand_in_step = nightly.challenge_step
+
+    def worse_challenger(task, data, registry, record):
+        challenge = stand_in_step(task, data, registry, record)
+        return Challenge(
+            **{
+                **challenge.__dict__,
+                "challenger_forecasts": 2 * challenge.champion_forecasts,
+                "champion_forecaster": challenge.champion_forecaster if fitted else None,
+            }
+        )
+
+    monkeypatch.setattr(nightly, "challenge_step", worse_challenger)
+    second = run(settings, csv_dir, dates[1], distribution="normal")
+    assert second["decision"] == "kept"
+    assert second["champion_version"] == first["champion_version"]
+    rows = ForecastHistory(settings.forecasts_db).risks("AAA")
+    if fitted:
+        sigma = math.sqrt(second["variance"])
+        assert second["risk"]["levels"]["0.01"]["var"] == pytest.approx(
+            sigma * stats.norm.ppf(0.01), rel=1e-12
+        )
+        assert [(row["origin"], row["level"]) for row in rows][2:] == [
+            (second["origin"], 0.01),
+            (second["origin"], 0.05),
+        ]
+    else:  # a champion without a fitted forecaster: issued, without VaR, saying why
+        assert second["risk"] == {
+            "distribution": "normal",
+            "levels": None,
+            "reason": f"no fitted forecaster of {first['champion_version']} in this run",
+        }
+        assert [(row["origin"], row["level"]) for row in rows][2:] == [(second["origin"], None)]
+    assert {row["model_version"] for row in rows} == {first["champion_version"]}
