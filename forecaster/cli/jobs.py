@@ -13,7 +13,13 @@ from typing import Any
 import click
 
 from forecaster.cli.app import AppContext, pass_app
-from forecaster.cli.options import MAX_REFIT_DAYS, MAX_WORKERS, SOURCE_CHOICE, format_option
+from forecaster.cli.options import (
+    MAX_REFIT_DAYS,
+    MAX_WORKERS,
+    SOURCE_CHOICE,
+    format_option,
+    risk_options,
+)
 from forecaster.cli.output import annualized_vol, echo_json, number, percent
 
 
@@ -49,9 +55,23 @@ def _nightly_table(report: Any) -> str:
             f"{record['origin'] or '-':<10} {record['horizon'] or '-':>2} "
             f"{percent(record['vol']):>7}  {record['champion_version'] or '-'}"
         )
+    for record in report.records:
+        if record["status"] == "ok" and record.get("risk") is not None:
+            lines.append(f"{record['ticker']} {_risk_cells(record['risk'], record['horizon'])}")
     for record in report.failed:
         lines.append(f"{record['ticker']} failed: {record['error']}")
     return "\n".join(lines)
+
+
+def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
+    """VaR/ES of one issued forecast (as % log returns), or why there are none."""
+    if risk["levels"] is None:
+        return f"VaR/ES ({risk['distribution']}): not stored — {risk['reason']}"
+    cells = ", ".join(
+        f"VaR {float(key) * 100:g}% {values['var']:.2%} ES {values['es']:.2%}"
+        for key, values in risk["levels"].items()
+    )
+    return f"{horizon}-day log return {cells} ({risk['distribution']})"
 
 
 @click.command()
@@ -87,10 +107,22 @@ def _nightly_table(report: Any) -> str:
     show_default=True,
     help="Recent labeled origins on which challenger and champion are compared.",
 )
+@risk_options
 @format_option("table", "json")
 @pass_app
 def nightly(
-    app: AppContext, tickers, universe, source, csv_dir, as_of, workers, scheduler, window_days, fmt
+    app: AppContext,
+    tickers,
+    universe,
+    source,
+    csv_dir,
+    as_of,
+    workers,
+    scheduler,
+    window_days,
+    distribution,
+    var_levels,
+    fmt,
 ) -> None:
     """Retrain, compare, promote and forecast for each ticker (the scheduled job).
 
@@ -101,6 +133,9 @@ def nightly(
     without a champion gets its first one. A night already completed on the
     same data is skipped. One ticker's failure never stops the others; the
     exit code is 1 if any failed. A lock keeps two runs from overlapping.
+    The issued forecast is stored with its VaR and ES (--dist, --var-levels;
+    t and fhs are fit on the issuing model's training returns), or with the
+    reason there are none.
 
     \b
     Example:
@@ -109,7 +144,11 @@ def nightly(
       forecast nightly --tickers AAPL,MSFT --source csv --csv-dir ./prices
     """
     from forecaster.errors import ConfigError
+    from forecaster.evaluation.risk import check_distribution, parse_levels
     from forecaster.jobs.nightly import read_universe, run_nightly
+
+    distribution = check_distribution(distribution)
+    levels = parse_levels(var_levels)
 
     if tickers and universe:
         raise ConfigError("--tickers and --universe were both given; use one of them")
@@ -135,6 +174,8 @@ def nightly(
         scheduler=scheduler,
         window_days=window_days,
         on_record=progress,
+        distribution=distribution,
+        levels=levels,
     )
     for note in report.recovered:
         click.echo(f"warning: recovered: {note}", err=True)
@@ -185,9 +226,47 @@ def _history_table(histories: list[Any], with_score: bool, where: str) -> str:
                     f"  live score: nothing realized yet ({score['n_pending']} pending); "
                     "a forecast is scored once the prices of its horizon are in the cache"
                 )
+            lines.extend(_risk_score_lines(score["risk"]))
     if not lines:
         return f"no forecasts{where}; run `forecast nightly` to issue some"
     return "\n".join(lines)
+
+
+def _risk_score_lines(risk: dict[str, Any]) -> list[str]:
+    """The live VaR backtest of one ticker, a line per level."""
+    lines = []
+    if risk["n_without_var"]:
+        lines.append(
+            f"  VaR: {risk['n_without_var']} forecast(s) stored without VaR, latest because: "
+            f"{risk['reason']}"
+        )
+    if not risk["levels"]:
+        lines.append("  VaR backtest: no forecast with a stored VaR yet")
+    for key, entry in risk["levels"].items():
+        reasons = entry["unavailable"]
+        head = f"  VaR {float(key) * 100:g}%: "
+        if entry["breaches"] is None:
+            lines.append(head + f"{entry['n_pending']} pending — {reasons['breaches']}")
+            continue
+        kupiec = entry["kupiec"]
+        kupiec_text = (
+            f"Kupiec p {kupiec['p_value']:.3f}" if kupiec else f"Kupiec n/a ({reasons['kupiec']})"
+        )
+        line = (
+            f"{head}{entry['breaches']} breaches in {entry['n']} realized "
+            f"(rate {entry['breach_rate']:.2%}, expected {entry['level'] * 100:g}%; "
+            f"{entry['n_pending']} pending); {kupiec_text}"
+        )
+        light = entry["traffic_light"]
+        if light is not None:
+            line += (
+                f"; traffic light {light['zone']} ({light['breaches']} breaches "
+                f"{light['start']}..{light['end']})"
+            )
+        elif "traffic_light" in reasons and "only" not in reasons["traffic_light"]:
+            line += f"; traffic light n/a ({reasons['traffic_light']})"
+        lines.append(line)
+    return lines
 
 
 def _history_csv(histories: list[Any]) -> str:
@@ -203,12 +282,35 @@ def _history_csv(histories: list[Any]) -> str:
         "realized_var",
         "created_at",
     )
+    from forecaster.jobs.history import forecast_risk_payload
+
+    risks = [
+        [forecast_risk_payload(row.get("risk_rows") or []) for row in entry.forecasts]
+        for entry in histories
+    ]
+    levels = sorted(
+        {
+            key
+            for rows in risks
+            for risk in rows
+            if risk and risk["levels"]
+            for key in risk["levels"]
+        },
+        key=float,
+    )
+    header = [*columns, "realized_return", "distribution"]
+    header += [f"{kind}_{key}" for key in levels for kind in ("var", "es")]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for entry in histories:
-        for row in entry.forecasts:
-            writer.writerow(["" if row[name] is None else row[name] for name in columns])
+    writer.writerow(header)
+    for entry, rows in zip(histories, risks, strict=True):
+        for row, risk in zip(entry.forecasts, rows, strict=True):
+            cells = [row[name] for name in columns] + [row.get("realized_return")]
+            cells.append(risk["distribution"] if risk else None)
+            stored = (risk or {}).get("levels") or {}
+            for key in levels:
+                cells += [stored.get(key, {}).get("var"), stored.get(key, {}).get("es")]
+            writer.writerow(["" if cell is None else cell for cell in cells])
     return buffer.getvalue()
 
 

@@ -17,11 +17,18 @@
     nightly job moves a champion pointer and deleted in the transaction that
     commits the run. A row that is still there at the next start is a run that
     was killed in between (:mod:`forecaster.jobs.recovery` rolls it back).
+``forecast_risk``
+    The VaR and ES of an issued forecast (:func:`forecaster.evaluation.risk.forecast_risk`),
+    one row per level, written in the transaction that writes the forecast row.
+    When the return distribution could not be fit, one row with a null level,
+    VaR and ES and the ``reason`` instead (never NaN).
 
 Scoring is the live track record, not a backtest: a forecast made at the
 close of ``origin`` for horizon h is realized once the price cache holds the
 h trading days after the origin; its ``realized_var`` is the mean daily
-variance over those days (the model's estimator), null until then.
+variance over those days (the model's estimator), null until then, and its
+``realized_return`` the h-day log close-to-close return over the same days,
+against which the stored VaR is judged (:meth:`TickerHistory.risk_score`).
 """
 
 from __future__ import annotations
@@ -46,8 +53,10 @@ from forecaster.data.volatility import VARIANCE_FLOOR, daily_variance
 from forecaster.errors import DataError, ModelError
 from forecaster.jobs.record import RunRecord, stored_fields
 
-#: 1: forecasts and runs; 2: + promotions (the write-ahead log of champion moves).
-SCHEMA_VERSION = 2
+#: 1: forecasts and runs; 2: + promotions (the write-ahead log of champion moves);
+#: 3: + forecast_risk (VaR/ES of each issued forecast). An older file gets the new
+#: tables when it is first opened; its rows are untouched.
+SCHEMA_VERSION = 3
 
 _FORECASTS_TABLE = """
 CREATE TABLE IF NOT EXISTS forecasts (
@@ -114,7 +123,37 @@ CREATE TABLE IF NOT EXISTS promotions (
     created_at TEXT NOT NULL
 );
 """
-_SCHEMA = _FORECASTS_TABLE + _RUNS_TABLE + _PROMOTIONS_TABLE
+_RISK_TABLE = """
+CREATE TABLE IF NOT EXISTS forecast_risk (
+    ticker TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    horizon INTEGER NOT NULL,
+    model_version TEXT NOT NULL,
+    distribution TEXT NOT NULL,
+    level REAL,
+    var REAL,
+    es REAL,
+    reason TEXT,
+    fit_n INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS forecast_risk_by_forecast
+    ON forecast_risk (ticker, origin, horizon, model_version);
+"""
+RISK_COLUMNS = (
+    "ticker",
+    "origin",
+    "horizon",
+    "model_version",
+    "distribution",
+    "level",
+    "var",
+    "es",
+    "reason",
+    "fit_n",
+    "created_at",
+)
+_SCHEMA = _FORECASTS_TABLE + _RUNS_TABLE + _PROMOTIONS_TABLE + _RISK_TABLE
 
 
 def now_utc() -> str:
@@ -200,6 +239,56 @@ class ForecastHistory:
         return cursor.rowcount == 1
 
     @staticmethod
+    def insert_risk(
+        connection: sqlite3.Connection, forecast: Mapping[str, Any], risk: Mapping[str, Any]
+    ) -> None:
+        """Store the VaR/ES of one forecast (``risk``: a :func:`risk.forecast_risk` payload).
+
+        One row per level; when ``risk["levels"]`` is None, one row with null
+        level, VaR and ES and ``risk["reason"]``. Call in the transaction that
+        inserted the forecast row, and only if it was inserted.
+
+        Raises
+        ------
+        ModelError
+            A VaR or ES is not a finite negative number: nothing is stored.
+        """
+        key = [forecast[name] for name in ("ticker", "origin", "horizon", "model_version")]
+        created = now_utc()
+        fit_n = (risk.get("fit") or {}).get("n")
+        rows = []
+        if risk.get("levels") is None:
+            reason = risk.get("reason") or "no VaR was computed"
+            rows.append([*key, risk["distribution"], None, None, None, reason, fit_n, created])
+        else:
+            for level, values in risk["levels"].items():
+                for name in ("var", "es"):
+                    value = values.get(name)
+                    if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                        raise ModelError(
+                            f"{name} at level {level} of the forecast of {key[0]} by {key[3]} "
+                            f"at {key[1]} is {value!r}; expected a finite number (nothing "
+                            "was recorded)"
+                        )
+                rows.append(
+                    [
+                        *key,
+                        risk["distribution"],
+                        float(level),
+                        float(values["var"]),
+                        float(values["es"]),
+                        None,
+                        fit_n,
+                        created,
+                    ]
+                )
+        connection.executemany(
+            f"INSERT INTO forecast_risk ({', '.join(RISK_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(RISK_COLUMNS))})",
+            rows,
+        )
+
+    @staticmethod
     def insert_run(connection: sqlite3.Connection, row: RunRecord | Mapping[str, Any]) -> None:
         """Append one run record (columns :data:`RUN_COLUMNS`; missing ones are null)."""
         if isinstance(row, RunRecord):
@@ -258,6 +347,14 @@ class ForecastHistory:
         with self.transaction() as connection:
             return self.insert_forecast(connection, row)
 
+    def record_forecast_risk(self, forecast: dict[str, Any], risk: Mapping[str, Any]) -> bool:
+        """Insert one forecast and its VaR/ES in one transaction; True when it was added."""
+        with self.transaction() as connection:
+            added = self.insert_forecast(connection, forecast)
+            if added:
+                self.insert_risk(connection, forecast, risk)
+            return added
+
     def record_run(self, row: RunRecord | Mapping[str, Any]) -> None:
         """Append one run record in its own transaction."""
         with self.transaction() as connection:
@@ -299,6 +396,19 @@ class ForecastHistory:
             )
             return [dict(row) for row in rows.fetchall()]
 
+    def risks(self, ticker: str | None = None) -> list[dict[str, Any]]:
+        """Stored VaR/ES rows ordered by ticker, origin and level (null-level rows first)."""
+        with self._reading() as connection:
+            if connection is None:
+                return []
+            where, params = ("WHERE ticker = ?", (ticker,)) if ticker else ("", ())
+            rows = connection.execute(
+                f"SELECT * FROM forecast_risk {where} "
+                "ORDER BY ticker, origin, horizon, model_version, level",
+                params,
+            )
+            return [dict(row) for row in rows.fetchall()]
+
 
 # --- scoring -----------------------------------------------------------------
 
@@ -318,6 +428,112 @@ def realized_variance(
         return None
     value = float(variance.iloc[position + 1 : position + 1 + horizon].mean())
     return value if math.isfinite(value) else None
+
+
+def realized_return(prices: pd.DataFrame, origin: str, horizon: int) -> float | None:
+    """h-day log close-to-close return ``r_{t+1} + ... + r_{t+h}`` after ``origin``.
+
+    The return a VaR of the forecast made at ``origin`` is judged against; None
+    while those days are not all in ``prices`` or the origin is not a date of
+    ``prices``.
+    """
+    from forecaster.evaluation.risk import horizon_returns
+
+    position = prices.index.get_indexer([pd.Timestamp(origin)])[0]
+    if position < 0:
+        return None
+    returns = np.log(prices["close"].to_numpy(dtype=np.float64))
+    returns = np.concatenate([[np.nan], np.diff(returns)])
+    value = float(horizon_returns(returns, [position], horizon)[0])
+    return value if math.isfinite(value) else None
+
+
+#: Why a forecast has no VaR row (issued before schema 3, or recorded without one).
+NOT_STORED = "no VaR was stored with this forecast (issued before the history stored VaR)"
+
+
+def forecast_risk_payload(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One forecast's stored VaR/ES rows as ``{"distribution", "levels", "reason"}``.
+
+    ``levels`` is ``{level_key: {"var", "es"}}`` or None (then ``reason`` says
+    why); None when nothing was stored for the forecast.
+    """
+    from forecaster.evaluation.risk import level_key
+
+    if not rows:
+        return None
+    levels = {
+        level_key(row["level"]): {"var": row["var"], "es": row["es"]}
+        for row in rows
+        if row["level"] is not None
+    }
+    reasons = [row["reason"] for row in rows if row["level"] is None]
+    return {
+        "distribution": rows[0]["distribution"],
+        "levels": levels or None,
+        "reason": reasons[0] if reasons and not levels else None,
+    }
+
+
+def _tested(positions: list[int], horizons: list[int]) -> np.ndarray:
+    """Rows (sorted by origin) whose h-day returns do not overlap an earlier tested one."""
+    chosen: list[int] = []
+    free_from = -1
+    for index, (position, horizon) in enumerate(zip(positions, horizons, strict=True)):
+        if position >= free_from:
+            chosen.append(index)
+            free_from = position + horizon
+    return np.array(chosen, dtype=np.int64)
+
+
+def _level_score(level: float, entries: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
+    """Breaches, Kupiec and (at the Basel level) the traffic light of one level's live VaR."""
+    from forecaster.evaluation import risk as risks
+
+    realized = [(row, var) for row, var in entries if row["realized_return"] is not None]
+    entry: dict[str, Any] = {
+        "level": level,
+        "n": len(realized),
+        "n_pending": len(entries) - len(realized),
+        "breaches": None,
+        "breach_rate": None,
+        "n_tested": 0,
+        "kupiec": None,
+        "traffic_light": None,
+        "unavailable": {},
+    }
+    reasons = entry["unavailable"]
+    if not realized:
+        reason = "not enough data: no forecast with a stored VaR at this level is realized yet"
+        for key in ("breaches", "breach_rate", "kupiec", "traffic_light"):
+            reasons[key] = reason
+        return entry
+    returns = np.array([row["realized_return"] for row, _ in realized])
+    var = np.array([value for _, value in realized])
+    hits = risks.breaches(returns, var)
+    entry["breaches"] = int(hits.sum())
+    entry["breach_rate"] = float(hits.mean())
+    # For h > 1 consecutive h-day returns overlap: the tests use non-overlapping ones.
+    tested = _tested(
+        [row["position"] for row, _ in realized], [row["horizon"] for row, _ in realized]
+    )
+    entry["n_tested"] = int(tested.size)
+    try:
+        entry["kupiec"] = risks.kupiec(hits[tested], level)
+    except risks.Unavailable as exc:
+        reasons["kupiec"] = str(exc)
+    if not math.isclose(level, risks.BASEL_LEVEL):
+        reasons["traffic_light"] = f"defined for the {risks.BASEL_LEVEL:g} level (99% VaR) only"
+        return entry
+    dates = [pd.Timestamp(realized[index][0]["origin"]) for index in tested]
+    try:
+        light = risks.traffic_light(hits[tested], dates)
+    except risks.Unavailable as exc:
+        reasons["traffic_light"] = str(exc)
+    else:
+        latest = light["windows"][-1]
+        entry["traffic_light"] = {"window": light["window"], **latest}
+    return entry
 
 
 @dataclass
@@ -345,6 +561,7 @@ class TickerHistory:
             "mse": None,
             "mae_vol": None,
             "bias": None,
+            "risk": self.risk_score(),
         }
         if not rows:
             return result
@@ -358,6 +575,51 @@ class TickerHistory:
         )
         return result
 
+    def risk_score(self) -> dict[str, Any]:
+        """The live backtest of the stored VaR, per level.
+
+        Each forecast's VaR is judged against its ``realized_return`` (a breach
+        is ``R <= VaR``); one forecast per origin (the latest issued) counts.
+        Per level (keyed like ``"0.01"``): ``n`` realized, ``n_pending``,
+        ``breaches`` and ``breach_rate`` over all of them; ``n_tested``
+        non-overlapping ones (every origin for h = 1) for ``kupiec``
+        (``{"stat", "p_value"}``, needs ``n_tested * level >= 2``) and, at the
+        0.01 level, ``traffic_light`` (the Basel zone of the last 250 tested
+        days: ``{"window", "start", "end", "breaches", "zone"}``). A statistic
+        that cannot be computed is None with its reason in ``unavailable``.
+        ``n_without_var`` counts forecasts stored without a VaR, ``reason``
+        says why for the latest of them.
+        """
+        from forecaster.evaluation.risk import level_key
+
+        latest: dict[str, dict[str, Any]] = {}
+        for row in self.forecasts:
+            latest[row["origin"]] = row  # ordered by creation within an origin
+        by_level: dict[float, list[tuple[dict[str, Any], float]]] = {}
+        distributions: list[str] = []
+        without, reason = 0, None
+        for origin in sorted(latest):
+            row = latest[origin]
+            stored = row.get("risk_rows") or []
+            valued = [risk for risk in stored if risk["level"] is not None]
+            if not valued:
+                without += 1
+                reason = stored[0]["reason"] if stored else NOT_STORED
+                continue
+            for risk in valued:
+                by_level.setdefault(float(risk["level"]), []).append((row, float(risk["var"])))
+                if risk["distribution"] not in distributions:
+                    distributions.append(risk["distribution"])
+        return {
+            "return": "log close-to-close return over the h trading days after the origin",
+            "distributions": distributions,
+            "n_without_var": without,
+            "reason": reason,
+            "levels": {
+                level_key(level): _level_score(level, by_level[level]) for level in sorted(by_level)
+            },
+        }
+
     def to_dict(self, with_score: bool = False) -> dict[str, Any]:
         """JSON-safe ``{"ticker", "forecasts": [...], "score": {...}}`` (score optional)."""
         keys = (
@@ -370,10 +632,17 @@ class TickerHistory:
             "vol",
             "created_at",
             "realized_var",
+            "realized_return",
         )
         payload: dict[str, Any] = {
             "ticker": self.ticker,
-            "forecasts": [{key: row[key] for key in keys} for row in self.forecasts],
+            "forecasts": [
+                {
+                    **{key: row.get(key) for key in keys},
+                    "risk": forecast_risk_payload(row.get("risk_rows") or []),
+                }
+                for row in self.forecasts
+            ],
         }
         if with_score:
             payload["score"] = self.score()
@@ -396,6 +665,10 @@ def load_history(
     """
     history = ForecastHistory(db_path)
     rows = history.forecasts(ticker)
+    stored: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for risk in history.risks(ticker):
+        key = tuple(risk[name] for name in ("ticker", "origin", "horizon", "model_version"))
+        stored.setdefault(key, []).append(risk)
     store = PriceStore(Path(prices_dir))
     caches: dict[tuple[str, str], pd.DataFrame | None] = {}
     by_ticker: dict[str, TickerHistory] = {}
@@ -412,5 +685,15 @@ def load_history(
                 prices, row["origin"], row["horizon"], row["estimator"], row["estimator_window"]
             )
         )
+        row["realized_return"] = (
+            None if prices is None else realized_return(prices, row["origin"], row["horizon"])
+        )
+        row["position"] = (
+            None
+            if prices is None
+            else int(prices.index.get_indexer([pd.Timestamp(row["origin"])])[0])
+        )
+        key = tuple(row[name] for name in ("ticker", "origin", "horizon", "model_version"))
+        row["risk_rows"] = stored.get(key, [])
         by_ticker.setdefault(row["ticker"], TickerHistory(row["ticker"])).forecasts.append(row)
     return list(by_ticker.values())

@@ -49,6 +49,13 @@ from forecaster import metrics
 from forecaster.data.loader import load_prices, parse_date
 from forecaster.data.sources import check_source, normalize_ticker
 from forecaster.errors import ConfigError, DataError, ForecasterError, ModelError
+from forecaster.evaluation.risk import (
+    DEFAULT_DISTRIBUTION,
+    DEFAULT_LEVELS,
+    check_distribution,
+    forecast_risk,
+    parse_levels,
+)
 from forecaster.jobs.history import ForecastHistory, now_utc
 from forecaster.jobs.lock import nightly_lock
 from forecaster.jobs.record import Decision, RunRecord, stored_fields
@@ -75,6 +82,8 @@ class TickerTask:
     as_of: str | None = None
     window_days: int = DEFAULT_WINDOW_DAYS
     default_options: dict[str, Any] | None = None
+    distribution: str = DEFAULT_DISTRIBUTION
+    levels: tuple[float, ...] = DEFAULT_LEVELS
 
 
 @dataclass
@@ -190,7 +199,10 @@ class Challenge:
     ``window`` holds the recent window's origins and ``target`` their realized
     targets (floored as in training), on which the two are compared. Forecasts
     are daily variances indexed by origin (NaN where a model gives none); the
-    champion's are None when the ticker had no champion.
+    champion's are None when the ticker had no champion. The fitted
+    forecasters (``challenger_forecaster``, ``champion_forecaster``) give the
+    issued forecast its VaR and ES; None leaves the forecast without them (with
+    the reason recorded).
     """
 
     champion: ModelVersion | None
@@ -199,6 +211,8 @@ class Challenge:
     target: np.ndarray
     challenger_forecasts: pd.Series
     champion_forecasts: pd.Series | None
+    challenger_forecaster: Any = None
+    champion_forecaster: Any = None
 
 
 def recent_window(dataset: Any, window_days: int) -> np.ndarray:
@@ -291,8 +305,9 @@ def challenge_step(
     )
     record.challenger_version = outcome.version.version
     challenger_forecasts = model_forecasts(outcome.forecaster, data.prices)
+    champion_forecaster = load_forecaster(champion) if champion is not None else None
     champion_forecasts = (
-        model_forecasts(load_forecaster(champion), data.prices) if champion is not None else None
+        model_forecasts(champion_forecaster, data.prices) if champion is not None else None
     )
     return Challenge(
         champion=champion,
@@ -301,6 +316,8 @@ def challenge_step(
         target=dataset.floored_target()[rows],
         challenger_forecasts=challenger_forecasts,
         champion_forecasts=champion_forecasts,
+        challenger_forecaster=outcome.forecaster,
+        champion_forecaster=champion_forecaster,
     )
 
 
@@ -389,6 +406,34 @@ def decide_step(challenge: Challenge, window_days: int, record: RunRecord) -> Ve
 # --- step 4, issue -------------------------------------------------------------------
 
 
+def issue_risk(
+    task: TickerTask, data: PriceData, chosen: ModelVersion, forecaster: Any, variance: float
+) -> dict[str, Any]:
+    """VaR and ES of the issued forecast (:func:`risk.forecast_risk`), from its model.
+
+    ``t`` and ``fhs`` are fit on the model's standardized returns before its
+    test period. When they cannot be (too few returns), or there is no fitted
+    forecaster, ``levels`` is None and ``reason`` says why: the forecast is
+    still issued, without VaR.
+    """
+    if forecaster is None:
+        return {
+            "distribution": task.distribution,
+            "horizon": int(chosen.record.horizon),
+            "levels": None,
+            "fit": {"n": 0, "params": None, "before": None},
+            "reason": f"no fitted forecaster of {chosen.version} in this run",
+        }
+    return forecast_risk(
+        forecaster,
+        forecaster.dataset(data.prices),
+        variance,
+        chosen.record.split["test_start"],
+        task.distribution,
+        task.levels,
+    )
+
+
 def issue_step(
     task: TickerTask,
     data: PriceData,
@@ -414,8 +459,10 @@ def issue_step(
     """
     if verdict.promotes:
         chosen, forecasts = challenge.challenger, challenge.challenger_forecasts
+        forecaster = challenge.challenger_forecaster
     else:  # kept: there is a champion
         chosen, forecasts = challenge.champion, challenge.champion_forecasts
+        forecaster = challenge.champion_forecaster
     variance = float(forecasts.iloc[-1])
     origin = forecasts.index[-1]
     if not (math.isfinite(variance) and variance > 0):
@@ -442,12 +489,15 @@ def issue_step(
         "variance": variance,
         "vol": record.vol,
     }
+    risk = issue_risk(task, data, chosen, forecaster, variance)
+    record.risk = {key: risk[key] for key in ("distribution", "levels", "reason")}
     completed = dataclasses.replace(
         record, status="ok", seconds=round(time.perf_counter() - started, 2)
     )
     if not verdict.promotes:
         with history.transaction() as connection:
-            history.insert_forecast(connection, forecast)
+            if history.insert_forecast(connection, forecast):
+                history.insert_risk(connection, forecast, risk)
             history.insert_run(connection, completed)
         record.status = "ok"
         return
@@ -460,7 +510,8 @@ def issue_step(
         # failed commit also undoes the promotion.
         with contextlib.ExitStack() as promotion:
             with history.transaction() as connection:
-                history.insert_forecast(connection, forecast)
+                if history.insert_forecast(connection, forecast):
+                    history.insert_risk(connection, forecast, risk)
                 history.insert_run(connection, completed)
                 history.finish_promotion(connection, intent)
                 promotion.enter_context(registry.promoting(task.ticker, version, verdict.reason))
@@ -659,6 +710,8 @@ def run_nightly(
     default_options: Any = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    distribution: str = DEFAULT_DISTRIBUTION,
+    levels: Iterable[float] | str = DEFAULT_LEVELS,
 ) -> NightlyReport:
     """Run the nightly protocol for every ticker under the nightly lock.
 
@@ -685,6 +738,10 @@ def run_nightly(
         Labeled origins in the recent comparison window.
     on_record : callable, optional
         Called with each ticker's record as it completes.
+    distribution : {"normal", "t", "fhs"}
+        Return distribution of the VaR/ES stored with each issued forecast.
+    levels : iterable of float or str
+        VaR levels (tail probabilities), e.g. ``(0.01, 0.05)`` or ``"0.01,0.05"``.
 
     Notes
     -----
@@ -706,6 +763,8 @@ def run_nightly(
     """
     names = _tickers(tickers)
     check_source(source)
+    distribution = check_distribution(distribution)
+    levels = parse_levels(levels)
     if workers is not None and scheduler is not None:
         raise ConfigError(
             "--workers and --scheduler were both given; use --workers N for a local Dask "
@@ -749,6 +808,8 @@ def run_nightly(
             as_of=as_of_text,
             window_days=window_days,
             default_options=defaults,
+            distribution=distribution,
+            levels=levels,
         )
         for name in names
     ]

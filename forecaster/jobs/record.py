@@ -33,9 +33,11 @@ class RunRecord:
     outcome fields repeat that run's) or ``failed`` (with ``error``, and
     ``traceback`` for an unexpected exception). Dates are ``YYYY-MM-DD`` text;
     ``variance`` is the daily variance forecast for ``origin`` + ``horizon``
-    days and ``vol`` its annualized volatility. Fields without a column
-    (``source``, ``rows``, ``rows_added``, ``champion_saw_window``,
-    ``traceback``) appear in the report only.
+    days and ``vol`` its annualized volatility; ``risk`` its VaR and ES
+    (``{"distribution", "levels", "reason"}``, stored in the history's
+    ``forecast_risk`` table). Fields without a column (``source``, ``rows``,
+    ``rows_added``, ``champion_saw_window``, ``traceback``, ``risk``) appear in
+    the report only.
     """
 
     ticker: str = _column(1, default=dataclasses.MISSING)
@@ -65,6 +67,7 @@ class RunRecord:
     error: str | None = _column(21)
     traceback: str | None = None
     seconds: float | None = _column(22)
+    risk: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name, in field order (the report's and the CLI's form)."""

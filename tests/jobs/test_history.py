@@ -9,7 +9,12 @@ import pytest
 
 from forecaster.data.store import PriceStore
 from forecaster.errors import DataError
-from forecaster.jobs.history import ForecastHistory, load_history, realized_variance
+from forecaster.jobs.history import (
+    NOT_STORED,
+    ForecastHistory,
+    load_history,
+    realized_variance,
+)
 from tests.conftest import make_prices
 
 
@@ -156,5 +161,12 @@ def test_nothing_realized_scores_as_empty(tmp_path):
         "mse": None,
         "mae_vol": None,
         "bias": None,
+        "risk": {
+            "return": "log close-to-close return over the h trading days after the origin",
+            "distributions": [],
+            "n_without_var": 1,
+            "reason": NOT_STORED,
+            "levels": {},
+        },
     }
     assert load_history(tmp_path / "missing.sqlite", tmp_path / "prices") == []

@@ -384,6 +384,13 @@ def test_history_of_a_ticker_without_forecasts(invoke, settings):
             "mse": None,
             "mae_vol": None,
             "bias": None,
+            "risk": {
+                "return": "log close-to-close return over the h trading days after the origin",
+                "distributions": [],
+                "n_without_var": 0,
+                "reason": None,
+                "levels": {},
+            },
         },
     }
     assert json.loads(invoke("history", "--format", "json").stdout) == []

@@ -87,6 +87,7 @@ LEGACY_RECORD_KEYS = (
     "error",
     "traceback",
     "seconds",
+    "risk",  # added at the end (report only): the issued forecast's VaR/ES
 )
 
 
