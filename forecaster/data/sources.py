@@ -268,7 +268,7 @@ def ticker_list(names: str | list[str], origin: str = "--tickers") -> list[str]:
 
 
 def read_ticker_file(path: str | Path) -> list[str]:
-    """Tickers of a universe file: one per line, ``#`` starts a comment.
+    """Tickers of a universe file: one per line (commas also split), ``#`` starts a comment.
 
     Raises
     ------
@@ -283,5 +283,12 @@ def read_ticker_file(path: str | Path) -> list[str]:
             f"cannot read universe file {str(file)!r} ({exc.__class__.__name__}); expected a "
             "text file with one ticker per line (# starts a comment)"
         ) from None
-    names = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    return ticker_list([name for name in names if name], f"universe file {str(file)!r}")
+    names = []
+    for line in text.splitlines():  # commas and spaces also separate tickers
+        names += line.split("#", 1)[0].replace(",", " ").split()
+    if not names:
+        raise ConfigError(
+            f"universe file {str(file)!r} lists no tickers; expected one ticker per line "
+            "(lines starting with # are comments)"
+        )
+    return ticker_list(names, f"universe file {str(file)!r}")

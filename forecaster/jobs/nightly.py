@@ -678,24 +678,10 @@ def _tickers(tickers: Iterable[str]) -> list[str]:
 
 
 def read_universe(path: str | Path) -> list[str]:
-    """Tickers of a universe file: one per line (commas also split), ``#`` starts a comment."""
-    file = Path(path).expanduser()
-    try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read universe file {str(file)!r} ({exc.__class__.__name__}); expected a "
-            "text file with one ticker per line"
-        ) from None
-    names = []
-    for line in text.splitlines():
-        names += [part for part in line.split("#", 1)[0].replace(",", " ").split() if part]
-    if not names:
-        raise ConfigError(
-            f"universe file {str(file)!r} lists no tickers; expected one ticker per line "
-            "(lines starting with # are comments)"
-        )
-    return _tickers(names)
+    """Tickers of a universe file (see :func:`forecaster.data.sources.read_ticker_file`)."""
+    from forecaster.data.sources import read_ticker_file
+
+    return read_ticker_file(path)
 
 
 def run_nightly(
