@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pandas as pd
@@ -268,3 +269,21 @@ def test_python_m_forecaster_cli_runs_the_cli(home):
         cwd=home,
     )
     assert result.stdout == f"forecast, version {__version__}\n"
+
+
+def test_root_help_shows_the_workflow(run):
+    result = run("--help")
+    assert result.exit_code == 0
+    workflow = result.stdout.split("Workflow:")[1]
+    commands = [line.split()[1] for line in workflow.strip().splitlines()]
+    assert commands == ["fetch", "train", "predict", "evaluate", "nightly", "history"]
+
+
+def test_paths_are_shown_relative_to_the_current_folder(tmp_path, monkeypatch):
+    from forecaster.cli.output import shown_path
+
+    monkeypatch.chdir(tmp_path)
+    assert shown_path(tmp_path / "data" / "x.parquet") == str(Path("data") / "x.parquet")
+    assert shown_path("relative/y.csv") == "relative/y.csv"
+    outside = tmp_path.parent / "elsewhere.csv"
+    assert shown_path(outside) == str(outside)

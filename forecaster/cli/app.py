@@ -73,7 +73,18 @@ class ForecastGroup(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=ForecastGroup, context_settings=CONTEXT_SETTINGS)
+WORKFLOW = """\b
+Workflow:
+  forecast fetch --ticker SPY        fill the price cache (offline: the bundled sample)
+  forecast train --ticker SPY        fit an LSTM, save a version, make it the champion
+  forecast predict --ticker SPY      the champion's next forecast, with VaR/ES
+  forecast evaluate --ticker SPY     score it against the baselines on held-out data
+  forecast nightly --tickers SPY,QQQ retrain, compare, promote, record (schedule it)
+  forecast history --score           the issued forecasts against what was realized
+"""
+
+
+@click.group(cls=ForecastGroup, context_settings=CONTEXT_SETTINGS, epilog=WORKFLOW)
 @click.option(
     "--home",
     type=click.Path(file_okay=False),

@@ -21,7 +21,7 @@ from forecaster.cli.options import (
     output_option,
     price_options,
 )
-from forecaster.cli.output import check_destinations, write_output
+from forecaster.cli.output import check_destinations, shown_path, write_output
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +52,7 @@ def fetch(app: AppContext, ticker, source, csv_path, start, end, refresh) -> Non
         else f"{data.added} rows added, {data.revised} revised"
         + (f", {data.removed} no longer in the source removed" if data.removed else "")
     )
-    click.echo(f"cache: {data.cache_path} — {state}")
+    click.echo(f"cache: {shown_path(data.cache_path)} — {state}")
 
 
 @click.command()

@@ -205,7 +205,17 @@ def write_files(files: list[tuple[str, bytes]]) -> None:
                 target.name, exc.strerror or str(exc), "choose another destination"
             ) from None
         if target.kind != "descriptor":
-            click.echo(f"wrote {target.name}", err=True)
+            click.echo(f"wrote {shown_path(target.name)}", err=True)
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as people should read it: relative to the current folder when it is under it."""
+    text = str(path)
+    try:
+        relative = Path(text).resolve().relative_to(Path.cwd().resolve())
+    except (OSError, ValueError):
+        return text
+    return str(relative) if Path(text).is_absolute() else text
 
 
 def write_output(text: str, output: str | None) -> None:
