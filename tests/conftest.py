@@ -10,8 +10,8 @@ from click.testing import CliRunner, Result
 from forecaster.cli import cli
 from forecaster.models.config import LSTMConfig
 
-#: A tiny LSTM (4 units, 2 epochs) on short windows: seconds to train on ~400 days.
-TINY = LSTMConfig(units=4, lookback=10, context=42, epochs=2, patience=1)
+#: A tiny LSTM (4 units, 2 epochs, one member) on short windows: seconds to train on ~400 days.
+TINY = LSTMConfig(units=4, lookback=10, context=42, epochs=2, patience=1, ensemble=1)
 
 
 def make_prices(n: int = 400, seed: int = 0, start: str = "2015-01-02") -> pd.DataFrame:

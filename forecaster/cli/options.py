@@ -279,7 +279,7 @@ model_options = bundle(
     click.option(
         "--ensemble",
         type=click.IntRange(1, 16),
-        default=1,
+        default=3,
         show_default=True,
         help="Seed-ensemble members trained together; forecasts averaged in log variance.",
     ),

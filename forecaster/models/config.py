@@ -73,7 +73,7 @@ class LSTMConfig:
     learning_rate: float = 1e-3
     loss: str = "mse"
     seed: int = 0
-    ensemble: int = 1
+    ensemble: int = 3
     anchor: str = "none"
 
     def __post_init__(self) -> None:
@@ -144,7 +144,8 @@ class LSTMConfig:
                 f"unknown LSTM setting(s) {', '.join(unknown)}; expected some of "
                 f"{', '.join(sorted(fields))}"
             )
-        data = {**_ADDED_LATER, **data}
+        if complete:  # a saved record: settings it lacks were added later; it used their old value
+            data = {**_ADDED_LATER, **data}
         missing = [name for name in fields if name not in data]
         if complete and missing:
             raise ConfigError(f"the LSTM settings lack {', '.join(missing)}")
@@ -160,4 +161,4 @@ class LSTMConfig:
             options.pop(key, None)
         accepted = STRATEGIES[init].defaults if init in STRATEGIES else {}
         options["init_options"] = {key: value for key, value in flat.items() if key in accepted}
-        return cls.from_dict(options)
+        return cls.from_dict({**_ADDED_LATER, **options})

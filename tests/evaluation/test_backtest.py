@@ -201,7 +201,7 @@ def test_compare_two_seeds_json(home, tmp_path):
 
     def compare(inits: str, seeds: int, *extra: str):
         source = ("--ticker", "TEST", "--source", "csv", "--csv", str(path))
-        tiny = ("--epochs", "1", "--units", "4")
+        tiny = ("--epochs", "1", "--units", "4", "--ensemble", "1")
         result = run("compare", *source, "--inits", inits, "--seeds", str(seeds), *tiny, *extra)
         assert result.exit_code == 0, result.output
         return result

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.usefixtures("tf_configured")
 DAYS = 420
 SEEDS = {"AAA": 11, "BBB": 12, "CCC": 13}
 CLI_TINY = ["--units", "4", "--lookback", "10", "--context", "42", "--epochs", "2"]
+CLI_TINY += ["--ensemble", "1"]
 CLI_TINY += ["--patience", "1"]
 
 

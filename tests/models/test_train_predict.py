@@ -13,6 +13,7 @@ from forecaster.models.registry import ModelRegistry
 from tests.conftest import make_prices, write_csv
 
 TINY = ["--units", "4", "--lookback", "10", "--context", "42", "--epochs", "2", "--patience", "1"]
+TINY += ["--ensemble", "1"]
 
 
 @pytest.fixture
