@@ -82,3 +82,40 @@ def fake_record(ticker: str = "SPY", version: str = "v1", **config):
         training={},
         metrics={},
     )
+
+
+def stand_in_challenge(window_days: int, save_version, forecaster=None):
+    """A nightly challenge step without TensorFlow: a stand-in challenger forecasting the target
+    exactly, against a champion forecasting twice the target (so the challenger is promoted).
+
+    ``save_version(registry, ticker)`` saves a placeholder version and returns its id;
+    ``forecaster()``, if given, makes the fitted forecaster each model issues VaR/ES with.
+    """
+    from forecaster.jobs.nightly import Challenge
+
+    def challenge_step(task, data, registry, record):
+        champion_id = registry.champion_id(task.ticker)
+        champion = registry.get(task.ticker, champion_id) if champion_id else None
+        record.previous_champion = champion_id
+        origins = data.prices.index
+        window = origins[-window_days - 1 : -1]
+        record.window_start, record.window_end = f"{window[0]:%Y-%m-%d}", f"{window[-1]:%Y-%m-%d}"
+        record.horizon = 1
+        challenger = registry.get(task.ticker, save_version(registry, task.ticker))
+        record.challenger_version = challenger.version
+        truth = pd.Series(np.linspace(1e-4, 2e-4, len(origins)), index=origins)
+        forecasters = {}
+        if forecaster is not None:
+            forecasters["challenger_forecaster"] = forecaster()
+            forecasters["champion_forecaster"] = forecaster() if champion is not None else None
+        return Challenge(
+            champion=champion,
+            challenger=challenger,
+            window=window,
+            target=truth[window].to_numpy(),
+            challenger_forecasts=truth,
+            champion_forecasts=2 * truth if champion is not None else None,
+            **forecasters,
+        )
+
+    return challenge_step

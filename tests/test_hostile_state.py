@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from forecaster.errors import ModelError
@@ -31,7 +30,7 @@ from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.nightly import Challenge, run_nightly
 from forecaster.models.registry import ModelRegistry, new_version_id
 from forecaster.settings import Settings
-from tests.conftest import TINY, fake_record, make_prices, run_cli, write_csv
+from tests.conftest import TINY, fake_record, make_prices, run_cli, stand_in_challenge, write_csv
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models_0_1"
 WINDOW = 40
@@ -86,25 +85,7 @@ def perfect_challenger(monkeypatch):
     """The challenge step replaced: a stand-in version forecasting the target exactly, against
     a champion forecasting twice the target, so the challenger is promoted (no TensorFlow)."""
 
-    def challenge_step(task, data, registry, record):
-        champion_id = registry.champion_id(task.ticker)
-        champion = registry.get(task.ticker, champion_id) if champion_id else None
-        record.previous_champion = champion_id
-        origins = data.prices.index
-        window = origins[-WINDOW - 1 : -1]
-        record.window_start, record.window_end = f"{window[0]:%Y-%m-%d}", f"{window[-1]:%Y-%m-%d}"
-        record.horizon = 1
-        challenger = registry.get(task.ticker, stand_in(registry, task.ticker))
-        record.challenger_version = challenger.version
-        truth = pd.Series(np.linspace(1e-4, 2e-4, len(origins)), index=origins)
-        return Challenge(
-            champion=champion,
-            challenger=challenger,
-            window=window,
-            target=truth[window].to_numpy(),
-            challenger_forecasts=truth,
-            champion_forecasts=2 * truth if champion is not None else None,
-        )
+    challenge_step = stand_in_challenge(WINDOW, stand_in)
 
     monkeypatch.setattr(nightly, "challenge_step", challenge_step)
     monkeypatch.setattr(nightly, "_clear_session", lambda: None)  # no Keras in forked children

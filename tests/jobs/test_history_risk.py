@@ -33,7 +33,7 @@ from forecaster.jobs.nightly import Challenge, run_nightly
 from forecaster.models.config import LSTMConfig
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
-from tests.conftest import make_prices, run_cli, write_csv
+from tests.conftest import make_prices, run_cli, stand_in_challenge, write_csv
 from tests.jobs.test_promotion import WINDOW, stand_in
 
 IN_SAMPLE_VARIANCE = 1e-4
@@ -76,27 +76,7 @@ def dates():
 def challenger(monkeypatch):
     """The stand-in challenge of test_promotion.py, with fitted stand-in forecasters."""
 
-    def challenge_step(task, data, registry, record):
-        champion_id = registry.champion_id(task.ticker)
-        champion = registry.get(task.ticker, champion_id) if champion_id else None
-        record.previous_champion = champion_id
-        origins = data.prices.index
-        window = origins[-WINDOW - 1 : -1]
-        record.window_start, record.window_end = f"{window[0]:%Y-%m-%d}", f"{window[-1]:%Y-%m-%d}"
-        record.horizon = 1
-        version = registry.get(task.ticker, stand_in(registry, task.ticker))
-        record.challenger_version = version.version
-        truth = pd.Series(np.linspace(1e-4, 2e-4, len(origins)), index=origins)
-        return Challenge(
-            champion=champion,
-            challenger=version,
-            window=window,
-            target=truth[window].to_numpy(),
-            challenger_forecasts=truth,
-            champion_forecasts=2 * truth if champion is not None else None,
-            challenger_forecaster=ConstantForecaster(),
-            champion_forecaster=ConstantForecaster() if champion is not None else None,
-        )
+    challenge_step = stand_in_challenge(WINDOW, stand_in, ConstantForecaster)
 
     monkeypatch.setattr(nightly, "challenge_step", challenge_step)
 

@@ -12,17 +12,15 @@ import contextlib
 import json
 import sqlite3
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from forecaster.errors import RegistryError
 from forecaster.jobs import nightly
 from forecaster.jobs.history import ForecastHistory
-from forecaster.jobs.nightly import Challenge, run_nightly
+from forecaster.jobs.nightly import run_nightly
 from forecaster.models.registry import ModelRegistry, new_version_id
 from forecaster.settings import Settings
-from tests.conftest import fake_record, make_prices, write_csv
+from tests.conftest import fake_record, make_prices, stand_in_challenge, write_csv
 
 WINDOW = 40
 def stand_in(registry: ModelRegistry, ticker: str = "AAA") -> str:
@@ -115,25 +113,7 @@ def perfect_challenger(monkeypatch):
     """Replace the challenge step: a new stand-in version that forecasts the target exactly,
     against a champion that forecasts twice the target (so the challenger is promoted)."""
 
-    def challenge_step(task, data, registry, record):
-        champion_id = registry.champion_id(task.ticker)
-        champion = registry.get(task.ticker, champion_id) if champion_id else None
-        record.previous_champion = champion_id
-        origins = data.prices.index
-        window = origins[-WINDOW - 1 : -1]
-        record.window_start, record.window_end = f"{window[0]:%Y-%m-%d}", f"{window[-1]:%Y-%m-%d}"
-        record.horizon = 1
-        challenger = registry.get(task.ticker, stand_in(registry, task.ticker))
-        record.challenger_version = challenger.version
-        truth = pd.Series(np.linspace(1e-4, 2e-4, len(origins)), index=origins)
-        return Challenge(
-            champion=champion,
-            challenger=challenger,
-            window=window,
-            target=truth[window].to_numpy(),
-            challenger_forecasts=truth,
-            champion_forecasts=2 * truth if champion is not None else None,
-        )
+    challenge_step = stand_in_challenge(WINDOW, stand_in)
 
     monkeypatch.setattr(nightly, "challenge_step", challenge_step)
 
