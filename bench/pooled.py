@@ -45,13 +45,8 @@ SHORT_START = "2011-01-03"
 MODELS = ("qqq-only", "spy zero-shot", "pooled spy+qqq", "spy -> fine-tuned qqq")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--output", default=str(HERE / "pooled.md"))
-    args = parser.parse_args()
-    started = time.perf_counter()
+def short_history(seeds: int, threads: int | None = None) -> dict:
+    """Run the experiment; QLIKE per model and seed, HAR's, and the split facts."""
     with tempfile.TemporaryDirectory() as home:
         settings = Settings.resolve(home)
         spy = load_prices("SPY", source="sample", settings=settings)
@@ -66,61 +61,94 @@ def main() -> None:
     target = qqq_set.floored_target()[test]
     har = metrics.qlike(target, HAR().fit(qqq_set, cut).predict(qqq_set, test))
     scores: dict[str, list[float]] = {name: [] for name in MODELS}
-    for seed in range(args.seeds):
+    for seed in range(seeds):
         config = base.replace(seed=seed)
 
         def score(name: str, forecaster: LSTMForecaster, seed: int = seed) -> None:
             value = metrics.qlike(target, forecaster.predict(qqq_set, test))
             scores[name].append(value)
-            print(f"seed {seed} {name}: QLIKE {value:.4f}", flush=True)
+            print(f"short history, seed {seed} {name}: QLIKE {value:.4f}", flush=True)
 
-        score("qqq-only", LSTMForecaster(config, threads=args.threads).fit(qqq_set, cut))
-        spy_model = LSTMForecaster(config, threads=args.threads).fit_pooled({"SPY": spy_set}, cut)
+        score("qqq-only", LSTMForecaster(config, threads=threads).fit(qqq_set, cut))
+        spy_model = LSTMForecaster(config, threads=threads).fit_pooled({"SPY": spy_set}, cut)
         score("spy zero-shot", spy_model.for_ticker("QQQ", qqq_set))
         both = {"SPY": spy_set, "QQQ": qqq_set}
-        pooled = LSTMForecaster(config, threads=args.threads).fit_pooled(both, cut)
+        pooled = LSTMForecaster(config, threads=threads).fit_pooled(both, cut)
         score("pooled spy+qqq", pooled.for_ticker("QQQ"))
         tuned = LSTMForecaster(
-            config, threads=args.threads, initial_weights=spy_model.model.get_weights()
+            config, threads=threads, initial_weights=spy_model.model.get_weights()
         ).fit(qqq_set, cut)
         score("spy -> fine-tuned qqq", tuned)
-    rows = [f"| har | {har:.4f} | – | 1.000 |"]
+    return {
+        "har": har,
+        "scores": scores,
+        "seeds": seeds,
+        "config": base,
+        "cut": f"{cut:%Y-%m-%d}",
+        "split": split.to_dict(),
+        "spy": (f"{spy.start:%Y-%m-%d}", f"{spy.end:%Y-%m-%d}"),
+        "qqq": (f"{qqq.start:%Y-%m-%d}", f"{qqq.end:%Y-%m-%d}"),
+    }
+
+
+def render_table(result: dict) -> str:
+    """The Markdown table: QLIKE mean, std over seeds and ratio to HAR per model."""
+    har = result["har"]
+    rows = ["| model | QLIKE | std | / HAR |", "|---|---|---|---|", f"| har | {har:.4f} | – | 1.000 |"]
     for name in MODELS:
-        mean = float(np.mean(scores[name]))
-        std = float(np.std(scores[name], ddof=1)) if len(scores[name]) > 1 else float("nan")
+        values = result["scores"][name]
+        mean = float(np.mean(values))
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
         rows.append(f"| {name} | {mean:.4f} | {std:.4f} | {mean / har:.3f} |")
+    return "\n".join(rows)
+
+
+def describe(result: dict) -> str:
+    """The data/split paragraph of the experiment."""
+    s, c = result["split"], result["config"]
+    return f"""Data: the bundled samples, S&P 500 standing in for SPY ({result['spy'][0]} to
+{result['spy'][1]}) and NASDAQ Composite for QQQ, QQQ cut to start {SHORT_START}
+({result['qqq'][0]} to {result['qqq'][1]}). QQQ split: train
+{s['train_start']}..{s['train_end']} ({s['n_train']} origins),
+validation {s['validation_start']}..{s['validation_end']}
+({s['n_validation']}), test {s['test_start']}..{s['test_end']}
+({s['n_test']}). Every model is cut at QQQ's test start {result['cut']}: no row of
+SPY or QQQ on or after it is used. Default LSTM settings ({c.init}, {c.units} units, lookback
+{c.lookback}, context {c.context}, {c.ensemble}-member ensemble, at most {c.epochs} epochs,
+patience {c.patience}, horizon 1, {c.estimator}), seeds 0..{result['seeds'] - 1}; nothing was
+chosen on the test period."""
+
+
+MODEL_NOTES = """- *spy zero-shot*: fit on SPY alone, forecasting QQQ as a ticker it never saw (QQQ's
+  scaler fit on its own rows before the cut).
+- *pooled spy+qqq*: one network on both series (per-series scalers, one cut).
+- *spy -> fine-tuned qqq*: the SPY model's weights as the start of a fit on QQQ's
+  training rows (same settings; early stopping on QQQ's validation rows)."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--output", default=str(HERE / "pooled.md"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    result = short_history(args.seeds, args.threads)
     minutes = (time.perf_counter() - started) / 60
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
-    qqq_split = split.to_dict()
-    table = "\n".join(rows)
     text = f"""# Pooling for a short history (QQQ from {SHORT_START})
 
 Measured {stamp} by `bench/pooled.py --seeds {args.seeds}` in {minutes:.0f} minutes on this
 machine ({os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()};
 shared with other jobs, so no timings are reported).
 
-Data: the bundled samples, S&P 500 standing in for SPY ({spy.start:%Y-%m-%d} to
-{spy.end:%Y-%m-%d}) and NASDAQ Composite for QQQ, QQQ cut to start {SHORT_START}
-({qqq.start:%Y-%m-%d} to {qqq.end:%Y-%m-%d}). QQQ split: train
-{qqq_split['train_start']}..{qqq_split['train_end']} ({qqq_split['n_train']} origins),
-validation {qqq_split['validation_start']}..{qqq_split['validation_end']}
-({qqq_split['n_validation']}), test {qqq_split['test_start']}..{qqq_split['test_end']}
-({qqq_split['n_test']}). Every model is cut at QQQ's test start {cut:%Y-%m-%d}: no row of
-SPY or QQQ on or after it is used. Default LSTM settings (encoder, 32 units, lookback 22,
-context 252, at most 60 epochs, patience 6, horizon 1, garman-klass), seeds
-0..{args.seeds - 1}; nothing was chosen on the test period.
+{describe(result)}
 
 QLIKE on QQQ's test period (lower is better), mean and std over seeds:
 
-| model | QLIKE | std | / HAR |
-|---|---|---|---|
-{table}
+{render_table(result)}
 
-- *spy zero-shot*: fit on SPY alone, forecasting QQQ as a ticker it never saw (QQQ's
-  scaler fit on its own rows before the cut).
-- *pooled spy+qqq*: one network on both series (per-series scalers, one cut).
-- *spy -> fine-tuned qqq*: the SPY model's weights as the start of a fit on QQQ's
-  training rows (same settings; early stopping on QQQ's validation rows).
+{MODEL_NOTES}
 """
     Path(args.output).write_text(text)
     print(text)
