@@ -57,19 +57,20 @@ class PageResult:
         return found
 
 
+def _above(fd: int, lowest: int) -> int:
+    """A duplicate of ``fd`` numbered at least ``lowest``; ``fd`` is closed."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, lowest)
+    os.close(fd)
+    return high
+
+
 class _Pipe:
     def __init__(self, binary: str, profile: str) -> None:
         to_browser_read, self._write = os.pipe()
         self._read, from_browser_write = os.pipe()
         # Move the child's ends above 4, so that dup2 onto 3 and 4 cannot clobber them.
-        for name in ("to_browser_read", "from_browser_write"):
-            fd = locals()[name]
-            high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
-            os.close(fd)
-            if name == "to_browser_read":
-                to_browser_read = high
-            else:
-                from_browser_write = high
+        to_browser_read = _above(to_browser_read, 10)
+        from_browser_write = _above(from_browser_write, 10)
 
         def child_fds() -> None:  # the protocol lives on the browser's fds 3 and 4
             os.dup2(to_browser_read, 3)
