@@ -351,3 +351,28 @@ def test_nightly_report_writes_the_night_page(home, monkeypatch):
     history = json.loads(run_cli("history", "--score", "--format", "json").stdout)
     assert payload["history"] == history and history[0]["score"]["n"] == 1
     assert page.cells[("AAA", "outcome")]["text"] == "promoted"
+
+
+@pytest.mark.slow
+def test_the_page_renders_offline_in_headless_chromium(filled, tmp_path):
+    """A real browser, network emulated offline: no console error, no request but the file,
+    every chart drawn (Plotly is inside the page), and a screenshot."""
+    from tests.browser import find_chromium, render
+
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed: scripts/install-chromium installs Debian's package")
+    page = tmp_path / "report.html"
+    _, payload, _ = _report(page)
+    charts = sum(1 for item in payload["tickers"] if item["series"])
+    shot = tmp_path / "report.png"
+    result = render(
+        page,
+        shot,
+        check="Array.from(document.querySelectorAll('.js-plotly-plot'))"
+        ".map(chart => chart.querySelectorAll('.scatterlayer .trace').length)",
+    )
+    assert result.loaded
+    assert result.errors == []
+    assert result.requests == [page.resolve().as_uri()]
+    assert len(result.check) == charts == 1 and all(traces >= 3 for traces in result.check)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
