@@ -19,6 +19,9 @@ from typing import Any
 
 from forecaster.errors import ConfigError
 
+#: Characters of a failure's error line shown in the summary (the whole line is at the top).
+REASON_CHARS = 90
+
 _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px;
        color: #1d2733; background: #fff; }
@@ -118,7 +121,10 @@ def _summary(payload: dict[str, Any]) -> str:
         )
         outcome = decision.get("outcome")
         cells.append(_cell("outcome", outcome, outcome or "no run", outcome or ""))
-        cells.append(f'<td class="text" data-key="reason">{_e(decision.get("reason"))}</td>')
+        reason = decision.get("reason")
+        if outcome == "failed" and reason and len(reason) > REASON_CHARS:
+            reason = reason[:REASON_CHARS].rstrip() + "… (whole error line above)"
+        cells.append(f'<td class="text" data-key="reason">{_e(reason)}</td>')
         rows.append(f'<tr data-ticker="{_e(item["ticker"])}">{"".join(cells)}</tr>')
     header = "".join(f"<th>{_e(name)}</th>" for name in head)
     return (
@@ -194,6 +200,20 @@ def _figure(item: dict[str, Any], index: int) -> str:
         row=1,
         col=1,
     )
+    if len(series) > 1:
+        figure.add_trace(
+            go.Scatter(
+                x=dates,
+                y=[row["vol"] for row in series],
+                name="forecast",
+                mode="lines",
+                line={"color": "#9db7e8", "width": 1},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=1,
+        )
     palette = ["#2f6fdf", "#e07b00", "#1f9e5a", "#b0309a", "#8a6d00", "#0091a8", "#c2412d"]
     versions = [entry["version"] for entry in item["lineage"]]
     for number, version in enumerate(versions):
@@ -205,7 +225,7 @@ def _figure(item: dict[str, Any], index: int) -> str:
                 x=[row["origin"] for row in rows],
                 y=[row["vol"] for row in rows],
                 name=f"forecast by {html.escape(version)}",
-                mode="markers+lines" if len(versions) == 1 else "markers",
+                mode="markers",
                 marker={"color": palette[number % len(palette)], "size": 7},
                 line={"color": palette[number % len(palette)]},
             ),
