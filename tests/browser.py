@@ -209,3 +209,12 @@ def render(
         elif method == "Network.requestWillBeSent":
             result.requests.append(params["request"]["url"])
     return result
+
+
+if __name__ == "__main__":  # python -m tests.browser PAGE.html SHOT.png [WIDTH HEIGHT]
+    import sys
+
+    size = [int(value) for value in sys.argv[3:5]] or [1280, 1500]
+    outcome = render(Path(sys.argv[1]), Path(sys.argv[2]), width=size[0], height=size[1])
+    print(f"loaded {outcome.loaded}; errors {outcome.errors}; requests {outcome.requests}")
+    sys.exit(0 if outcome.loaded and not outcome.errors else 1)
