@@ -305,11 +305,20 @@ def _score_line(history: dict[str, Any] | None) -> str:
         )
     values = {key: score[key] for key in ("n", "n_pending", "qlike", "mse", "mae_vol", "bias")}
     attributes = " ".join(f'data-{key}="{_e(json.dumps(value))}"' for key, value in values.items())
+    breaches = []
+    for key, entry in score["risk"]["levels"].items():
+        if entry["breaches"] is not None:
+            breaches.append(
+                f'<span class="breaches" data-level="{_e(key)}" data-breaches="{entry["breaches"]}">'
+                f"VaR {float(key) * 100:g}%: {entry['breaches']} breaches in {entry['n']} "
+                f"({entry['breach_rate']:.2%}, expected {float(key) * 100:g}%)</span>"
+            )
     return (
         f'<p class="score" {attributes}>Live score over {score["n"]} realized forecasts '
         f"({score['n_pending']} pending): QLIKE {score['qlike']:.4f}, MSE {score['mse']:.3e}, "
-        f"MAE vol {score['mae_vol']:.2%}, bias {score['bias']:+.2%} (annualized vol) — as "
-        "<code>forecast history --score</code>.</p>"
+        f"MAE vol {score['mae_vol']:.2%}, bias {score['bias']:+.2%} (annualized vol)"
+        + ("; " + "; ".join(breaches) if breaches else "")
+        + " — as <code>forecast history --score</code>.</p>"
     )
 
 

@@ -164,7 +164,7 @@ def _report(path: Path, *args: str) -> tuple[_Page, dict, str]:
 
 def test_page_numbers_equal_history_score_json(filled, tmp_path):
     settings, prices, _, last = filled
-    page, payload, _ = _report(tmp_path / "r.html")
+    page, payload, text = _report(tmp_path / "r.html")
     result = run_cli("history", "--score", "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert payload["history"] == json.loads(result.stdout)  # the same functions, verbatim
@@ -186,6 +186,9 @@ def test_page_numbers_equal_history_score_json(filled, tmp_path):
     for key in ("n", "n_pending", "qlike", "mse", "mae_vol", "bias"):
         assert json.loads(score_attrs[f"data-{key}"]) == spy["score"][key]
     assert spy["score"]["n"] == DAYS - FIRST - 1
+    for key, entry in spy["score"]["risk"]["levels"].items():  # the live VaR backtest
+        shown = f"VaR {float(key) * 100:g}%: {entry['breaches']} breaches in {entry['n']} "
+        assert shown + f"({entry['breach_rate']:.2%}, expected" in text
     # decisions: SPY's last night kept (with its reason), QQQ kept too, nothing failed
     assert page.cells[("SPY", "outcome")]["text"] == "kept"
     assert page.cells[("QQQ", "outcome")]["text"] == "kept"
