@@ -335,25 +335,29 @@ def test_a_night_with_forecasts_but_nothing_scored_yet(home, tmp_path):
     assert page.cells[("SPY", "change")]["text"] == "–"
 
 
-def test_nightly_report_writes_the_night_page(home, monkeypatch):
+def test_nightly_report_writes_the_night_page_failures_included(home, monkeypatch):
     monkeypatch.setattr(nightly, "challenge_step", stand_in_challenge(WINDOW, stand_in))
     folder = home / "csv"
     folder.mkdir()
     prices = make_prices(200, seed=1)
-    write_csv(folder / "AAA.csv", prices)
+    write_csv(folder / "AAA.csv", prices)  # BBB has no file: it fails every night
     nights = [f"{day:%Y-%m-%d}" for day in prices.index[-2:]]
     for night in nights:
         result = run_cli(
-            "nightly", "--tickers", "AAA", "--source", "csv", "--csv-dir", str(folder),
+            "nightly", "--tickers", "AAA,BBB", "--source", "csv", "--csv-dir", str(folder),
             "--as-of", night, "--window-days", str(WINDOW), "--report",
         )  # fmt: skip
-        assert result.exit_code == 0, result.stderr
+        assert result.exit_code == 1, result.stderr
+        assert f"wrote reports/{night}.html" in result.stderr or str(home) in result.stderr
         assert (home / "reports" / f"{night}.html").is_file()
     page = _Page((home / "reports" / f"{nights[-1]}.html").read_text(encoding="utf-8"))
     payload = json.loads(page.blob)
     history = json.loads(run_cli("history", "--score", "--format", "json").stdout)
     assert payload["history"] == history and history[0]["score"]["n"] == 1
     assert page.cells[("AAA", "outcome")]["text"] == "promoted"
+    assert page.cells[("BBB", "outcome")]["text"] == "failed" and "failures" in page.ids
+    (failure,) = payload["failures"]
+    assert failure["ticker"] == "BBB" and failure["error"].startswith("no CSV file for BBB")
 
 
 @pytest.mark.slow
