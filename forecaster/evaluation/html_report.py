@@ -19,6 +19,8 @@ from typing import Any
 
 from forecaster.errors import ConfigError
 
+#: Marker colours of the issuing versions, in lineage order (chart and lineage table).
+PALETTE = ("#2f6fdf", "#e07b00", "#1f9e5a", "#b0309a", "#8a6d00", "#0091a8", "#c2412d")
 #: Characters of a failure's error line shown in the summary (the whole line is at the top).
 REASON_CHARS = 90
 
@@ -214,7 +216,6 @@ def _figure(item: dict[str, Any], index: int) -> str:
             row=1,
             col=1,
         )
-    palette = ["#2f6fdf", "#e07b00", "#1f9e5a", "#b0309a", "#8a6d00", "#0091a8", "#c2412d"]
     versions = [entry["version"] for entry in item["lineage"]]
     for number, version in enumerate(versions):
         rows = [row for row in series if row["model_version"] == version]
@@ -226,8 +227,8 @@ def _figure(item: dict[str, Any], index: int) -> str:
                 y=[row["vol"] for row in rows],
                 name=f"forecast by {html.escape(version)}",
                 mode="markers",
-                marker={"color": palette[number % len(palette)], "size": 7},
-                line={"color": palette[number % len(palette)]},
+                marker={"color": PALETTE[number % len(PALETTE)], "size": 7},
+                line={"color": PALETTE[number % len(PALETTE)]},
             ),
             row=1,
             col=1,
@@ -326,11 +327,12 @@ def _lineage(item: dict[str, Any]) -> str:
     if not item["lineage"]:
         return ""
     rows = "".join(
-        f'<tr><td class="text"><code>{_e(entry["version"])}</code></td>'
+        f'<tr><td class="text"><span style="color:{PALETTE[number % len(PALETTE)]}">&#9679;</span> '
+        f'<code>{_e(entry["version"])}</code></td>'
         f"<td>{_e(entry['n_forecasts'])}</td><td>{_e(entry['first_origin'])}</td>"
         f"<td>{_e(entry['last_origin'])}</td><td>{_e(entry['champion_since'])}</td>"
         f'<td class="text">{_e(entry["how"])}</td></tr>'
-        for entry in item["lineage"]
+        for number, entry in enumerate(item["lineage"])
     )
     return (
         "<h3>Champion lineage</h3><table class=\"lineage\"><thead><tr><th class=\"text\">version"
