@@ -8,12 +8,12 @@ Modules: :mod:`~forecaster.cli.app` (the root group and its context),
 :mod:`~forecaster.cli.options` (shared options), :mod:`~forecaster.cli.output`
 (rendering helpers), and one module per area of commands: ``data`` (fetch,
 realized), ``train`` (train, compare), ``predict``, ``models``, ``evaluate``
-and ``jobs`` (nightly, history).
+``jobs`` (nightly, history) and ``report``.
 """
 
 from __future__ import annotations
 
-from forecaster.cli import data, evaluate, jobs, models, predict, train
+from forecaster.cli import data, evaluate, jobs, models, predict, report, train
 from forecaster.cli.app import cli
 
 for command in (
@@ -26,6 +26,7 @@ for command in (
     evaluate.evaluate,
     jobs.nightly,
     jobs.history,
+    report.report,
 ):
     cli.add_command(command)
 

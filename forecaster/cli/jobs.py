@@ -108,6 +108,12 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     help="Recent labeled origins on which challenger and champion are compared.",
 )
 @risk_options
+@click.option(
+    "--report",
+    "html_report",
+    is_flag=True,
+    help="Then write the morning report, reports/<as-of>.html under the home.",
+)
 @format_option("table", "json")
 @pass_app
 def nightly(
@@ -122,6 +128,7 @@ def nightly(
     window_days,
     distribution,
     var_levels,
+    html_report,
     fmt,
 ) -> None:
     """Retrain, compare, promote and forecast for each ticker (the scheduled job).
@@ -135,11 +142,13 @@ def nightly(
     exit code is 1 if any failed. A lock keeps two runs from overlapping.
     The issued forecast is stored with its VaR and ES (--dist, --var-levels;
     t and fhs are fit on the issuing model's training returns), or with the
-    reason there are none.
+    reason there are none. --report then writes the morning report (see
+    `forecast report`), failures included.
 
     \b
     Example:
       forecast nightly --tickers SPY,QQQ --source sample --as-of 2018-06-01
+      forecast nightly --tickers SPY,QQQ --report
       forecast nightly --universe universe.txt --workers 2
       forecast nightly --tickers AAPL,MSFT --source csv --csv-dir ./prices
     """
@@ -183,6 +192,10 @@ def nightly(
         echo_json(report.to_dict())
     else:
         click.echo(_nightly_table(report))
+    if html_report:
+        from forecaster.cli.report import write_report
+
+        write_report(app, as_of=report.as_of)
     if report.failed:
         failed = report.failed
         names = ", ".join(record["ticker"] for record in failed)

@@ -650,7 +650,10 @@ class TickerHistory:
 
 
 def load_history(
-    db_path: str | Path, prices_dir: str | Path, ticker: str | None = None
+    db_path: str | Path,
+    prices_dir: str | Path,
+    ticker: str | None = None,
+    as_of: str | None = None,
 ) -> list[TickerHistory]:
     """Issued forecasts per ticker with ``realized_var`` from the price cache.
 
@@ -662,9 +665,15 @@ def load_history(
         The price cache (``Settings.prices_dir``); never fetched from a vendor.
     ticker : str, optional
         Only this ticker (an empty list when it has no forecasts).
+    as_of : str, optional
+        ``YYYY-MM-DD``: the history as it stood at that close — forecasts with
+        a later origin are left out and prices after it are not used, so
+        nothing is realized that was not realized by then.
     """
     history = ForecastHistory(db_path)
     rows = history.forecasts(ticker)
+    if as_of is not None:
+        rows = [row for row in rows if row["origin"] <= as_of]
     stored: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for risk in history.risks(ticker):
         key = tuple(risk[name] for name in ("ticker", "origin", "horizon", "model_version"))
@@ -676,7 +685,10 @@ def load_history(
         key = (row["ticker"], row["source"])
         if key not in caches:
             entry = store.read(*key)
-            caches[key] = entry.prices if entry is not None else None
+            prices = entry.prices if entry is not None else None
+            if prices is not None and as_of is not None:
+                prices = prices.loc[: pd.Timestamp(as_of)]
+            caches[key] = prices
         prices = caches[key]
         row["realized_var"] = (
             None
