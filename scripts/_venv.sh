@@ -10,10 +10,11 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
+SHOWN="${VENV#"$PWD"/}"  # relative when under the current folder
 EXTRAS="${1:-}"
 LOCK="$ROOT/requirements${EXTRAS:+-$EXTRAS}.lock"
 if [ ! -x "$VENV/bin/python" ]; then
-    echo "creating $VENV" >&2
+    echo "creating $SHOWN" >&2
     "${PYTHON:-python3}" -m venv "$VENV"
 fi
 if [ "${FORECASTER_UNLOCKED:-0}" != 1 ] && [ -f "$LOCK" ] && "$VENV/bin/python" -c '
@@ -33,7 +34,7 @@ STAMP="$VENV/.forecaster-install-$(echo "${EXTRAS:-base}" | tr -c 'a-z0-9' '_')"
 WANT="$( { cat "$ROOT/pyproject.toml"; echo "locked=$LOCKED"; [ "$LOCKED" = 0 ] || cat "$LOCK"; } \
     | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-    echo "installing forecaster${EXTRAS:+[$EXTRAS]} into $VENV" \
+    echo "installing forecaster${EXTRAS:+[$EXTRAS]} into $SHOWN" \
         "$([ "$LOCKED" = 1 ] && echo "from $(basename "$LOCK")")" \
         "(first run downloads TensorFlow, ~600 MB)" >&2
     if [ "$LOCKED" = 1 ]; then
