@@ -111,35 +111,54 @@ def _pending_versions(settings: Settings, ticker: str) -> set[str]:
     }
 
 
-def prune_ticker(settings: Settings, ticker: str, keep: int, dry_run: bool = False) -> TickerPrune:
-    """Prune one ticker's versions (see the module docstring); hold the nightly lock."""
-    from forecaster.models.registry import ModelRegistry
+def plan_ticker(settings: Settings, ticker: str, keep: int) -> TickerPrune:
+    """What pruning ``ticker`` would delete (``dry_run=True``); nothing is touched.
+
+    Raises
+    ------
+    RegistryError
+        The ticker's champion pointer is corrupt: the champion is unknown.
+    """
+    from forecaster.models.registry import ModelRegistry, folder_bytes
 
     keep = check_keep(keep)
     registry = ModelRegistry(settings.models_dir)
     history = ForecastHistory(settings.forecasts_db)
-    outcome = TickerPrune(ticker=ticker, keep=keep, dry_run=dry_run)
-    if not dry_run:  # e.g. what a killed prune left
-        remove_stale_temporaries(registry.models_dir / ticker)
+    plan = TickerPrune(ticker=ticker, keep=keep, dry_run=True)
     versions = registry.version_ids(ticker)  # oldest first
     if not versions:
-        return outcome
+        return plan
     protected = protected_versions(ticker, registry, history, _pending_versions(settings, ticker))
-    outcome.protected = {
-        version: protected[version] for version in versions if version in protected
-    }
+    plan.protected = {version: protected[version] for version in versions if version in protected}
     others = [version for version in versions if version not in protected]
     doomed = others[: max(0, len(others) - keep)]
-    outcome.kept = others[len(doomed) :]
-    for version in doomed:
-        if dry_run:
-            from forecaster.models.registry import folder_bytes
+    plan.kept = others[len(doomed) :]
+    plan.deleted = [
+        {"version": version, "bytes": folder_bytes(registry.models_dir / ticker / version)}
+        for version in doomed
+    ]
+    return plan
 
-            size = folder_bytes(registry.models_dir / ticker / version)
-        else:
-            size = registry.delete(ticker, version)
-        outcome.deleted.append({"version": version, "bytes": size})
+
+def apply_plan(settings: Settings, plan: TickerPrune) -> TickerPrune:
+    """Delete the versions of a plan, oldest first; the outcome with the bytes freed."""
+    from forecaster.models.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.models_dir)
+    remove_stale_temporaries(registry.models_dir / plan.ticker)  # e.g. what a killed prune left
+    outcome = TickerPrune(
+        ticker=plan.ticker, keep=plan.keep, dry_run=False, protected=plan.protected, kept=plan.kept
+    )
+    for entry in plan.deleted:
+        size = registry.delete(plan.ticker, entry["version"])
+        outcome.deleted.append({"version": entry["version"], "bytes": size})
     return outcome
+
+
+def prune_ticker(settings: Settings, ticker: str, keep: int, dry_run: bool = False) -> TickerPrune:
+    """Prune one ticker's versions (see the module docstring); hold the nightly lock."""
+    plan = plan_ticker(settings, ticker, keep)
+    return plan if dry_run else apply_plan(settings, plan)
 
 
 def prune(
@@ -147,13 +166,16 @@ def prune(
 ) -> list[TickerPrune]:
     """Prune every ticker of ``tickers`` (None: every ticker in the registry).
 
-    Hold the nightly lock (:func:`forecaster.jobs.lock.nightly_lock`) around it.
+    Every ticker is planned before anything is deleted, so an error (a corrupt
+    champion pointer) deletes nothing. Hold the nightly lock
+    (:func:`forecaster.jobs.lock.nightly_lock`) around it.
     """
     from forecaster.models.registry import ModelRegistry
 
     keep = check_keep(keep)
     names = ModelRegistry(settings.models_dir).tickers() if tickers is None else list(tickers)
-    return [prune_ticker(settings, name, keep, dry_run) for name in names]
+    plans = [plan_ticker(settings, name, keep) for name in names]
+    return plans if dry_run else [apply_plan(settings, plan) for plan in plans]
 
 
 def prune_after_run(

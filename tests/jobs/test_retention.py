@@ -228,6 +228,17 @@ def test_cli_prune_errors_are_one_line(run, registry, settings):
     assert result.exit_code == 2 and "-1 is not in the range x>=0" in result.output
 
 
+def test_a_corrupt_champion_pointer_anywhere_deletes_nothing(run, registry):
+    save(registry, 1, "BBB")
+    save(registry, 2, "BBB")
+    (registry.models_dir / "BBB" / "champion.json").write_text("{not json")
+    result = run("models", "prune", "--keep", "0")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: champion pointer ")
+    assert "is corrupt" in result.output and len(result.output.strip().splitlines()) == 1
+    assert len(registry.version_ids("AAA")) == 8 and len(registry.version_ids("BBB")) == 2
+
+
 def test_nightly_keep_default_matches_the_library():
     from forecaster.cli.jobs import DEFAULT_NIGHTLY_KEEP
     from forecaster.jobs.retention import DEFAULT_NIGHTLY_KEEP as LIBRARY_DEFAULT
