@@ -8,7 +8,7 @@ import click
 
 from forecaster.cli.app import AppContext, ForecastGroup, pass_app
 from forecaster.cli.options import format_option, version_argument
-from forecaster.cli.output import echo_json
+from forecaster.cli.output import echo_json, shown_path
 
 if TYPE_CHECKING:
     from forecaster.models.registry import ModelVersion
@@ -242,7 +242,7 @@ def models_prune(app: AppContext, ticker, keep, dry_run, fmt) -> None:
         echo_json(outcomes)
         return
     if not outcomes:
-        click.echo(f"no models under {app.registry.models_dir}; nothing to prune")
+        click.echo(f"no models under {shown_path(app.registry.models_dir)}; nothing to prune")
         return
     for line in prune_lines(outcomes, dry_run):
         click.echo(line)

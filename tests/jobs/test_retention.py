@@ -239,6 +239,12 @@ def test_a_corrupt_champion_pointer_anywhere_deletes_nothing(run, registry):
     assert len(registry.version_ids("AAA")) == 8 and len(registry.version_ids("BBB")) == 2
 
 
+def test_nightly_keep_takes_a_number_or_all(run):
+    result = run("nightly", "--tickers", "AAA", "--keep", "many")
+    assert result.exit_code == 2
+    assert "'many' is not a number of versions; expected a whole number >= 0" in result.output
+
+
 def test_nightly_keep_default_matches_the_library():
     from forecaster.cli.jobs import DEFAULT_NIGHTLY_KEEP
     from forecaster.jobs.retention import DEFAULT_NIGHTLY_KEEP as LIBRARY_DEFAULT
