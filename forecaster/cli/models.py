@@ -232,7 +232,7 @@ def models_prune(app: AppContext, ticker, keep, dry_run, fmt) -> None:
         if not app.registry.version_ids(name):
             known = ", ".join(app.registry.tickers()) or "none"
             raise RegistryError(
-                f"no model versions of {name} under {str(app.registry.models_dir)!r} "
+                f"no model versions of {name} under {shown_path(app.registry.models_dir)!r} "
                 f"(tickers with versions: {known}); see `forecast models list`"
             )
         tickers = [name]
