@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -22,9 +23,10 @@ from forecaster.cli.options import (
     regime_quantile_option,
     risk_options,
 )
-from forecaster.cli.output import check_destinations, write_files, write_output
+from forecaster.cli.output import check_destinations, shown_path, write_files, write_output
 
 if TYPE_CHECKING:
+    from forecaster.data.loader import PriceData
     from forecaster.models.registry import ModelVersion
 
 
@@ -147,9 +149,7 @@ def evaluate(
         )
     results, runs, risk_views = [], [], []
     for version in versions:
-        data = load_from_options(
-            app, version.ticker, *_training_source(version, source, csv_path), None, None
-        )
+        data = _training_prices(app, version, source, csv_path)
         if walk_forward:
 
             def progress(number, total, date, name=version.ticker):
@@ -191,21 +191,61 @@ def evaluate(
     write_output(text, output)
 
 
-def _training_source(
-    version: ModelVersion, source: str | None, csv_path: str | None
-) -> tuple[str, str | None]:
-    """The price source to score a model on: the user's choice, else the model's own."""
-    from forecaster.errors import ConfigError
-
-    if source is not None:
-        return source, csv_path
+def _recorded_csv(version: ModelVersion) -> Path | None:
+    """The CSV file a model was trained on, as recorded (older records: from the description)."""
     recorded = version.record.data
-    trained_on = recorded.source
-    if trained_on == "csv" and csv_path is None:
-        raise ConfigError(
-            f"{version.ticker} model {version.version} was trained on {recorded.description}; "
-            "pass --csv PATH (and --source csv) to evaluate it on that file"
+    if recorded.path is not None:
+        return Path(recorded.path)
+    prefix = "CSV file "
+    if recorded.description.startswith(prefix):
+        return Path(recorded.description[len(prefix) :]).expanduser()
+    return None
+
+
+def _training_prices(
+    app: AppContext, version: ModelVersion, source: str | None, csv_path: str | None
+) -> PriceData:
+    """The prices to score a model on: the user's choice, else the model's own source.
+
+    A model trained on a CSV file is scored on that file when it still exists,
+    else on the prices cached from it (with a warning), else it is an error
+    that names the file and how to fix it.
+    """
+    from forecaster.data.loader import load_cached
+    from forecaster.errors import ConfigError, DataError
+
+    if source is not None or csv_path is not None:
+        return load_from_options(app, version.ticker, source or "csv", csv_path, None, None)
+    recorded = version.record.data
+    if recorded.source != "csv":
+        return load_from_options(app, version.ticker, recorded.source, None, None, None)
+    path = _recorded_csv(version)
+    if path is not None and path.is_file():
+        click.echo(
+            f"note: {version.ticker}: prices from {shown_path(path)}, the CSV file "
+            f"model {version.version} was trained on",
+            err=True,
         )
-    if csv_path is not None:
-        return "csv", csv_path
-    return trained_on, None
+        return load_from_options(app, version.ticker, "csv", str(path), None, None)
+    try:
+        cached = load_cached(version.ticker, "csv", settings=app.settings)
+    except DataError:
+        cached = None  # a damaged cache: the error below says what to pass instead
+    if cached is not None and (
+        path is None
+        or cached.description == recorded.description
+        or cached.description == f"CSV file {path}"
+    ):
+        click.echo(
+            f"warning: {version.ticker}: the CSV file model {version.version} was trained on "
+            f"({shown_path(path) if path else 'not recorded'}) is gone; using the prices "
+            f"cached from it, {cached.start:%Y-%m-%d} to {cached.end:%Y-%m-%d}",
+            err=True,
+        )
+        return cached
+    where = f"{str(shown_path(path))!r}" if path is not None else "a CSV file (path not recorded)"
+    raise ConfigError(
+        f"{version.ticker} model {version.version} was trained on {where}, which no longer "
+        f"exists, and the price cache holds no prices from it; pass --csv PATH with a copy of "
+        f"that file (and --source csv) to evaluate it"
+    )

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from forecaster.cli.app import AppContext, pass_app
+from forecaster.cli.models import KeepType, prune_lines
 from forecaster.cli.options import (
     MAX_REFIT_DAYS,
     MAX_WORKERS,
@@ -21,6 +22,10 @@ from forecaster.cli.options import (
     risk_options,
 )
 from forecaster.cli.output import annualized_vol, echo_json, number, percent
+
+#: ``forecast nightly --keep`` default (forecaster.jobs.retention.DEFAULT_NIGHTLY_KEEP; that
+#: module imports pandas, which --help must not).
+DEFAULT_NIGHTLY_KEEP = 5
 
 
 def _progress_line(record: dict[str, Any]) -> str:
@@ -107,6 +112,15 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     show_default=True,
     help="Recent labeled origins on which challenger and champion are compared.",
 )
+@click.option(
+    "--keep",
+    type=KeepType(),
+    default=str(DEFAULT_NIGHTLY_KEEP),
+    show_default=True,
+    help="After the run, prune each ticker that did not fail to this many unprotected "
+    "versions (the champion, the previous champion and versions with forecasts still "
+    "pending are always kept; see `forecast models prune`); 'all' keeps every version.",
+)
 @risk_options
 @click.option(
     "--report",
@@ -130,6 +144,7 @@ def nightly(
     var_levels,
     html_report,
     fmt,
+    keep,
 ) -> None:
     """Retrain, compare, promote and forecast for each ticker (the scheduled job).
 
@@ -142,8 +157,11 @@ def nightly(
     exit code is 1 if any failed. A lock keeps two runs from overlapping.
     The issued forecast is stored with its VaR and ES (--dist, --var-levels;
     t and fhs are fit on the issuing model's training returns), or with the
-    reason there are none. --report then writes the morning report (see
-    `forecast report`), failures included.
+    reason there are none. Last, still under the lock, each ticker that did
+    not fail is pruned to --keep versions besides the protected ones (every
+    night adds a version per ticker; 5 leave a week of losing challengers to
+    inspect), with what was deleted and the bytes freed on stderr. --report
+    then writes the morning report (see `forecast report`), failures included.
 
     \b
     Example:
@@ -185,9 +203,12 @@ def nightly(
         on_record=progress,
         distribution=distribution,
         levels=levels,
+        keep=keep,
     )
     for note in report.recovered:
         click.echo(f"warning: recovered: {note}", err=True)
+    for line in prune_lines(report.pruned):
+        click.echo(f"retention: {line}", err=True)
     if fmt == "json":
         echo_json(report.to_dict())
     else:

@@ -1,4 +1,4 @@
-"""``forecast models``: list, inspect and promote saved model versions."""
+"""``forecast models``: list, inspect, promote and prune saved model versions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 
 from forecaster.cli.app import AppContext, ForecastGroup, pass_app
 from forecaster.cli.options import format_option, version_argument
-from forecaster.cli.output import echo_json
+from forecaster.cli.output import echo_json, shown_path
 
 if TYPE_CHECKING:
     from forecaster.models.registry import ModelVersion
@@ -16,12 +16,13 @@ if TYPE_CHECKING:
 
 @click.group(cls=ForecastGroup)
 def models() -> None:
-    """List, inspect and promote saved model versions.
+    """List, inspect, promote and prune saved model versions.
 
     \b
     Example:
       forecast models list --ticker SPY
       forecast models promote 20261125T021530-encoder-a1b2
+      forecast models prune --keep 5 --dry-run
     """
 
 
@@ -136,3 +137,119 @@ def models_promote(app: AppContext, version, ticker) -> None:
         previous = "a corrupt champion pointer"
     registry.promote(found.ticker, found.version, reason="manual")
     click.echo(f"{found.ticker}: champion is now {found.version} (was {previous})")
+
+
+class KeepType(click.ParamType):
+    """--keep: a whole number of versions >= 0, or ``all`` (prune nothing; None)."""
+
+    name = "N|all"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "all":
+            return None
+        if text.isdigit():
+            return int(text)
+        self.fail(
+            f"{value!r} is not a number of versions; expected a whole number >= 0 "
+            "(e.g. --keep 5) or 'all'",
+            param,
+            ctx,
+        )
+
+
+def _size(count: int) -> str:
+    """Bytes as people read them (decimal units), with the exact count."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit} ({count:,} bytes)"
+    return f"{count:,} bytes"
+
+
+def prune_lines(outcomes: list[dict[str, Any]], dry_run: bool = False) -> list[str]:
+    """One summary line per ticker (plus one per deleted version) of a prune."""
+    verb = "would delete" if dry_run else "deleted"
+    lines: list[str] = []
+    for outcome in outcomes:
+        ticker = outcome["ticker"]
+        if outcome.get("error"):
+            lines.append(f"{ticker}: not pruned — {outcome['error']}")
+            continue
+        deleted = outcome["deleted"]
+        protected = ", ".join(
+            f"{version} ({' + '.join(reasons)})"
+            for version, reasons in outcome["protected"].items()
+        )
+        lines.append(
+            f"{ticker}: {verb} {len(deleted)} version{'' if len(deleted) == 1 else 's'}, "
+            f"{_size(outcome['bytes_freed'])} {'to free' if dry_run else 'freed'}; kept "
+            f"{len(outcome['kept'])} newest other{'' if len(outcome['kept']) == 1 else 's'} "
+            f"(--keep {outcome['keep']}) and protected: {protected or 'none'}"
+        )
+        lines.extend(f"  {verb} {entry['version']}  {_size(entry['bytes'])}" for entry in deleted)
+    return lines
+
+
+@models.command("prune")
+@click.option("--ticker", "-t", help="Only this ticker (default: every ticker in the registry).")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=0),
+    required=True,
+    help="How many of the newest unprotected versions to keep per ticker (0: none of them).",
+)
+@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
+@format_option("table", "json")
+@pass_app
+def models_prune(app: AppContext, ticker, keep, dry_run, fmt) -> None:
+    """Delete old losing challengers, keeping every version still needed.
+
+    Per ticker, never deleted: the champion, the previous champion (the one
+    the current champion replaced: what to promote back), and every version
+    that issued a forecast still being scored (its horizon not yet in the
+    price cache). Of the other versions, the --keep newest are kept and the
+    rest deleted, oldest first; each deletion is one rename out of the
+    registry, so an interrupted prune leaves whole versions only. Takes the
+    nightly lock: it refuses to run while a nightly run is in progress.
+    Prints what was deleted and the bytes freed.
+
+    \b
+    Example:
+      forecast models prune --keep 5 --dry-run
+      forecast models prune --ticker SPY --keep 0
+    """
+    from forecaster.data.sources import normalize_ticker
+    from forecaster.errors import RegistryError
+    from forecaster.jobs.lock import nightly_lock
+    from forecaster.jobs.retention import prune
+
+    settings = app.settings
+    tickers = None
+    if ticker:
+        name = normalize_ticker(ticker)
+        if not app.registry.version_ids(name):
+            known = ", ".join(app.registry.tickers()) or "none"
+            raise RegistryError(
+                f"no model versions of {name} under {shown_path(app.registry.models_dir)!r} "
+                f"(tickers with versions: {known}); see `forecast models list`"
+            )
+        tickers = [name]
+    with nightly_lock(settings.lock_path):
+        outcomes = [entry.to_dict() for entry in prune(settings, tickers, keep, dry_run)]
+    if fmt == "json":
+        echo_json(outcomes)
+        return
+    if not outcomes:
+        click.echo(f"no models under {shown_path(app.registry.models_dir)}; nothing to prune")
+        return
+    for line in prune_lines(outcomes, dry_run):
+        click.echo(line)
+    if len(outcomes) > 1:
+        total = sum(outcome["bytes_freed"] for outcome in outcomes)
+        count = sum(len(outcome["deleted"]) for outcome in outcomes)
+        click.echo(
+            f"total: {'would delete' if dry_run else 'deleted'} {count} versions, "
+            f"{_size(total)} {'to free' if dry_run else 'freed'}"
+        )

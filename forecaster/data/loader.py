@@ -9,6 +9,7 @@ else for SPY/QQQ the bundled sample, each with a one-line warning.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class PriceData:
     repairs: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     cache_path: Path | None = None
+    #: The CSV file the prices were read from, absolute (source ``csv``; else None).
+    location: Path | None = None
 
     @property
     def start(self) -> pd.Timestamp:
@@ -252,8 +255,31 @@ def _load_csv(store, ticker, csv_path, start, end) -> PriceData:
         return frame if until is None else frame.loc[:until]
 
     # The file is the truth: re-read it whole and replace the cache.
-    return _fetch_and_merge(
+    data = _fetch_and_merge(
         store, ticker, "csv", f"CSV file {path}", fetch, start, end, True, f"CSV file {str(path)!r}"
+    )
+    return dataclasses.replace(data, location=path.resolve())
+
+
+def load_cached(
+    ticker: str, source: str, *, settings: Settings | None = None
+) -> PriceData | None:
+    """The cached prices of ``ticker`` from ``source`` as they are (no fetch); None if none.
+
+    A damaged cache is an error naming the file (:meth:`PriceStore.read`).
+    """
+    settings = settings or Settings.resolve()
+    store = PriceStore(settings.prices_dir)
+    entry = store.read(sources.normalize_ticker(ticker), source)
+    if entry is None:
+        return None
+    return PriceData(
+        ticker=sources.normalize_ticker(ticker),
+        prices=entry.prices,
+        source=source,
+        description=entry.description,
+        from_cache=True,
+        cache_path=store.path(sources.normalize_ticker(ticker), source),
     )
 
 

@@ -60,6 +60,7 @@ from forecaster.jobs.history import ForecastHistory, now_utc
 from forecaster.jobs.lock import nightly_lock
 from forecaster.jobs.record import Decision, RunRecord, stored_fields
 from forecaster.jobs.recovery import reconcile
+from forecaster.jobs.retention import check_keep, prune_after_run
 from forecaster.settings import Settings
 from forecaster.units import to_vol
 
@@ -101,6 +102,8 @@ class NightlyReport:
     seconds: float
     fan_out: str = "sequential"
     recovered: list[str] = dataclasses.field(default_factory=list)
+    #: Retention at the end of the run (:func:`forecaster.jobs.retention.prune_after_run`).
+    pruned: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -125,6 +128,7 @@ class NightlyReport:
             "fan_out": self.fan_out,
             "counts": self.counts(),
             "recovered": list(self.recovered),
+            "pruned": list(self.pruned),
             "tickers": [
                 {key: value for key, value in record.items() if key != "traceback"}
                 for record in self.records
@@ -698,6 +702,7 @@ def run_nightly(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     distribution: str = DEFAULT_DISTRIBUTION,
     levels: Iterable[float] | str = DEFAULT_LEVELS,
+    keep: int | None = None,
 ) -> NightlyReport:
     """Run the nightly protocol for every ticker under the nightly lock.
 
@@ -728,6 +733,10 @@ def run_nightly(
         Return distribution of the VaR/ES stored with each issued forecast.
     levels : iterable of float or str
         VaR levels (tail probabilities), e.g. ``(0.01, 0.05)`` or ``"0.01,0.05"``.
+    keep : int, optional
+        At the end of the run, still under the lock, prune the registry of every
+        ticker that did not fail, keeping this many unprotected versions
+        (:mod:`forecaster.jobs.retention`); None (default) prunes nothing.
 
     Notes
     -----
@@ -772,6 +781,8 @@ def run_nightly(
         )
     if csv_dir is not None and not Path(csv_dir).expanduser().is_dir():
         raise ConfigError(f"--csv-dir {str(csv_dir)!r} is not a folder; expected DIR/<TICKER>.csv")
+    if keep is not None:
+        check_keep(keep)
     as_of_date = parse_date(as_of if as_of is None else str(as_of), "--as-of")
     as_of_text = None if as_of_date is None else f"{as_of_date:%Y-%m-%d}"
     defaults = None
@@ -810,6 +821,7 @@ def run_nightly(
         else:
             records = _run_dask(tasks, workers, scheduler, on_record)
             fan_out = f"dask {scheduler}" if scheduler else f"dask local, {workers} workers"
+        pruned = prune_after_run(settings, records, keep)
     return NightlyReport(
         records=records,
         as_of=as_of_text,
@@ -818,4 +830,5 @@ def run_nightly(
         seconds=round(time.perf_counter() - clock, 2),
         fan_out=fan_out,
         recovered=recovered,
+        pruned=pruned,
     )

@@ -484,6 +484,7 @@ def _data_record(data: PriceData, dataset: Dataset) -> DataRecord:
         rows=int(len(data.prices)),
         fingerprint=data.fingerprint,
         n_floored=int(dataset.n_floored),
+        path=str(data.location) if data.location is not None else None,
     )
 
 

@@ -40,9 +40,14 @@ class DataRecord:
     rows: int
     fingerprint: str
     n_floored: int = 0
+    #: The CSV file's absolute path (source ``csv``; None otherwise and in older records).
+    path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        payload = dataclasses.asdict(self)
+        if payload["path"] is None:  # records of other sources read as before
+            del payload["path"]
+        return payload
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DataRecord:

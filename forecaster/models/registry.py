@@ -4,7 +4,8 @@
     <models>/<TICKER>/<version>/meta.json      everything needed to rebuild inputs
                                                and interpret outputs
     <models>/<TICKER>/<version>/manifest.json  sha256 of the two files above
-    <models>/<TICKER>/champion.json            {"version": ..., "promoted_at": ...}
+    <models>/<TICKER>/champion.json            {"version": ..., "promoted_at": ...,
+                                                "reason": ..., "previous": ...}
 
 A version is written into a hidden temporary folder — model, metadata, and
 last the manifest — and renamed into place, so a failure mid-save leaves no
@@ -132,6 +133,20 @@ def _check_name(name: str, what: str) -> None:
         )
 
 
+def folder_bytes(path: Path) -> int:
+    """Total size of the regular files under ``path``."""
+    return sum(
+        entry.stat().st_size
+        for entry in path.rglob("*")
+        if entry.is_file() and not entry.is_symlink()
+    )
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a folder already renamed out of the registry (a hook for crash tests)."""
+    shutil.rmtree(path)
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
 
@@ -197,14 +212,15 @@ class ModelRegistry:
         """
         self.get(ticker, version)
         remove_stale_temporaries(self.models_dir / ticker)
-        write_json(
-            self.models_dir / ticker / CHAMPION_FILE,
-            {
-                "version": version,
-                "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-                "reason": reason,
-            },
-        )
+        pointer = {
+            "version": version,
+            "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+            "reason": reason,
+        }
+        previous = self.previous_champion_id(ticker, replacing=version)
+        if previous is not None:
+            pointer["previous"] = previous
+        write_json(self.models_dir / ticker / CHAMPION_FILE, pointer)
 
     @contextlib.contextmanager
     def promoting(self, ticker: str, version: str, reason: str = "manual") -> Iterator[None]:
@@ -222,6 +238,25 @@ class ModelRegistry:
             self.restore_pointer(ticker, before)
             raise
 
+    def previous_champion_id(self, ticker: str, replacing: str | None = None) -> str | None:
+        """The champion before the current one, as the pointer records it (``previous``).
+
+        With ``replacing``: the champion that would be previous once ``replacing``
+        is promoted (the current one, or its own previous when it is re-promoted).
+        None when unknown: no pointer, a corrupt one, or one written before
+        pointers recorded their predecessor.
+        """
+        try:
+            pointer = json.loads((self.models_dir / ticker / CHAMPION_FILE).read_bytes())
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        if not isinstance(pointer, dict):
+            return None
+        current, previous = pointer.get("version"), pointer.get("previous")
+        if replacing is not None and isinstance(current, str) and current != replacing:
+            return current
+        return previous if isinstance(previous, str) else None
+
     def pointer_bytes(self, ticker: str) -> bytes | None:
         """The champion pointer file as it is (None when the ticker has none)."""
         try:
@@ -236,6 +271,31 @@ class ModelRegistry:
             path.unlink(missing_ok=True)
         else:
             atomic_write_bytes(path, payload)
+
+    def delete(self, ticker: str, version: str) -> int:
+        """Remove a version folder crash-safely; return the bytes its files held.
+
+        The folder is first renamed to a hidden temporary (one atomic step: the
+        version, its files and its manifest disappear together), then removed. A
+        kill in between leaves only the temporary, which the next save, promotion
+        or nightly run removes (:func:`remove_stale_temporaries`). The caller
+        decides what may go; this never checks the champion pointer.
+        """
+        _check_name(ticker, "ticker")
+        _check_name(version, "model version")
+        folder = self.models_dir / ticker
+        path = folder / version
+        if not path.is_dir():
+            raise RegistryError(
+                f"model version {version!r} of {ticker} not found under "
+                f"{str(self.models_dir)!r}; see `forecast models list --ticker {ticker}`"
+            )
+        remove_stale_temporaries(folder)  # e.g. what a killed prune left
+        size = folder_bytes(path)
+        doomed = folder / temporary_name(version, secrets.token_hex(3))
+        os.replace(path, doomed)
+        _remove_tree(doomed)
+        return size
 
     # --- reading ----------------------------------------------------------
 

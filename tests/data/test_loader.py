@@ -8,7 +8,7 @@ import yfinance as yf
 from curl_cffi.requests.exceptions import DNSError
 from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 
-from forecaster.data.loader import load_prices, parse_date
+from forecaster.data.loader import load_cached, load_prices, parse_date
 from forecaster.data.sources import NetworkError, UnknownTickerError
 from forecaster.errors import ConfigError, DataError
 from forecaster.settings import Settings
@@ -107,6 +107,17 @@ def test_csv_source_reads_file_and_range(tmp_path, settings):
     )
     assert data.source == "csv" and data.start == pd.Timestamp("2015-02-02")
     assert data.prices.index[-1] == make_prices(100).index[-1]
+
+
+def test_a_csv_given_by_a_relative_path_is_located_absolutely(tmp_path, settings, monkeypatch):
+    """Where the file is (recorded with a model, so `evaluate` can find it from any folder)."""
+    write_csv(tmp_path / "mine.csv", make_prices(100))
+    monkeypatch.chdir(tmp_path)
+    data = load_prices("MINE", source="csv", csv_path="mine.csv", settings=settings)
+    assert data.location == tmp_path.resolve() / "mine.csv"
+    cached = load_cached("MINE", "csv", settings=settings)
+    assert cached.description == data.description and cached.prices.equals(data.prices)
+    assert load_cached("OTHER", "csv", settings=settings) is None
 
 
 def test_csv_needs_path(settings):

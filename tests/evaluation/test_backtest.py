@@ -246,11 +246,36 @@ def test_predictions_csv_round_trips(trained):
     np.testing.assert_array_equal(frame["lstm"].to_numpy(), run_.predictions["lstm"].to_numpy())
 
 
-def test_evaluate_defaults_to_the_training_source(trained):
-    path, _, version = trained
-    result = run("evaluate", "--ticker", "TEST")
-    assert result.exit_code == 1
-    assert result.stderr.startswith(f"error: TEST model {version.version} was trained on CSV file")
-    assert "pass --csv PATH" in result.stderr
-    ok = run("evaluate", "--ticker", "TEST", "--csv", str(path), "--baselines", "har")
-    assert ok.exit_code == 0, ok.output
+def test_evaluate_defaults_to_the_training_csv_then_its_cache_then_errors(trained, tmp_path):
+    """A model trained on a CSV file is scored on that file without --csv; once the file
+    is gone, on the prices cached from it; once those are gone too, one error line."""
+    path, settings, version = trained
+    assert version.record.data.path == str(path.resolve())
+    args = ("evaluate", "--ticker", "TEST", "--baselines", "har", "--format", "json")
+    explicit = run(*args, "--source", "csv", "--csv", str(path))
+    assert explicit.exit_code == 0, explicit.output
+
+    recorded = run(*args)
+    assert recorded.exit_code == 0, recorded.output
+    assert recorded.stdout == explicit.stdout
+    assert f"note: TEST: prices from {path}, the CSV file model {version.version}" in (
+        recorded.stderr
+    )
+
+    path.rename(tmp_path / "moved.csv")
+    cached = run(*args)
+    assert cached.exit_code == 0, cached.output
+    assert cached.stdout == explicit.stdout
+    assert (
+        f"warning: TEST: the CSV file model {version.version} was trained on ({path}) is gone; "
+        "using the prices cached from it"
+    ) in cached.stderr
+
+    (settings.prices_dir / "TEST.csv.parquet").unlink()
+    failed = run(*args)
+    assert failed.exit_code == 1
+    assert failed.stderr == (
+        f"error: TEST model {version.version} was trained on {str(path)!r}, which no longer "
+        "exists, and the price cache holds no prices from it; pass --csv PATH with a copy of "
+        "that file (and --source csv) to evaluate it\n"
+    )
