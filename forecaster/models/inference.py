@@ -170,7 +170,9 @@ def _parse_graph(config: dict[str, Any], weights: Any) -> _Graph:
         if kind == "Functional":
             layer.graph = _parse_graph(layer.config, group)
         elif kind == "LSTM":
-            layer.weights = _read_vars(group["cell"] if group is not None and "cell" in group else None)
+            layer.weights = _read_vars(
+                group["cell"] if group is not None and "cell" in group else None
+            )
         else:
             layer.weights = _read_vars(group)
         if name in layers:
@@ -219,8 +221,7 @@ class NumpyNetwork:
         self.path = path
         self._states: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.stateful = any(
-            layer.kind == "LSTM" and bool(layer.config.get("stateful"))
-            for layer in _walk(graph)
+            layer.kind == "LSTM" and bool(layer.config.get("stateful")) for layer in _walk(graph)
         )
 
     def reset_states(self) -> None:
@@ -235,7 +236,9 @@ class NumpyNetwork:
             return np.asarray(self._run(self._graph, feeds), dtype=np.float64)
         # Rows are independent: cache-sized chunks are faster than one large batch.
         parts = [
-            self._run(self._graph, {key: value[start : start + _CHUNK] for key, value in feeds.items()})
+            self._run(
+                self._graph, {key: value[start : start + _CHUNK] for key, value in feeds.items()}
+            )
             for start in range(0, rows, _CHUNK)
         ]
         return np.concatenate(parts).astype(np.float64)
