@@ -111,7 +111,7 @@ def test_one_failing_ticker_is_reported_and_the_others_still_forecast(batch_home
     assert result.exit_code == 1
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(row["ticker"], row["status"]) for row in rows] == [("AAA", "ok"), ("BBB", "error")]
-    assert "BBB.csv" in rows[1]["error"]
+    assert rows[1]["error"] == f"--csv-dir {csv_dir} has no BBB.csv; add the file or leave BBB out"
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
         "error: 1 of 2 tickers failed (BBB); their rows say why — fix those and run again "

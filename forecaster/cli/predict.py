@@ -120,12 +120,16 @@ def predict(
         path = str(Path(csv_dir) / f"{name}.csv") if csv_dir is not None else None
         prices = (source if csv_dir is None else "csv", path, start, end)
         try:
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(
+                    f"--csv-dir {csv_dir} has no {name}.csv; add the file or leave {name} out"
+                )
             rows.append(_row(_forecast(app, name, None, prices, engine, distribution, levels)))
         except Exception as exc:  # one ticker's failure never stops the others
             message = (
                 str(exc) if isinstance(exc, ForecasterError) else f"{type(exc).__name__}: {exc}"
             )
-            rows.append({"ticker": name, "status": "error", "error": message})
+            rows.append(_error_row(name, message))
     _render_batch(rows, fmt, output)
     failed = [row["ticker"] for row in rows if row["status"] != "ok"]
     if failed:
@@ -253,6 +257,15 @@ def _row(payload: dict[str, Any]) -> dict[str, Any]:
     row["engine"] = payload["_engine"]
     row["error"] = None
     return row
+
+
+#: Keys of every batch row, in order (a failed ticker's row has them too, null).
+_ROW_KEYS = ("ticker", "status", "origin", "horizon", "vol", "variance", "model_version", "init")
+_ROW_KEYS += ("risk", "engine", "error")
+
+
+def _error_row(ticker: str, message: str) -> dict[str, Any]:
+    return {**dict.fromkeys(_ROW_KEYS), "ticker": ticker, "status": "error", "error": message}
 
 
 def _render_batch(rows: list[dict[str, Any]], fmt: str, output: str | None) -> None:
