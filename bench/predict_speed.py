@@ -165,7 +165,7 @@ def write_report(options, started: str, train_s: float, single: dict, many: dict
     trained = (
         f"trained on the S&P 500 sample in {train_s:.0f} s"
         if train_s is not None
-        else "trained on the S&P 500 sample beforehand with default settings (`--from-home`)"
+        else "trained on the S&P 500 sample beforehand (`--from-home`)"
     )
     speedup_one = single["keras"]["median"] / single["auto"]["median"]
     speedup_many = many["keras"]["median"] / many["auto"]["median"]
@@ -196,7 +196,7 @@ that model registered as SYN000.. with prices derived from the samples
 {chr(10).join(lines)}
 
 TensorFlow engine / NumPy engine, medians: one ticker ×{speedup_one:.1f}, `--all` ×{speedup_many:.1f};
-NumPy `--all` per ticker: {per_ticker:.2f} s.
+NumPy `--all` wall / champions: {per_ticker:.2f} s.
 """
     Path(options.output).write_text(text)
     print(text)
