@@ -144,6 +144,7 @@ def test_a_corrupt_model_fails_only_its_row(batch_home, tmp_path):
         (["--tickers", "AAA", "--csv", "x.csv"], "--csv reads one ticker; with --tickers use"),
         (["--all", "--source", "csv"], "needs --csv-dir DIR"),
         (["--ticker", "AAA", "--csv-dir", "."], "--csv-dir reads several tickers"),
+        (["--all", "--source", "sample", "--csv-dir", "."], "use it with --source csv, not sample"),
     ],
 )
 def test_conflicting_options_are_one_error_line(batch_home, args, message):

@@ -111,6 +111,8 @@ def predict(
         else:
             write_output(_table_single(payload), output)
         return
+    if csv_dir is not None and source not in ("csv", "auto"):
+        raise ConfigError(f"--csv-dir reads CSV files; use it with --source csv, not {source}")
     if source == "csv" and csv_dir is None:
         raise ConfigError(
             "--source csv with --tickers/--all needs --csv-dir DIR holding <TICKER>.csv"
