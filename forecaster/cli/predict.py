@@ -1,8 +1,19 @@
-"""``forecast predict``: a saved model's forecast as of the last date in the data."""
+"""``forecast predict``: a saved model's forecast as of the last date in the data.
+
+One ticker (``--ticker``) or many in one process (``--tickers``, ``--all``).
+Saved networks run with a NumPy forward pass when they can (no TensorFlow
+import; :func:`forecaster.models.lstm_forecaster.load_forecaster`), with Keras
+otherwise — the forecasts are the same either way.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,16 +22,37 @@ from forecaster.cli.options import (
     format_option,
     given,
     load_from_options,
+    output_option,
     price_options,
     risk_options,
 )
-from forecaster.cli.output import annualized_vol, echo_json
+from forecaster.cli.output import annualized_vol, check_destinations, write_output
+from forecaster.errors import ConfigError, ForecasterError, ModelError, RegistryError
+
+#: --engine choices (the names of lstm_forecaster.ENGINES; listed here so -h imports no pandas).
+ENGINE_CHOICES = ("auto", "numpy", "keras")
 
 
 @click.command()
 @price_options
+@click.option("--tickers", help="Forecast each of these comma-separated tickers (SPY,QQQ).")
+@click.option("--all", "all_tickers", is_flag=True, help="Forecast every ticker with a champion.")
+@click.option(
+    "--csv-dir",
+    type=click.Path(file_okay=False),
+    help="With --source csv and --tickers/--all: read DIR/<TICKER>.csv.",
+)
 @click.option("--model", "model_version", help="Model version (default: the ticker's champion).")
-@format_option("table", "json")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="auto: NumPy on the saved weights (no TensorFlow), Keras if the model has a layer "
+    "NumPy does not know; numpy: that or an error; keras: always TensorFlow.",
+)
+@format_option("table", "json", "jsonl", "csv")
+@output_option("Write the forecasts to FILE instead of stdout.")
 @risk_options
 @pass_app
 def predict(
@@ -30,8 +62,13 @@ def predict(
     csv_path,
     start,
     end,
+    tickers,
+    all_tickers,
+    csv_dir,
     model_version,
+    engine,
     fmt,
+    output,
     distribution,
     var_levels,
 ) -> None:
@@ -41,25 +78,125 @@ def predict(
     return (--dist, --var-levels); t and fhs are fit on the model's
     standardized returns over its training and validation period.
 
+    With --tickers or --all, every ticker is forecast by its champion in one
+    process, one row (table, csv) or line (jsonl; json: a list) per ticker. A
+    ticker that fails (no prices, a corrupt model) gets status "error" and the
+    reason in its row, the others are still forecast, and the command exits
+    with status 1 at the end if any failed.
+
     \b
     Example:
       forecast predict --ticker SPY
       forecast predict --ticker SPY --format json --dist fhs --var-levels 0.01
       forecast predict --ticker IBM --model VERSION --source csv --csv ibm.csv
+      forecast predict --tickers SPY,QQQ
+      forecast predict --all --format csv --output forecasts.csv
     """
-    from forecaster.data.sources import normalize_ticker
-    from forecaster.errors import ModelError
     from forecaster.evaluation import risk as risks
-    from forecaster.models.lstm_forecaster import load_forecaster
 
     distribution = risks.check_distribution(distribution)
     levels = risks.parse_levels(var_levels)
+    check_destinations(output)
+    batch = _batch_tickers(app, ticker, tickers, all_tickers, csv_path, csv_dir, model_version)
+    if batch is None:
+        if csv_dir is not None:
+            raise ConfigError("--csv-dir reads several tickers; use it with --tickers or --all")
+        payload = _forecast(
+            app, ticker, model_version, (source, csv_path, start, end), engine, distribution, levels
+        )
+        if fmt in ("jsonl", "csv"):
+            _render_batch([_row(payload)], fmt, output)
+        elif fmt == "json":
+            write_output(json.dumps(_public(payload), indent=2), output)
+        else:
+            write_output(_table_single(payload), output)
+        return
+    if csv_dir is not None and source not in ("csv", "auto"):
+        raise ConfigError(f"--csv-dir reads CSV files; use it with --source csv, not {source}")
+    if source == "csv" and csv_dir is None:
+        raise ConfigError(
+            "--source csv with --tickers/--all needs --csv-dir DIR holding <TICKER>.csv"
+        )
+    rows = []
+    for name in batch:
+        path = str(Path(csv_dir) / f"{name}.csv") if csv_dir is not None else None
+        prices = (source if csv_dir is None else "csv", path, start, end)
+        try:
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(
+                    f"--csv-dir {csv_dir} has no {name}.csv; add the file or leave {name} out"
+                )
+            rows.append(_row(_forecast(app, name, None, prices, engine, distribution, levels)))
+        except Exception as exc:  # one ticker's failure never stops the others
+            message = (
+                str(exc) if isinstance(exc, ForecasterError) else f"{type(exc).__name__}: {exc}"
+            )
+            rows.append(_error_row(name, message))
+    _render_batch(rows, fmt, output)
+    failed = [row["ticker"] for row in rows if row["status"] != "ok"]
+    if failed:
+        raise ModelError(
+            f"{len(failed)} of {len(rows)} tickers failed ({', '.join(failed)}); their rows say "
+            "why — fix those and run again (the other forecasts were printed)"
+        )
+
+
+def _batch_tickers(
+    app: AppContext,
+    ticker: str,
+    tickers: str | None,
+    all_tickers: bool,
+    csv_path: str | None,
+    csv_dir: str | None,
+    model_version: str | None,
+) -> list[str] | None:
+    """The tickers of a batch (None for one ticker); conflicting options are one error."""
+    from forecaster.data.sources import ticker_list
+
+    if tickers is None and not all_tickers:
+        return None
+    option = "--tickers" if tickers is not None else "--all"
+    if tickers is not None and all_tickers:
+        raise ConfigError("--tickers and --all both choose the tickers; pass one of them")
+    if given("ticker"):
+        raise ConfigError(f"--ticker and {option} both choose the tickers; pass one of them")
+    if model_version is not None:
+        raise ConfigError(
+            f"--model names one version; {option} forecasts each ticker with its champion "
+            "(drop --model, or use --ticker T --model VERSION)"
+        )
+    if csv_path is not None:
+        raise ConfigError(f"--csv reads one ticker; with {option} use --csv-dir DIR")
+    if tickers is not None:
+        return ticker_list(tickers)
+    names = app.registry.tickers_with_champion()
+    if not names:
+        raise RegistryError(
+            f"--all found no ticker with a champion under {str(app.settings.models_dir)!r}; "
+            "train one with `forecast train --ticker SPY`"
+        )
+    return names
+
+
+def _forecast(
+    app: AppContext,
+    ticker: str,
+    model_version: str | None,
+    prices: tuple[str, str | None, str | None, str | None],
+    engine: str,
+    distribution: str,
+    levels: list[float],
+) -> dict[str, Any]:
+    """One ticker's forecast and VaR/ES (raises the ticker's error)."""
+    from forecaster.data.sources import normalize_ticker
+    from forecaster.evaluation import risk as risks
+    from forecaster.models.lstm_forecaster import load_forecaster
 
     chosen = normalize_ticker(ticker) if given("ticker") or model_version is None else None
     version = _serving_version(app, chosen, model_version)
     serving = chosen or version.ticker
-    data = load_from_options(app, serving, source, csv_path, start, end)
-    forecaster = load_forecaster(version)
+    data = load_from_options(app, serving, *prices)
+    forecaster = load_forecaster(version, engine=engine)
     dataset = forecaster.dataset(data.prices)
     if serving not in version.record.tickers:
         click.echo(
@@ -76,11 +213,10 @@ def predict(
             f"(daily variance {variance!r}); check the prices up to that date, or retrain with "
             f"`forecast train --ticker {version.ticker}`"
         )
-    horizon = version.record.horizon
-    payload = {
+    return {
         "ticker": serving,
         "origin": f"{dataset.origins[-1]:%Y-%m-%d}",
-        "horizon": horizon,
+        "horizon": version.record.horizon,
         "vol": annualized_vol(variance),
         "variance": variance,
         "model_version": version.version,
@@ -93,17 +229,124 @@ def predict(
             distribution,
             levels,
         ),
+        # not part of the one-ticker JSON (its keys are stable); shown in batch rows
+        "_engine": getattr(forecaster.model, "engine", "keras"),
+        "_source": data.source,
     }
-    if fmt == "json":
-        echo_json(payload)
-        return
+
+
+def _public(payload: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in payload.items() if not key.startswith("_")}
+
+
+def _table_single(payload: dict[str, Any]) -> str:
+    horizon = payload["horizon"]
     days = "next trading day" if horizon == 1 else f"next {horizon} trading days"
-    click.echo(
-        f"{payload['ticker']} as of {payload['origin']} close, {days}: "
-        f"vol {payload['vol']:.2%} annualized (daily variance {variance:.3e})"
+    return "\n".join(
+        [
+            f"{payload['ticker']} as of {payload['origin']} close, {days}: "
+            f"vol {payload['vol']:.2%} annualized (daily variance {payload['variance']:.3e})",
+            f"model {payload['model_version']} (init {payload['init']}, data {payload['_source']})",
+            _risk_line(payload["risk"]),
+        ]
     )
-    click.echo(f"model {version.version} (init {payload['init']}, data {data.source})")
-    click.echo(_risk_line(payload["risk"]))
+
+
+def _row(payload: dict[str, Any]) -> dict[str, Any]:
+    """A batch row: status first, the forecast, the engine that ran it."""
+    row = {"ticker": payload["ticker"], "status": "ok"}
+    row.update({k: v for k, v in _public(payload).items() if k != "ticker"})
+    row["engine"] = payload["_engine"]
+    row["error"] = None
+    return row
+
+
+#: Keys of every batch row, in order (a failed ticker's row has them too, null).
+_ROW_KEYS = ("ticker", "status", "origin", "horizon", "vol", "variance", "model_version", "init")
+_ROW_KEYS += ("risk", "engine", "error")
+
+
+def _error_row(ticker: str, message: str) -> dict[str, Any]:
+    return {**dict.fromkeys(_ROW_KEYS), "ticker": ticker, "status": "error", "error": message}
+
+
+def _render_batch(rows: list[dict[str, Any]], fmt: str, output: str | None) -> None:
+    if fmt == "jsonl":
+        text = "".join(json.dumps(row) + "\n" for row in rows)
+    elif fmt == "json":
+        text = json.dumps(rows, indent=2) + "\n"
+    elif fmt == "csv":
+        text = _csv(rows)
+    else:
+        text = _table(rows)
+    write_output(text, output)
+
+
+def _risk_keys(rows: list[dict[str, Any]]) -> list[str]:
+    keys: list[str] = []
+    for row in rows:
+        for key in (row.get("risk") or {}).get("levels") or {}:
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+_CSV_FIELDS = ("ticker", "status", "origin", "horizon", "vol", "variance", "model_version", "init")
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    levels = _risk_keys(rows)
+    fields = [*_CSV_FIELDS, "distribution"]
+    for key in levels:
+        fields += [f"var_{key}", f"es_{key}"]
+    fields += ["engine", "error"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        risk = row.get("risk") or {}
+        flat = {key: row.get(key) for key in fields if key in row}
+        flat["distribution"] = risk.get("distribution")
+        for key, values in (risk.get("levels") or {}).items():
+            flat[f"var_{key}"], flat[f"es_{key}"] = values["var"], values["es"]
+        writer.writerow(flat)
+    return buffer.getvalue()
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    levels = _risk_keys(rows)
+    header = ["ticker", "origin", "h", "vol"]
+    header += [f"{name} {float(key) * 100:g}%" for key in levels for name in ("VaR", "ES")]
+    header += ["model", "status"]
+    lines = []
+    for row in rows:
+        if row["status"] != "ok":
+            cells = [row["ticker"], "-", "-", "-"] + ["-"] * (2 * len(levels))
+            cells += ["-", f"error: {row['error']}"]
+        else:
+            found = (row["risk"] or {}).get("levels") or {}
+            cells = [row["ticker"], row["origin"], str(row["horizon"]), f"{row['vol']:.2%}"]
+            for key in levels:
+                values = found.get(key)
+                cells += (
+                    ["-", "-"]
+                    if values is None
+                    else [f"{values['var']:.2%}", f"{values['es']:.2%}"]
+                )
+            cells += [row["model_version"], "ok"]
+        lines.append(cells)
+    widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header))]
+    right = {2, 3, *range(4, 4 + 2 * len(levels))}
+
+    def fmt_line(cells: list[str]) -> str:
+        return "  ".join(
+            str(cell).rjust(width) if i in right else str(cell).ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    out = [fmt_line(header), fmt_line(["-" * width for width in widths])]
+    out += [fmt_line(line) for line in lines]
+    return "\n".join(out) + "\n"
 
 
 def _risk_line(risk: dict) -> str:
@@ -122,7 +365,6 @@ def _risk_line(risk: dict) -> str:
     if risk["distribution"] != "normal":
         fit += f", fit on {risk['fit']['n']} training days before {risk['fit']['before']}"
     return f"{days} log return {cells} ({risk['distribution']}{fit})"
-
 
 
 def _serving_version(app: AppContext, ticker: str | None, model_version: str | None):

@@ -108,11 +108,34 @@ def sample_for(ticker: str) -> SampleSeries:
 
 def fetch_sample(ticker: str) -> pd.DataFrame:
     """Daily OHLCV from the ``arch`` package's bundled real history."""
-    import importlib
-
     series = sample_for(ticker)
-    frame = importlib.import_module(series.module).load()
+    frame = _read_sample(series.module)
     return frame.drop(columns=[c for c in frame.columns if c.lower() == "adj close"])
+
+
+def _read_sample(module: str) -> pd.DataFrame:
+    """``arch.data.<name>.load()`` without importing ``arch`` (~3 s: statsmodels, matplotlib).
+
+    Reads ``arch/data/<name>/<name>.csv.gz`` exactly as arch's ``load_file``
+    does; when the file is not where arch 8 keeps it, calls arch's loader.
+    """
+    import importlib
+    import importlib.util
+
+    name = module.rsplit(".", 1)[-1]
+    spec = importlib.util.find_spec("arch")  # locates the package without running it
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in locations:
+        path = Path(folder) / "data" / name / f"{name}.csv.gz"
+        if path.is_file():
+            data = pd.read_csv(path)
+            if "Date" in data:
+                data.Date = pd.to_datetime(data.Date)
+                data = data.set_index("Date")
+            for column in data:
+                data[column] = pd.to_numeric(data[column], errors="coerce")
+            return data
+    return importlib.import_module(module).load()
 
 
 # --- csv --------------------------------------------------------------------

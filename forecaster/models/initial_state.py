@@ -441,8 +441,16 @@ def lstm_layers(model: Any) -> list[Any]:
     return found
 
 
+def _is_numpy(model: Any) -> bool:
+    """Whether ``model`` is a :class:`~forecaster.models.inference.NumpyNetwork`, not Keras."""
+    return getattr(model, "engine", None) == "numpy"
+
+
 def reset_states(model: Any) -> None:
     """Reset the carried state of every (stateful) LSTM layer of ``model``."""
+    if _is_numpy(model):
+        model.reset_states()
+        return
     for layer in lstm_layers(model):
         layer.reset_state()
 
@@ -509,9 +517,23 @@ def _predict_stateful(model: Any, lookback: int, x: dict[str, Any]) -> Any:
 
     The state after the last batch is left in place; callers reset.
     """
+    import numpy as np
+
     rows = x["sequence"].shape[0]
     batches = rows // lookback
     reset_states(model)
+    if _is_numpy(model):  # the NumPy engine carries the state itself, batch after batch
+        return _member_mean(
+            np.concatenate(
+                [
+                    model.predict_on_batch(
+                        {key: value[start : start + lookback] for key, value in x.items()}
+                    )
+                    for start in range(0, rows, lookback)
+                ]
+            ),
+            rows,
+        )
     z_hat = _stateful_forward(model)(
         x["sequence"].reshape(batches, lookback, *x["sequence"].shape[1:]),
         x["context"].reshape(batches, lookback, -1),

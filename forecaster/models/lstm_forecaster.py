@@ -52,6 +52,7 @@ __all__ = [
     "PooledOutcome",
     "SeriesState",
     "TrainOutcome",
+    "ENGINES",
     "check_poolable",
     "fine_tune_config",
     "load_forecaster",
@@ -695,14 +696,52 @@ def train_pooled(
     return PooledOutcome(saved, forecaster, promote)
 
 
-def load_forecaster(version: ModelVersion) -> LSTMForecaster:
-    """The fitted LSTM forecaster saved as ``version`` (imports TensorFlow).
+#: How :func:`load_forecaster` runs a saved network (see its docstring).
+ENGINES = ("auto", "numpy", "keras")
+
+
+def load_forecaster(version: ModelVersion, engine: str = "keras") -> LSTMForecaster:
+    """The fitted LSTM forecaster saved as ``version``.
 
     A pooled model serves the ticker whose folder ``version`` was read from;
     :meth:`LSTMForecaster.for_ticker` switches to another series.
+
+    Parameters
+    ----------
+    version : ModelVersion
+        A version from the registry.
+    engine : {"keras", "auto", "numpy"}
+        ``keras`` loads the Keras model (imports TensorFlow; needed to train
+        on from its weights). ``numpy`` runs the saved weights with a NumPy
+        forward pass (:mod:`forecaster.models.inference`), no TensorFlow; it
+        is an error when the network has a layer that pass does not know.
+        ``auto`` is ``numpy`` when it can serve the network, else ``keras``.
+        The forecasts agree to float32 rounding (tests check 1e-6 relative).
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``engine``, or ``numpy`` for a network it cannot serve.
+    RegistryError
+        The model file is missing or corrupt.
     """
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    record = version.record
+    if engine != "keras":
+        from forecaster.models.inference import UnsupportedNetwork, load_network
+
+        try:
+            network = load_network(version.model_path)
+        except UnsupportedNetwork as exc:
+            if engine == "numpy":
+                raise ConfigError(
+                    f"model {version.version} cannot run without TensorFlow ({exc}); "
+                    "use --engine auto or --engine keras"
+                ) from None
+        else:
+            return LSTMForecaster.from_record(record, network)
     import_tensorflow()
     from forecaster.models.lstm import load_model
 
-    record = version.record
     return LSTMForecaster.from_record(record, load_model(version.model_path))

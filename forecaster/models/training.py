@@ -430,7 +430,10 @@ def predict_z(model: keras.Model, spec: ModelSpec, x: Mapping[str, np.ndarray]) 
     from forecaster.models.initial_state import lstm_layers
 
     x, _ = _check_inputs(spec, x, None, "prediction")
-    stateful = bool(lstm_layers(model)[0].stateful)
+    if getattr(model, "engine", None) == "numpy":  # a NumpyNetwork (models/inference.py)
+        stateful = bool(model.stateful)
+    else:
+        stateful = bool(lstm_layers(model)[0].stateful)
     if stateful != spec.stateful:
         raise ModelError(
             f"model {model.name!r} is {'' if stateful else 'not '}stateful but the spec "

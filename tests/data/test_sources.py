@@ -152,3 +152,13 @@ def test_csv_empty_file(tmp_path):
     path.write_text("")
     with pytest.raises(DataError, match=r"could not be parsed"):
         sources.read_csv(path)
+
+
+@pytest.mark.parametrize("module", ["arch.data.sp500", "arch.data.nasdaq"])
+def test_sample_is_read_exactly_as_arch_loads_it(module):
+    import importlib
+
+    from forecaster.data.sources import _read_sample
+
+    fast = _read_sample(module)
+    pd.testing.assert_frame_equal(fast, importlib.import_module(module).load())
