@@ -721,10 +721,13 @@ def lost_task(job: TickerJob, exc: BaseException) -> TickerResult:
     record.champion_version = record.previous_champion
     name = exc.__class__.__name__
     if name == "KilledWorker":
+        retries = getattr(exc, "allowed_failures", "?")
+        last = getattr(getattr(exc, "last_worker", None), "address", "unknown")
         record.error = (
-            f"the Dask workers running {job.task.ticker}'s task were lost too often ({exc}); "
-            "the scheduler's distributed.scheduler.allowed-failures allows no more re-runs. "
-            "Check the workers' memory and logs; nothing was written for this ticker"
+            f"the Dask workers running {job.task.ticker}'s task died while running it, and it "
+            f"was re-run as often as the scheduler allows (distributed.scheduler.allowed-failures "
+            f"= {retries}; last worker {last}); check the workers' "
+            "memory and logs. Nothing was written for this ticker"
         )
     else:
         record.error = f"Dask could not run {job.task.ticker}'s task ({name}: {exc})"
@@ -919,9 +922,7 @@ def tls_security(
     for name, value in paths.items():
         path = Path(value).expanduser()
         if not path.is_file() or not os.access(path, os.R_OK):
-            raise ConfigError(
-                f"--tls-{name} {value!r} is not a readable file; expected a PEM file"
-            )
+            raise ConfigError(f"--tls-{name} {value!r} is not a readable file; expected a PEM file")
         paths[name] = str(path)
     distributed = _import_distributed()
     return distributed.Security(

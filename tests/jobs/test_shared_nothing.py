@@ -14,6 +14,7 @@ import json
 import pickle
 import shutil
 import subprocess
+import types
 
 import pytest
 
@@ -132,6 +133,46 @@ def test_a_task_failure_is_recorded_by_the_driver_and_changes_nothing(tmp_path, 
     assert not settings.models_dir.exists()
     (run,) = ForecastHistory(settings.forecasts_db).runs("AAA")
     assert run["status"] == "failed" and run["error"] == record["error"]
+
+
+def test_a_task_lost_with_its_workers_fails_cleanly(tmp_path, monkeypatch):
+    """What the driver does when Dask gives up on a task (KilledWorker): a failed record
+    that says why, recorded in the history; the champion and the registry untouched."""
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(nightly, "challenge_step", stand_in_challenge(WINDOW, stand_in))
+    settings = Settings.resolve(tmp_path / "home")
+    csv_dir = tmp_path / "csv"
+    csv_dir.mkdir()
+    write_csv(csv_dir / "AAA.csv", make_prices(200, seed=1))
+    nights = [f"{day:%Y-%m-%d}" for day in make_prices(200, seed=1).index[-2:]]
+    options = {"settings": settings, "source": "csv", "csv_dir": csv_dir, "window_days": WINDOW}
+    (first,) = run_nightly(["AAA"], as_of=nights[0], **options).records
+    models_before = snapshot(settings.models_dir)
+
+    class LosesEveryTask(nightly._InProcess):
+        def results(self):
+            for index, _ in super().results():
+                yield index, self.lost
+
+        @staticmethod
+        def lost():
+            last = types.SimpleNamespace(address="tcp://10.0.0.7:4000")
+            raise distributed.KilledWorker("nightly-AAA-0", last, 1)
+
+    monkeypatch.setattr(nightly, "_InProcess", LosesEveryTask)
+    (record,) = run_nightly(["AAA"], as_of=nights[1], **options).records
+    assert record["status"] == "failed" and record["decision"] is None
+    assert record["error"] == (
+        "the Dask workers running AAA's task died while running it, and it was re-run as often "
+        "as the scheduler allows (distributed.scheduler.allowed-failures = 1; last worker "
+        "tcp://10.0.0.7:4000); check the workers' memory and logs. Nothing was written for this "
+        "ticker"
+    )
+    assert record["champion_version"] == record["previous_champion"] == first["champion_version"]
+    assert snapshot(settings.models_dir) == models_before
+    history = ForecastHistory(settings.forecasts_db)
+    assert [run["status"] for run in history.runs("AAA")] == ["ok", "failed"]
+    assert len(history.forecasts("AAA")) == 1
 
 
 # --- the registry takes a version as bytes ---------------------------------------------
