@@ -331,6 +331,8 @@ def main() -> None:
 
 
 def _mb(value: float) -> str:
+    if value < 2**20:
+        return f"{value / 1024:,.0f} KB"
     return f"{value / 2**20:,.1f} MB"
 
 
@@ -353,10 +355,20 @@ def render(log: dict, args) -> str:
         "",
         "(with no options: 50 tickers, 5 growth tickers, 2 default-config tickers).",
         "",
+    ]
+    scale = log.get("scale", [])
+    if scale and scale[0]["tickers"] != 50:
+        lines += [
+            f"**This run used {scale[0]['tickers']} tickers, not the 50 asked for**: with the "
+            "machine shared (load 5-9 on 2 cores) the four 50-ticker nights would have taken "
+            "well over an hour of the time available. The universe, the fan-outs and the "
+            "script are the 50-ticker ones; rerun without `--tickers` for the 50-ticker figures.",
+            "",
+        ]
+    lines += [
         "## What was run",
         "",
     ]
-    scale = log.get("scale", [])
     count = scale[0]["tickers"] if scale else 0
     lines += [
         f"- Universe: {count} tickers: SPY and QQQ are the real S&P 500 and NASDAQ Composite "
@@ -400,7 +412,11 @@ def render(log: dict, args) -> str:
         lines += [
             "",
             "Worker peaks list every process above 150 MB other than the driver (the loopback "
-            "row includes the scheduler process when it passed that mark).",
+            "row includes the scheduler process when it passed that mark). The driver peak is "
+            "the benchmark's own process, which had run the default-config night in-process "
+            "before (TensorFlow loaded, ~1.2 GB); it is not what a driver needs: the driver "
+            "never imports TensorFlow (a 4-ticker trial of this script on 2026-11-26 04:34 UTC, "
+            "without the default-config night first, measured a driver peak of 278-282 MB).",
             "",
         ]
     default = log.get("default")
@@ -440,6 +456,7 @@ def render(log: dict, args) -> str:
         )
         lines += [
             "",
+            f"The first night includes the workers' TensorFlow import. "
             f"Without `--keep` the registry grows by one version per ticker per night (measured: "
             f"{last['versions']} versions after {nights} nights x {tickers} tickers), "
             f"{_mb(per_version)} each with the growth model. The history grows by about "
@@ -483,12 +500,14 @@ def render(log: dict, args) -> str:
             "the driver's per-ticker load and commit, which these figures do not separate (it "
             "is inside the per-ticker seconds) and which this extrapolation treats as parallel.",
             "",
-            "| tickers | 1 worker | 4 workers | 16 workers | 64 workers |",
-            "| --- | --- | --- | --- | --- |",
+            "| tickers | s per ticker | 1 worker | 4 workers | 16 workers | 64 workers |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
+        idle = 41.9  # bench/select_defaults.md: default SPY fit on the idle machine
         for tickers in (500, 5000):
-            cells = [f"{tickers * per / workers / 3600:.1f} h" for workers in (1, 4, 16, 64)]
-            lines.append(f"| {tickers:,} | " + " | ".join(cells) + " |")
+            for seconds, where in ((per, "here, loaded"), (idle, "idle, select_defaults.md")):
+                cells = [f"{tickers * seconds / n / 3600:.1f} h" for n in (1, 4, 16, 64)]
+                lines.append(f"| {tickers:,} | {seconds} ({where}) | " + " | ".join(cells) + " |")
         peak = max((mb for run in scale for mb in run.get("worker_mb", [])), default=0)
         if one and two and loop:
             lines += [
@@ -499,9 +518,11 @@ def render(log: dict, args) -> str:
                 "with other jobs holding most of the CPU, so not the speed-up of dedicated cores.",
                 "",
                 "To finish a 4-hour window (the systemd unit's limit) with the default model: "
-                f"500 tickers need {max(1, -(-int(500 * per) // (4 * 3600)))} worker(s), 5,000 "
-                f"tickers {max(1, -(-int(5000 * per) // (4 * 3600)))} workers (each with its own "
-                f"1-2 cores and about {peak / 1024:.1f} GB of memory, the largest worker peak above).",
+                f"500 tickers need {max(1, -(-int(500 * per) // (4 * 3600)))} worker(s) at this "
+                f"machine's loaded speed ({max(1, -(-int(500 * idle) // (4 * 3600)))} at the idle "
+                f"speed), 5,000 tickers {max(1, -(-int(5000 * per) // (4 * 3600)))} workers "
+                f"({max(1, -(-int(5000 * idle) // (4 * 3600)))} idle), each with its own "
+                f"1-2 cores and about {peak / 1024:.1f} GB of memory (the largest worker peak above).",
             ]
         lines.append("")
     return "\n".join(lines)
