@@ -104,7 +104,25 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     type=click.IntRange(1, MAX_WORKERS),
     help="Run tickers on a local Dask cluster of N worker processes.",
 )
-@click.option("--scheduler", help="Run tickers on an existing Dask cluster, e.g. tcp://host:8786.")
+@click.option(
+    "--scheduler",
+    help="Run tickers on an existing Dask cluster, e.g. tcp://host:8786 or tls://host:8786.",
+)
+@click.option(
+    "--tls-ca",
+    metavar="PEM",
+    help="With a tls:// scheduler: the CA certificate [env FORECAST_TLS_CA].",
+)
+@click.option(
+    "--tls-cert",
+    metavar="PEM",
+    help="With a tls:// scheduler: this client's certificate [env FORECAST_TLS_CERT].",
+)
+@click.option(
+    "--tls-key",
+    metavar="PEM",
+    help="With a tls:// scheduler: this client's private key [env FORECAST_TLS_KEY].",
+)
 @click.option(
     "--window-days",
     type=click.IntRange(2, MAX_REFIT_DAYS),
@@ -139,6 +157,9 @@ def nightly(
     as_of,
     workers,
     scheduler,
+    tls_ca,
+    tls_cert,
+    tls_key,
     window_days,
     distribution,
     var_levels,
@@ -163,11 +184,17 @@ def nightly(
     inspect), with what was deleted and the bytes freed on stderr. --report
     then writes the morning report (see `forecast report`), failures included.
 
+    With --workers or --scheduler, Dask workers train and forecast; they need
+    the package but no data home: this process sends them prices and champions
+    and alone writes the cache, the models and the history.
+
     \b
     Example:
       forecast nightly --tickers SPY,QQQ --source sample --as-of 2018-06-01
       forecast nightly --tickers SPY,QQQ --report
       forecast nightly --universe universe.txt --workers 2
+      forecast nightly --universe universe.txt --scheduler tls://10.0.0.5:8786 \\
+        --tls-ca ca.pem --tls-cert client.pem --tls-key client-key.pem
       forecast nightly --tickers AAPL,MSFT --source csv --csv-dir ./prices
     """
     from forecaster.errors import ConfigError
@@ -199,6 +226,9 @@ def nightly(
         as_of=as_of,
         workers=workers,
         scheduler=scheduler,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         window_days=window_days,
         on_record=progress,
         distribution=distribution,

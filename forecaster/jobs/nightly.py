@@ -1,42 +1,68 @@
 """Nightly retraining: retrain -> evaluate -> promote -> forecast, per ticker (DESIGN.md §8).
 
-For each ticker :func:`run_ticker` fills a :class:`~forecaster.jobs.record.RunRecord`
-through four steps:
+Shared-nothing with one writer. The **driver** (the process that runs
+:func:`run_nightly`, under the nightly lock) alone reads and writes the data
+home; the **task** (:func:`run_challenge`, on a Dask worker or in the driver's
+own process) gets everything it needs as values and returns everything it made
+as values. Per ticker:
 
-1. :func:`load_step` loads prices through the cache up to ``as_of`` (never the
-   sample as a fallback for a failed download) and stops with ``unchanged`` if
-   a completed run already saw exactly this data (same fingerprint): no
-   retrain, no new forecast;
-2. :func:`challenge_step` trains a challenger with the champion's options (its
-   seed, horizon, estimator, ...) except that the held-out test period is the
-   recent window, the last ``window_days`` origins whose targets are realized
-   by ``as_of`` (a ticker without a champion trains ``default_options``), and
-   forecasts with it and the champion — the only step that calls the model layer;
-3. :func:`decide_step` scores challenger and champion on exactly the same
-   window rows (QLIKE on floored targets, and bias) and keeps the champion
+1. driver, :func:`load_step` (in :func:`prepare_job`): loads prices through the
+   cache up to ``as_of`` (never the sample as a fallback for a failed
+   download) and stops with ``unchanged`` if a completed run already saw
+   exactly this data (same fingerprint): no retrain, no new forecast. Else it
+   packs a :class:`TickerJob`: the task's options, the prices and the
+   champion's files as bytes (:class:`ChampionFiles`);
+2. task, :func:`challenge_step`: trains a challenger with the champion's
+   options (its seed, horizon, estimator, ...) except that the held-out test
+   period is the recent window, the last ``window_days`` origins whose targets
+   are realized by ``as_of`` (a ticker without a champion trains
+   ``default_options``), and forecasts with it and the champion — the only step
+   that calls the model layer. It works in a scratch registry in a temporary
+   folder of the worker, holding the champion's files, which is deleted after;
+3. task, :func:`decide_step`: scores challenger and champion on exactly the
+   same window rows (QLIKE on floored targets, and bias) and keeps the champion
    unless the challenger's QLIKE is no worse;
-4. :func:`issue_step` records the next forecast of the (possibly new)
-   champion, made at the last close, and the run in the forecast history — in
-   one transaction around which the registry moves the champion pointer
+4. task, :func:`forecast_step`: the next forecast of the (possibly new)
+   champion, made at the last close, with its VaR and ES. The task returns a
+   :class:`TickerResult`: the run record, the verdict, the forecast and the
+   challenger's files as bytes;
+5. driver, :func:`commit_step`: stores the challenger version
+   (:meth:`~forecaster.models.registry.ModelRegistry.add_files`, checked
+   against its manifest), then :func:`issue_step` records the forecast and the
+   run in the forecast history — in one transaction around which the registry
+   moves the champion pointer
    (:meth:`~forecaster.models.registry.ModelRegistry.promoting`), the last
    write of the run, undone if the transaction fails. A move is written ahead
    into the history's ``promotions`` table first, so a run killed between the
    move and the commit is rolled back at the start of the next run
    (:func:`forecaster.jobs.recovery.reconcile`).
 
-Any exception makes that ticker ``failed`` and leaves its champion as it was;
-the others go on. Fan-out is sequential, a local Dask cluster (``workers``) or
-an existing one (``scheduler``); TensorFlow runs only inside the tasks.
+Any exception makes that ticker ``failed`` (recorded by the driver) and leaves
+its champion as it was; the others go on. Fan-out is sequential (the task runs
+in the driver's process), a local Dask cluster (``workers``) or an existing one
+(``scheduler``, ``tcp://`` or ``tls://``): one code path, :func:`_drive`, with
+only the place the task runs changing. At most about two tasks per worker
+thread are in flight, so the driver holds a bounded number of price series.
+A task whose worker is lost (process killed, out of memory) is re-run on
+another worker by the Dask scheduler, up to its
+``distributed.scheduler.allowed-failures`` (set to :data:`ALLOWED_FAILURES`,
+one retry, for a local cluster; Dask's default is 3); past that the ticker
+fails with a clear reason. A lost task wrote nothing: workers never touch the
+data home. TensorFlow runs only inside the tasks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
+import secrets
 import sys
+import tempfile
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,12 +98,18 @@ if TYPE_CHECKING:
 DEFAULT_WINDOW_DAYS = 63
 
 
+#: Re-runs of a task whose worker was lost, on a local cluster (Dask's
+#: ``distributed.scheduler.allowed-failures``; an existing scheduler has its own).
+ALLOWED_FAILURES = 1
+#: Seconds to wait for a first worker on an existing scheduler.
+WORKER_WAIT_SECONDS = 60
+
+
 @dataclass(frozen=True)
 class TickerTask:
-    """Everything one ticker's nightly run needs (picklable, for Dask workers)."""
+    """What one ticker's nightly run is asked to do (no path of the data home in it)."""
 
     ticker: str
-    settings: Settings
     source: str = "auto"
     csv_path: str | None = None
     as_of: str | None = None
@@ -142,7 +174,9 @@ class NightlyReport:
 # that a failure leaves in the record exactly what was known when it happened.
 
 
-def load_step(task: TickerTask, history: ForecastHistory, record: RunRecord) -> PriceData | None:
+def load_step(
+    task: TickerTask, settings: Settings, history: ForecastHistory, record: RunRecord
+) -> PriceData | None:
     """Step 1: the prices up to ``as_of``, or None if a completed run already saw them.
 
     Fills ``source``, ``data_end``, ``rows``, ``rows_added`` and ``fingerprint``;
@@ -160,7 +194,7 @@ def load_step(task: TickerTask, history: ForecastHistory, record: RunRecord) -> 
             source=task.source,
             csv_path=task.csv_path,
             end=parse_date(task.as_of, "--as-of"),
-            settings=task.settings,
+            settings=settings,
             allow_fallback=False,
         )
     except DataError as exc:
@@ -407,7 +441,7 @@ def decide_step(challenge: Challenge, window_days: int, record: RunRecord) -> Ve
     return Verdict(decision, reason)
 
 
-# --- step 4, issue -------------------------------------------------------------------
+# --- step 4, forecast (task) and the commit (driver) ----------------------------------
 
 
 def issue_risk(
@@ -438,28 +472,21 @@ def issue_risk(
     )
 
 
-def issue_step(
-    task: TickerTask,
-    data: PriceData,
-    challenge: Challenge,
-    verdict: Verdict,
-    registry: ModelRegistry,
-    history: ForecastHistory,
-    record: RunRecord,
-    started: float,
-) -> None:
-    """Step 4: issue the champion's next forecast and commit the run.
+@dataclass(frozen=True)
+class Issue:
+    """The forecast to record (a ``forecasts`` row) and its VaR/ES (``forecast_risk``)."""
 
-    The forecast is the (possibly new) champion's, made at the last close. The
-    forecast row, the run row and the champion move are one unit: the pointer
-    moves after both rows are written and before they commit, and if anything
-    up to the commit fails the rows roll back and the registry puts the old
-    pointer back. Against a kill, which no ``except`` sees, the move is first
-    committed as an intent (with the pointer as it was) that the run's own
-    transaction deletes; an intent left behind is rolled back by
-    :func:`~forecaster.jobs.recovery.reconcile` at the next start. Fills
-    ``champion_version``, ``origin``, ``horizon``, ``variance``, ``vol`` and,
-    once committed, ``status`` ``ok``.
+    forecast: dict[str, Any]
+    risk: dict[str, Any]
+
+
+def forecast_step(
+    task: TickerTask, data: PriceData, challenge: Challenge, verdict: Verdict, record: RunRecord
+) -> Issue:
+    """Step 4 (task): the (possibly new) champion's next forecast, made at the last close.
+
+    Fills ``champion_version``, ``origin``, ``horizon``, ``variance``, ``vol``
+    and ``risk``.
     """
     if verdict.promotes:
         chosen, forecasts = challenge.challenger, challenge.challenger_forecasts
@@ -495,9 +522,31 @@ def issue_step(
     }
     risk = issue_risk(task, data, chosen, forecaster, variance)
     record.risk = {key: risk[key] for key in ("distribution", "levels", "reason")}
-    completed = dataclasses.replace(
-        record, status="ok", seconds=round(time.perf_counter() - started, 2)
-    )
+    return Issue(forecast, risk)
+
+
+def issue_step(
+    task: TickerTask,
+    issue: Issue,
+    verdict: Verdict,
+    registry: ModelRegistry,
+    history: ForecastHistory,
+    record: RunRecord,
+    seconds: Callable[[], float],
+) -> None:
+    """Step 5 (driver): record the issued forecast and the run; move the pointer if promoted.
+
+    The forecast row, the run row and the champion move are one unit: the pointer
+    moves after both rows are written and before they commit, and if anything
+    up to the commit fails the rows roll back and the registry puts the old
+    pointer back. Against a kill, which no ``except`` sees, the move is first
+    committed as an intent (with the pointer as it was) that the run's own
+    transaction deletes; an intent left behind is rolled back by
+    :func:`~forecaster.jobs.recovery.reconcile` at the next start. Sets
+    ``status`` ``ok`` once committed.
+    """
+    forecast, risk = issue.forecast, issue.risk
+    completed = dataclasses.replace(record, status="ok", seconds=seconds())
     if not verdict.promotes:
         with history.transaction() as connection:
             if history.insert_forecast(connection, forecast):
@@ -505,7 +554,7 @@ def issue_step(
             history.insert_run(connection, completed)
         record.status = "ok"
         return
-    version = challenge.challenger.version
+    version = record.challenger_version
     intent = history.begin_promotion(
         task.ticker, version, verdict.reason, registry.pointer_bytes(task.ticker), completed
     )
@@ -526,17 +575,116 @@ def issue_step(
     record.status = "ok"
 
 
-def _process(task: TickerTask, history: ForecastHistory, record: RunRecord, started: float) -> None:
-    """Load -> challenge -> decide -> issue, each step filling ``record``."""
+# --- what travels between driver and task ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChampionFiles:
+    """A champion as bytes: its version's files by name and the pointer file."""
+
+    version: str
+    files: dict[str, bytes]
+    pointer: bytes
+
+
+@dataclass(frozen=True)
+class TickerJob:
+    """All a task gets: options, prices and the champion's files; no path of the data home.
+
+    ``record`` is the run record as the driver's load step filled it.
+    """
+
+    task: TickerTask
+    data: PriceData
+    champion: ChampionFiles | None
+    record: RunRecord
+
+
+@dataclass(frozen=True)
+class TickerResult:
+    """All a task returns: the record, and on success the verdict and the forecast.
+
+    ``challenger`` holds the files of the challenger version it trained (also
+    when a later step failed: it is kept for the record, like any challenger);
+    ``seconds`` is the task's own time.
+    """
+
+    record: RunRecord
+    seconds: float
+    verdict: Verdict | None = None
+    issue: Issue | None = None
+    challenger: dict[str, bytes] | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.verdict is not None and self.issue is not None
+
+
+def _fail(record: RunRecord, exc: BaseException) -> None:
+    """Mark ``record`` failed by ``exc``: nothing was promoted, the champion is as it was."""
+    record.status = "failed"
+    record.decision = None
+    record.champion_version = record.previous_champion
+    record.origin = record.variance = record.vol = record.risk = None
+    if isinstance(exc, ForecasterError):
+        record.error = str(exc)
+    else:
+        record.error = f"{exc.__class__.__name__}: {exc}"
+        record.traceback = traceback.format_exc()
+
+
+def _write_champion(registry: ModelRegistry, ticker: str, champion: ChampionFiles) -> None:
+    """Put the champion's files into a scratch registry, as the data home holds them."""
+    folder = registry.models_dir / ticker
+    (folder / champion.version).mkdir(parents=True)
+    for name, payload in champion.files.items():
+        (folder / champion.version / name).write_bytes(payload)
+    (folder / "champion.json").write_bytes(champion.pointer)
+
+
+def _worker_address() -> str | None:
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return distributed.get_worker().address
+    except ValueError:  # not inside a Dask task
+        return None
+
+
+def run_challenge(job: TickerJob) -> TickerResult:
+    """The task: challenge -> decide -> forecast, with no access to the data home.
+
+    Runs on a Dask worker (or in the driver's process for a sequential run). It
+    needs only a writable temporary folder: a scratch registry there holds the
+    champion's files and the new challenger, and is deleted before returning.
+    Never raises for the ticker's own failures: the record says ``failed``.
+    """
+    import logging
+
     from forecaster.models.registry import ModelRegistry
 
-    data = load_step(task, history, record)
-    if data is None:  # unchanged: this data was already processed
-        return
-    registry = ModelRegistry(task.settings.models_dir)
-    challenge = challenge_step(task, data, registry, record)
-    verdict = decide_step(challenge, task.window_days, record)
-    issue_step(task, data, challenge, verdict, registry, history, record, started)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing chatter
+    started = time.perf_counter()
+    ticker = job.task.ticker
+    record = dataclasses.replace(job.record, worker=_worker_address())
+    challenger: dict[str, bytes] | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="forecaster-task-") as scratch:
+            registry = ModelRegistry(Path(scratch) / "models")
+            if job.champion is not None:
+                _write_champion(registry, ticker, job.champion)
+            challenge = challenge_step(job.task, job.data, registry, record)
+            challenger = registry.version_files(ticker, challenge.challenger.version)
+            verdict = decide_step(challenge, job.task.window_days, record)
+            issue = forecast_step(job.task, job.data, challenge, verdict, record)
+        seconds = round(time.perf_counter() - started, 2)
+        return TickerResult(record, seconds, verdict, issue, challenger)
+    except Exception as exc:  # one ticker's failure never stops the others
+        _fail(record, exc)
+        return TickerResult(record, round(time.perf_counter() - started, 2), None, None, challenger)
+    finally:
+        _clear_session()
 
 
 def _clear_session() -> None:
@@ -544,60 +692,180 @@ def _clear_session() -> None:
         sys.modules["keras"].backend.clear_session()
 
 
-def run_ticker(task: TickerTask) -> RunRecord:
-    """Run the nightly protocol for one ticker; never raises for the ticker's own failures.
+# --- the driver -------------------------------------------------------------------
 
-    Returns
-    -------
-    RunRecord
-        ``status`` is ``ok``, ``unchanged`` or ``failed`` (with ``error``).
-    """
-    import logging
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing chatter
-    started = time.perf_counter()
-    record = RunRecord(ticker=task.ticker, status="failed", as_of=task.as_of)
-    history = ForecastHistory(task.settings.forecasts_db)
+def prepare_job(
+    task: TickerTask,
+    settings: Settings,
+    registry: ModelRegistry,
+    history: ForecastHistory,
+    record: RunRecord,
+) -> TickerJob | None:
+    """Driver, step 1: the job for ``task``, or None when its data was already processed."""
+    data = load_step(task, settings, history, record)
+    if data is None:
+        return None
+    champion = None
+    champion_id = registry.champion_id(task.ticker)
+    if champion_id is not None:
+        champion = ChampionFiles(
+            champion_id,
+            registry.version_files(task.ticker, champion_id),
+            registry.pointer_bytes(task.ticker) or b"",
+        )
+    record.previous_champion = champion_id
+    # The cache's path means nothing on a worker.
+    return TickerJob(task, dataclasses.replace(data, cache_path=None), champion, record)
+
+
+def lost_task(job: TickerJob, exc: BaseException) -> TickerResult:
+    """The result of a task that Dask could not run to its end (worker lost, ...)."""
+    record = dataclasses.replace(job.record, status="failed")
+    record.champion_version = record.previous_champion
+    name = exc.__class__.__name__
+    if name == "KilledWorker":
+        retries = getattr(exc, "allowed_failures", "?")
+        last = getattr(getattr(exc, "last_worker", None), "address", "unknown")
+        record.error = (
+            f"the Dask workers running {job.task.ticker}'s task died while running it, and it "
+            f"was re-run as often as the scheduler allows (distributed.scheduler.allowed-failures "
+            f"= {retries}; last worker {last}); check the workers' "
+            "memory and logs. Nothing was written for this ticker"
+        )
+    else:
+        record.error = f"Dask could not run {job.task.ticker}'s task ({name}: {exc})"
+    return TickerResult(record, 0.0)
+
+
+def commit_step(
+    task: TickerTask,
+    result: TickerResult,
+    registry: ModelRegistry,
+    history: ForecastHistory,
+    seconds: Callable[[], float],
+) -> RunRecord:
+    """Driver, step 5: store the challenger, then issue (or record the failure)."""
+    record = result.record
     try:
-        _process(task, history, record, started)
-    except Exception as exc:  # one ticker's failure never stops the others
-        # Nothing was promoted: the champion is whatever it was before the run.
-        record.status = "failed"
-        record.decision = None
-        record.champion_version = record.previous_champion
-        if isinstance(exc, ForecasterError):
-            record.error = str(exc)
-        else:
-            record.error = f"{exc.__class__.__name__}: {exc}"
-            record.traceback = traceback.format_exc()
-        try:
-            history.record_run(
-                dataclasses.replace(record, seconds=round(time.perf_counter() - started, 2))
-            )
-        except Exception as secondary:  # the history itself may be what failed
-            record.error += f" (and the failure could not be recorded: {secondary})"
-    finally:
-        _clear_session()
-        record.seconds = round(time.perf_counter() - started, 2)
+        if result.challenger is not None:
+            registry.add_files(task.ticker, record.challenger_version, result.challenger)
+        if result.succeeded:
+            issue_step(task, result.issue, result.verdict, registry, history, record, seconds)
+            record.seconds = seconds()
+            return record
+    except Exception as exc:
+        _fail(record, exc)
+    _record_failure(history, record, seconds())
     return record
 
 
-# --- the run ------------------------------------------------------------------
+def _record_failure(history: ForecastHistory, record: RunRecord, seconds: float) -> None:
+    record.seconds = seconds
+    try:
+        history.record_run(record)
+    except Exception as secondary:  # the history itself may be what failed
+        record.error += f" (and the failure could not be recorded: {secondary})"
 
 
-def _failed_record(task: TickerTask, error: str) -> RunRecord:
-    return RunRecord(ticker=task.ticker, status="failed", as_of=task.as_of, error=error)
+class _InProcess:
+    """Runs each task in this process when its result is asked for (sequential)."""
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[int, TickerJob]] = deque()
+
+    def has_room(self) -> bool:
+        return not self._queue
+
+    def submit(self, index: int, job: TickerJob) -> None:
+        self._queue.append((index, job))
+
+    def results(self) -> Iterator[tuple[int, Callable[[], TickerResult]]]:
+        while self._queue:
+            index, job = self._queue.popleft()
+            yield index, functools.partial(run_challenge, job)
 
 
-def _run_sequential(
-    tasks: Sequence[TickerTask], on_record: Callable[[dict[str, Any]], None] | None
+class _OnDask:
+    """Runs tasks on a Dask cluster, about two per worker thread in flight."""
+
+    def __init__(self, client: Any, distributed: Any) -> None:
+        self._client = client
+        self._done = distributed.as_completed()
+        self._index: dict[str, int] = {}
+        self._room = max(2, 2 * sum(client.nthreads().values()))
+
+    def has_room(self) -> bool:
+        return len(self._index) < self._room
+
+    def submit(self, index: int, job: TickerJob) -> None:
+        key = f"nightly-{job.task.ticker}-{secrets.token_hex(4)}"
+        future = self._client.submit(run_challenge, job, key=key, pure=False)
+        self._index[future.key] = index
+        self._done.add(future)
+
+    def results(self) -> Iterator[tuple[int, Callable[[], TickerResult]]]:
+        for future in self._done:
+            yield self._index.pop(future.key), future.result
+            future.release()
+
+
+def _drive(
+    tasks: Sequence[TickerTask],
+    settings: Settings,
+    runner: _InProcess | _OnDask,
+    on_record: Callable[[dict[str, Any]], None] | None,
 ) -> list[dict[str, Any]]:
-    records = []
-    for task in tasks:
-        record = run_ticker(task).to_dict()
+    """Prepare, run and commit every task; the one loop behind every fan-out."""
+    from forecaster.models.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.models_dir)
+    history = ForecastHistory(settings.forecasts_db)
+    records: list[dict[str, Any]] = [{} for _ in tasks]
+    submitted: dict[int, tuple[TickerJob, float]] = {}
+    upcoming = iter(range(len(tasks)))
+
+    def finish(index: int, record: RunRecord) -> None:
+        records[index] = record.to_dict()
         if on_record is not None:
-            on_record(record)
-        records.append(record)
+            on_record(records[index])
+
+    def refill() -> None:
+        while runner.has_room():
+            index = next(upcoming, None)
+            if index is None:
+                return
+            task, started = tasks[index], time.perf_counter()
+            record = RunRecord(ticker=task.ticker, status="failed", as_of=task.as_of)
+            try:
+                job = prepare_job(task, settings, registry, history, record)
+            except Exception as exc:
+                _fail(record, exc)
+                _record_failure(history, record, round(time.perf_counter() - started, 2))
+                finish(index, record)
+                continue
+            if job is None:  # unchanged
+                record.seconds = round(time.perf_counter() - started, 2)
+                finish(index, record)
+                continue
+            submitted[index] = (job, time.perf_counter() - started)
+            runner.submit(index, job)
+
+    refill()
+    for index, outcome in runner.results():
+        job, preparing = submitted.pop(index)
+        try:
+            result = outcome()
+        except Exception as exc:  # the worker died (e.g. out of memory) or lost contact
+            result = lost_task(job, exc)
+        committing = time.perf_counter()
+        spent = preparing + result.seconds
+
+        def seconds(spent: float = spent, committing: float = committing) -> float:
+            return round(spent + time.perf_counter() - committing, 2)
+
+        finish(index, commit_step(job.task, result, registry, history, seconds))
+        refill()
     return records
 
 
@@ -612,51 +880,98 @@ def _import_distributed() -> Any:
     return distributed
 
 
-def _run_dask(
-    tasks: Sequence[TickerTask],
-    workers: int | None,
+#: Environment variables read when the TLS options are not given.
+TLS_ENV = {"ca": "FORECAST_TLS_CA", "cert": "FORECAST_TLS_CERT", "key": "FORECAST_TLS_KEY"}
+
+
+def tls_security(
     scheduler: str | None,
-    on_record: Callable[[dict[str, Any]], None] | None,
-) -> list[dict[str, Any]]:
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> Any:
+    """Dask ``Security`` for a ``tls://`` scheduler (None for ``tcp://`` or a local cluster).
+
+    Each path comes from its argument, else ``$FORECAST_TLS_CA``,
+    ``$FORECAST_TLS_CERT``, ``$FORECAST_TLS_KEY``. All three are needed for
+    ``tls://`` (Dask's TLS is mutual: the client shows its own certificate) and
+    none may be given for another address.
+
+    Raises
+    ------
+    ConfigError
+        A missing or unreadable file, or certificates without ``tls://``.
+    """
+    import os
+
+    given = {"ca": tls_ca, "cert": tls_cert, "key": tls_key}
+    paths = {name: value or os.environ.get(TLS_ENV[name]) or None for name, value in given.items()}
+    wants_tls = scheduler is not None and scheduler.startswith("tls://")
+    if not wants_tls:
+        named = [f"--tls-{name}" for name, value in paths.items() if value]
+        if named:
+            where = f"--scheduler {scheduler}" if scheduler else "a local cluster"
+            raise ConfigError(
+                f"{', '.join(named)} (or $FORECAST_TLS_*) given with {where}; certificates "
+                "are used only with a tls:// scheduler: use --scheduler tls://host:8786, or "
+                "drop the TLS options"
+            )
+        return None
+    missing = [f"--tls-{name} (${TLS_ENV[name]})" for name, value in paths.items() if not value]
+    if missing:
+        raise ConfigError(
+            f"--scheduler {scheduler} needs {', '.join(missing)}: the CA certificate that "
+            "signed the scheduler's, and this client's certificate and private key (PEM files)"
+        )
+    for name, value in paths.items():
+        path = Path(value).expanduser()
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise ConfigError(f"--tls-{name} {value!r} is not a readable file; expected a PEM file")
+        paths[name] = str(path)
     distributed = _import_distributed()
-    records = [_failed_record(task, "not run").to_dict() for task in tasks]
-    with _dask_client(distributed, workers, scheduler) as client:
-        futures = client.map(run_ticker, list(tasks), pure=False)
-        position = {future.key: index for index, future in enumerate(futures)}
-        for future in distributed.as_completed(futures):
-            index = position[future.key]
-            try:
-                record = future.result().to_dict()
-            except Exception as exc:  # the worker died (e.g. out of memory) or lost contact
-                error = f"Dask task failed: {exc.__class__.__name__}: {exc}"
-                record = _failed_record(tasks[index], error).to_dict()
-            records[index] = record
-            if on_record is not None:
-                on_record(record)
-    return records
+    return distributed.Security(
+        tls_ca_file=paths["ca"],
+        tls_client_cert=paths["cert"],
+        tls_client_key=paths["key"],
+        require_encryption=True,
+    )
 
 
 @contextlib.contextmanager
-def _dask_client(distributed: Any, workers: int | None, scheduler: str | None) -> Iterator[Any]:
+def _dask_client(
+    distributed: Any, workers: int | None, scheduler: str | None, security: Any = None
+) -> Iterator[Any]:
     """A Client on a new LocalCluster (``workers``) or on an existing scheduler."""
     if scheduler is not None:
         try:
-            client = distributed.Client(scheduler)  # waits distributed.comm.timeouts.connect
+            # waits distributed.comm.timeouts.connect
+            client = distributed.Client(scheduler, security=security)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError(
                 f"cannot reach the Dask scheduler at {scheduler!r} "
                 f"({exc.__class__.__name__}: {exc}); expected the address of a running "
-                "`dask scheduler`, e.g. tcp://host:8786"
+                "`dask scheduler`, e.g. tcp://host:8786 (tls:// with --tls-ca/--tls-cert/"
+                "--tls-key)"
             ) from None
         with client:
+            try:
+                client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+            except TimeoutError:
+                raise ConfigError(
+                    f"no Dask worker joined the scheduler at {scheduler!r} within "
+                    f"{WORKER_WAIT_SECONDS} s; start some with `dask worker {scheduler}`"
+                ) from None
             yield client
         return
     # Worker processes are spawned (never forked), one thread each; TensorFlow is
     # imported only inside them, by the tasks.
+    import dask
+
     try:
-        cluster = distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
+        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+            cluster = distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
     except RuntimeError as exc:
         raise ConfigError(
             f"could not start a local Dask cluster of {workers} workers ({exc}); a script "
@@ -703,6 +1018,9 @@ def run_nightly(
     distribution: str = DEFAULT_DISTRIBUTION,
     levels: Iterable[float] | str = DEFAULT_LEVELS,
     keep: int | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> NightlyReport:
     """Run the nightly protocol for every ticker under the nightly lock.
 
@@ -721,8 +1039,9 @@ def run_nightly(
     workers : int, optional
         Run the tickers on a local Dask cluster of this many worker processes.
     scheduler : str, optional
-        Run the tickers on an existing Dask cluster (``tcp://host:8786``); its
-        workers must see the same data home (shared filesystem).
+        Run the tickers on an existing Dask cluster (``tcp://host:8786`` or
+        ``tls://host:8786``). Its workers need this package but no data home:
+        they get prices and champions from this process and send models back.
     default_options : LSTMConfig or dict, optional
         Settings of a ticker's first champion (default ``LSTMConfig()``).
     window_days : int
@@ -737,6 +1056,8 @@ def run_nightly(
         At the end of the run, still under the lock, prune the registry of every
         ticker that did not fail, keeping this many unprotected versions
         (:mod:`forecaster.jobs.retention`); None (default) prunes nothing.
+    tls_ca, tls_cert, tls_key : path, optional
+        PEM files for a ``tls://`` scheduler (see :func:`tls_security`).
 
     Notes
     -----
@@ -783,6 +1104,7 @@ def run_nightly(
         raise ConfigError(f"--csv-dir {str(csv_dir)!r} is not a folder; expected DIR/<TICKER>.csv")
     if keep is not None:
         check_keep(keep)
+    security = tls_security(scheduler, tls_ca, tls_cert, tls_key)
     as_of_date = parse_date(as_of if as_of is None else str(as_of), "--as-of")
     as_of_text = None if as_of_date is None else f"{as_of_date:%Y-%m-%d}"
     defaults = None
@@ -795,7 +1117,6 @@ def run_nightly(
     tasks = [
         TickerTask(
             ticker=name,
-            settings=settings,
             source=source,
             csv_path=(
                 str(Path(csv_dir).expanduser().resolve() / f"{name}.csv")
@@ -816,10 +1137,12 @@ def run_nightly(
         # First undo what a killed run left half done (and its leftovers).
         recovered = reconcile(settings)
         if workers is None and scheduler is None:
-            records = _run_sequential(tasks, on_record)
+            records = _drive(tasks, settings, _InProcess(), on_record)
             fan_out = "sequential"
         else:
-            records = _run_dask(tasks, workers, scheduler, on_record)
+            distributed = _import_distributed()
+            with _dask_client(distributed, workers, scheduler, security) as client:
+                records = _drive(tasks, settings, _OnDask(client, distributed), on_record)
             fan_out = f"dask {scheduler}" if scheduler else f"dask local, {workers} workers"
         pruned = prune_after_run(settings, records, keep)
     return NightlyReport(

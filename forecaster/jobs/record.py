@@ -36,8 +36,9 @@ class RunRecord:
     days and ``vol`` its annualized volatility; ``risk`` its VaR and ES
     (``{"distribution", "levels", "reason"}``, stored in the history's
     ``forecast_risk`` table). Fields without a column (``source``, ``rows``,
-    ``rows_added``, ``champion_saw_window``, ``traceback``, ``risk``) appear in
-    the report only.
+    ``rows_added``, ``champion_saw_window``, ``traceback``, ``risk``, ``worker``:
+    the Dask worker that trained the challenger, None in-process) appear in the
+    report only.
     """
 
     ticker: str = _column(1, default=dataclasses.MISSING)
@@ -68,6 +69,7 @@ class RunRecord:
     traceback: str | None = None
     seconds: float | None = _column(22)
     risk: dict[str, Any] | None = None
+    worker: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name, in field order (the report's and the CLI's form)."""

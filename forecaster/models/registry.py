@@ -205,6 +205,52 @@ class ModelRegistry:
             self.promote(ticker, version, reason=reason)
         return saved
 
+    def add_files(self, ticker: str, version: str, files: dict[str, bytes]) -> ModelVersion:
+        """Write a version received as file contents (:meth:`version_files`) atomically.
+
+        The files are staged in a hidden temporary folder, checked against the
+        manifest among them (which must name this ticker and version), and
+        renamed into place: a version damaged in transit is an error and leaves
+        nothing behind. Used by the nightly driver to store a challenger that a
+        Dask worker trained.
+        """
+        _check_name(ticker, "ticker")
+        _check_name(version, "model version")
+        expected = {META_FILE, MODEL_FILE, MANIFEST_FILE}
+        if set(files) != expected:
+            raise RegistryError(
+                f"model version {version} of {ticker} arrived with files {sorted(files)}; "
+                f"expected {sorted(expected)}"
+            )
+        folder = self.models_dir / ticker
+        final = folder / version
+        if final.exists():
+            raise RegistryError(
+                f"model version {str(final)!r} already exists; retry to get a new id"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)
+        staging = folder / temporary_name(version, secrets.token_hex(3))
+        staging.mkdir()
+        try:
+            for name in (MODEL_FILE, META_FILE, MANIFEST_FILE):  # the manifest last
+                atomic_write_bytes(staging / name, files[name])
+            meta = json.loads(files[META_FILE].decode())
+            manifest = self._verify(ticker, version, staging, meta, files[META_FILE])
+            if manifest is None:
+                raise RegistryError(f"model version {version} of {ticker} arrived without manifest")
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return ModelVersion(ticker, version, final, meta, manifest)
+
+    def version_files(self, ticker: str, version: str) -> dict[str, bytes]:
+        """The files of a checked version by name (model, metadata, manifest), as bytes."""
+        saved = self.get(ticker, version)
+        names = (MODEL_FILE, META_FILE) + ((MANIFEST_FILE,) if saved.verified else ())
+        return {name: (saved.path / name).read_bytes() for name in names}
+
     def promote(self, ticker: str, version: str, reason: str = "manual") -> None:
         """Point the ticker's champion at ``version`` (which must load).
 

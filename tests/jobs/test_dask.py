@@ -78,7 +78,7 @@ def test_local_cluster_equals_sequential(tmp_path):
     assert all(r["status"] == "ok" for r in report.records), [r["error"] for r in report.records]
     for got, want in zip(report.records, expected.records, strict=True):
         assert {k: got[k] for k in COMPARED} == {k: want[k] for k in COMPARED}
-    # The workers wrote the models and the history, like the sequential run.
+    # The driver stored the models the workers sent and wrote the history.
     for ticker, record in zip(("AAA", "BBB"), report.records, strict=True):
         registry = ModelRegistry(on_dask.models_dir)
         assert record["challenger_version"] in registry.version_ids(ticker)

@@ -23,6 +23,8 @@ from forecaster.settings import Settings
 from tests.conftest import fake_record, make_prices, stand_in_challenge, write_csv
 
 WINDOW = 40
+
+
 def stand_in(registry: ModelRegistry, ticker: str = "AAA") -> str:
     """Save a version with placeholder files (enough for the registry to accept it)."""
     version = new_version_id("zeros")

@@ -88,6 +88,7 @@ LEGACY_RECORD_KEYS = (
     "traceback",
     "seconds",
     "risk",  # added at the end (report only): the issued forecast's VaR/ES
+    "worker",  # added at the end (report only): the Dask worker that ran the task
 )
 
 
