@@ -188,6 +188,7 @@ def main() -> None:
     runs: dict[str, Any] = {}
     if args.resume and runs_path.exists():
         runs = json.loads(runs_path.read_text())
+    reused = len([k for k in runs if not k.startswith("_")])
     settings_key = f"refit_every={args.refit_every}"
     if runs.get("_settings", settings_key) != settings_key:
         raise SystemExit(f"{runs_path} holds runs made with {runs['_settings']}; drop --resume")
@@ -232,7 +233,7 @@ def main() -> None:
         )
     text = f"""# Accuracy benchmark
 
-Measured {stamp} by `{command}`{" (resumed)" if args.resume else ""}; this invocation took
+Measured {stamp} by `{command}`{f" (reusing {reused} saved runs)" if reused else ""}; this invocation took
 {minutes:.0f} minutes on this machine ({os.cpu_count()} cores, {platform.machine()}, Python
 {platform.python_version()}; shared with other jobs, so no timings are reported). Data: the real
 daily S&P 500 and NASDAQ Composite history shipped with `arch` (1999-2018), {c.estimator}
