@@ -139,6 +139,10 @@ def models_promote(app: AppContext, version, ticker) -> None:
     click.echo(f"{found.ticker}: champion is now {found.version} (was {previous})")
 
 
+#: Upper bound of --keep: far above any registry a person would page through.
+MAX_KEEP = 100_000
+
+
 class KeepType(click.ParamType):
     """--keep: a whole number of versions >= 0, or ``all`` (prune nothing; None)."""
 
@@ -196,9 +200,9 @@ def prune_lines(outcomes: list[dict[str, Any]], dry_run: bool = False) -> list[s
 @click.option("--ticker", "-t", help="Only this ticker (default: every ticker in the registry).")
 @click.option(
     "--keep",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_KEEP),
     required=True,
-    help="How many of the newest unprotected versions to keep per ticker (0: none of them).",
+    help=f"How many of the newest unprotected versions to keep per ticker (0: none of them; at most {MAX_KEEP}).",
 )
 @click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
 @format_option("table", "json")
