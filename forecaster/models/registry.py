@@ -173,17 +173,7 @@ class ModelRegistry:
         ticker, version = record.ticker, record.version
         _check_name(ticker, "ticker")
         _check_name(version, "model version")
-        folder = self.models_dir / ticker
-        final = folder / version
-        if final.exists():
-            raise RegistryError(
-                f"model version {str(final)!r} already exists; retry to get a new id"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(folder)
-        staging = folder / temporary_name(version, secrets.token_hex(3))
-        staging.mkdir()
-        try:
+        with self._staged(ticker, version) as staging:
             write_model(staging / MODEL_FILE)
             # The record declares its manifest, so a manifest deleted later is noticed.
             full_meta = {**record.to_dict(), "manifest": MANIFEST_FILE}
@@ -196,10 +186,7 @@ class ModelRegistry:
                 "files": {name: _file_entry(staging / name) for name in (META_FILE, MODEL_FILE)},
             }
             write_json(staging / MANIFEST_FILE, manifest)  # last: it vouches for the others
-            os.replace(staging, final)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        final = self.models_dir / ticker / version
         saved = ModelVersion(ticker, version, final, full_meta, manifest)
         if promote:
             self.promote(ticker, version, reason=reason)
@@ -222,6 +209,22 @@ class ModelRegistry:
                 f"model version {version} of {ticker} arrived with files {sorted(files)}; "
                 f"expected {sorted(expected)}"
             )
+        with self._staged(ticker, version) as staging:
+            for name in (MODEL_FILE, META_FILE, MANIFEST_FILE):  # the manifest last
+                atomic_write_bytes(staging / name, files[name])
+            meta = json.loads(files[META_FILE].decode())
+            manifest = self._verify(ticker, version, staging, meta, files[META_FILE])
+            if manifest is None:
+                raise RegistryError(f"model version {version} of {ticker} arrived without manifest")
+        return ModelVersion(ticker, version, self.models_dir / ticker / version, meta, manifest)
+
+    @contextlib.contextmanager
+    def _staged(self, ticker: str, version: str) -> Iterator[Path]:
+        """A hidden folder to write a new version into, renamed into place on success.
+
+        A version that already exists is an error; on any exception the folder is
+        removed, so nothing half-written is ever visible.
+        """
         folder = self.models_dir / ticker
         final = folder / version
         if final.exists():
@@ -233,17 +236,11 @@ class ModelRegistry:
         staging = folder / temporary_name(version, secrets.token_hex(3))
         staging.mkdir()
         try:
-            for name in (MODEL_FILE, META_FILE, MANIFEST_FILE):  # the manifest last
-                atomic_write_bytes(staging / name, files[name])
-            meta = json.loads(files[META_FILE].decode())
-            manifest = self._verify(ticker, version, staging, meta, files[META_FILE])
-            if manifest is None:
-                raise RegistryError(f"model version {version} of {ticker} arrived without manifest")
+            yield staging
             os.replace(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return ModelVersion(ticker, version, final, meta, manifest)
 
     def version_files(self, ticker: str, version: str) -> dict[str, bytes]:
         """The files of a checked version by name (model, metadata, manifest), as bytes."""
