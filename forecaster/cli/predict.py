@@ -233,6 +233,7 @@ def _forecast(
                 app.settings.risk_cache_dir,
                 version.version,
                 serving,
+                getattr(forecaster.model, "engine", "keras"),
                 data.prices,
                 dataset,
                 version.record.split["test_start"],

@@ -6,10 +6,10 @@ the model's standardized returns before its test period
 over every training origin and, for ``t``, a maximum-likelihood fit (and the
 ~0.8 s import of scipy.stats and scipy.optimize) — yet for a given model it is
 a constant: it reads only the prices up to the model's cut. So its result is
-kept in ``<home>/data/cache/risk/<TICKER>/<version>.<distribution>.json``:
+kept in ``<home>/data/cache/risk/<TICKER>/<version>.<distribution>.<engine>.json``:
 
 - the **key** it was computed for: format, package version, model version,
-  ticker served, distribution, horizon, the cut, and a fingerprint of the
+  ticker served, engine, distribution, horizon, the cut, and a fingerprint of the
   price rows dated up to the first test origin (every row the fit reads: the
   returns, the features, and an unseen ticker's own scaler). Prices revised
   or added after that do not change it; a revision before it, a different
@@ -18,6 +18,10 @@ kept in ``<home>/data/cache/risk/<TICKER>/<version>.<distribution>.json``:
   shortfall (``ReturnDistribution.quantile``/``shortfall``), so a cached run
   computes ``VaR = sqrt(h f) q`` and ``ES = sqrt(h f) e`` exactly as a cold
   run does, with no scipy import.
+
+The engine that ran the network (``numpy`` or ``keras``, which agree to float32
+rounding) is part of the key and of the file name, so a cached run gives exactly
+what a cold run with the same options gives.
 
 The file is written atomically (:func:`forecaster.data.store.atomic_write_bytes`)
 and never written into the model's version folder (its manifest is checked on
@@ -80,6 +84,7 @@ class FitCache:
     folder: Path
     version: str
     ticker: str
+    engine: str
     data: str
     before: str
     horizon: int
@@ -90,11 +95,14 @@ class FitCache:
         folder: Path,
         version: str,
         ticker: str,
+        engine: str,
         prices: pd.DataFrame,
         dataset: Dataset,
         test_start: pd.Timestamp | str,
     ) -> FitCache:
-        """The cache of ``version`` serving ``ticker`` on ``prices`` (``dataset`` built from them).
+        """The cache of ``version`` run by ``engine`` serving ``ticker`` on ``prices``.
+
+        ``dataset`` is built from ``prices``.
 
         The fingerprint covers the price rows up to the first origin at or
         after ``test_start``: the fit's last return ends on that day.
@@ -108,13 +116,14 @@ class FitCache:
             folder=Path(folder),
             version=version,
             ticker=ticker,
+            engine=engine,
             data=prices_fingerprint(prices, last),
             before=f"{start:%Y-%m-%d}",
             horizon=int(dataset.horizon),
         )
 
     def path(self, distribution: str) -> Path:
-        return self.folder / self.ticker / f"{self.version}.{distribution}.json"
+        return self.folder / self.ticker / f"{self.version}.{distribution}.{self.engine}.json"
 
     def key(self, distribution: str) -> dict[str, Any]:
         """What a cached fit depends on; a file whose key differs is not used."""
@@ -123,6 +132,7 @@ class FitCache:
             "package": __version__,
             "version": self.version,
             "ticker": self.ticker,
+            "engine": self.engine,
             "distribution": distribution,
             "horizon": self.horizon,
             "before": self.before,
