@@ -68,6 +68,7 @@ __all__ = [
     "DEFAULT_DISTRIBUTION",
     "DEFAULT_LEVELS",
     "DISTRIBUTIONS",
+    "FitStore",
     "NotEnoughData",
     "ResidualBlock",
     "ReturnDistribution",
