@@ -7,6 +7,7 @@ else ``$FORECAST_HOME``, else the current directory.
     <home>/data/forecasts.sqlite                   issued-forecast history
     <home>/data/nightly.lock                       nightly run lock
     <home>/data/cache/{keras,matplotlib}/          Keras' and matplotlib's own files
+    <home>/data/cache/risk/<TICKER>/               fitted VaR/ES distributions of saved models
     <home>/models/<TICKER>/<version>/              model registry
 
 An empty home (``FORECAST_HOME=""``) is an error, not the current folder. A
@@ -101,6 +102,11 @@ class Settings:
     def library_cache_dir(self) -> Path:
         """Where Keras and matplotlib keep their files (see :data:`LIBRARY_DIRS`)."""
         return self.data_dir / "cache"
+
+    @property
+    def risk_cache_dir(self) -> Path:
+        """Fitted VaR/ES distributions of saved models (:mod:`forecaster.evaluation.risk_cache`)."""
+        return self.library_cache_dir / "risk"
 
     def export_library_dirs(self) -> None:
         """Point Keras and matplotlib at folders under the home, unless the user chose.

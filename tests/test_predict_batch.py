@@ -187,3 +187,36 @@ def test_single_ticker_predict_imports_no_tensorflow_and_matches_keras(batch_hom
     for key, values in keras_path["risk"]["levels"].items():
         assert fast["risk"]["levels"][key]["var"] == pytest.approx(values["var"], rel=1e-5)
         assert fast["risk"]["levels"][key]["es"] == pytest.approx(values["es"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_cached_risk_fit_gives_the_cold_output_without_importing_scipy_stats(
+    batch_home, tmp_path
+):
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(batch_home, home)
+    shutil.rmtree(home / "data" / "cache" / "risk", ignore_errors=True)
+    cold = one(home, "AAA")  # fits the t distribution and caches the fit
+    assert list((home / "data" / "cache" / "risk" / "AAA").glob("*.t.numpy.json"))
+    path = str(home / "prices" / "AAA.csv")
+    args = ["--home", str(home), "predict", "--ticker", "AAA", "--source", "csv"]
+    args += ["--csv", path, "--format", "json"]
+    heavy = ("scipy.stats", "scipy.optimize", "tensorflow")
+    script = (
+        "import json, sys\n"
+        "from forecaster.cli import cli\n"
+        "try:\n"
+        f"    cli.main({args!r}, standalone_mode=False)\n"
+        "finally:\n"
+        f"    print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    *forecast_lines, imported = done.stdout.strip().splitlines()
+    assert json.loads(imported) == []
+    assert json.loads("\n".join(forecast_lines)) == cold

@@ -190,6 +190,7 @@ def _forecast(
     """One ticker's forecast and VaR/ES (raises the ticker's error)."""
     from forecaster.data.sources import normalize_ticker
     from forecaster.evaluation import risk as risks
+    from forecaster.evaluation.risk_cache import FitCache
     from forecaster.models.lstm_forecaster import load_forecaster
 
     chosen = normalize_ticker(ticker) if given("ticker") or model_version is None else None
@@ -228,6 +229,15 @@ def _forecast(
             version.record.split["test_start"],
             distribution,
             levels,
+            cache=FitCache.for_prices(
+                app.settings.risk_cache_dir,
+                version.version,
+                serving,
+                getattr(forecaster.model, "engine", "keras"),
+                data.prices,
+                dataset,
+                version.record.split["test_start"],
+            ),
         ),
         # not part of the one-ticker JSON (its keys are stable); shown in batch rows
         "_engine": getattr(forecaster.model, "engine", "keras"),

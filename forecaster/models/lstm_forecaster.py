@@ -74,10 +74,15 @@ def summarize(target_var: np.ndarray, forecast_var: np.ndarray) -> dict[str, flo
     }
 
 
-def _inputs(dataset: Dataset, scaler: FeatureScaler) -> dict[str, np.ndarray]:
+def _inputs(
+    dataset: Dataset, scaler: FeatureScaler, rows: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Scaled network inputs at ``rows`` (every origin if None)."""
+    sequence = dataset.sequence if rows is None else dataset.sequence[rows]
+    context = dataset.context if rows is None else dataset.context[rows]
     return {
-        "sequence": scaler.transform_sequence(dataset.sequence).astype(np.float32),
-        "context": scaler.transform_context(dataset.context).astype(np.float32),
+        "sequence": scaler.transform_sequence(sequence).astype(np.float32),
+        "context": scaler.transform_context(context).astype(np.float32),
     }
 
 
@@ -407,18 +412,28 @@ class LSTMForecaster(Forecaster):
                 f"this LSTM is pooled over {', '.join(self.tickers)}; choose the series to "
                 "forecast with forecaster.for_ticker(ticker, dataset)"
             )
-        # The network runs over every origin in time order (a stateful model warms up
-        # on the history), then the rows asked for are taken; the last run is cached.
-        if self._last is None or self._last[0] is not dataset:
-            from forecaster.models.training import predict_z
-
-            self._check_dataset(dataset)
-            z_hat = predict_z(self.model, self.model_spec, _inputs(dataset, self.scaler))
-            raw = self.scaler.inverse_target(z_hat)
-            if self.anchor is not None:
-                raw = raw * np.exp(_anchor_log(self.anchor, dataset))
-            self._last = (dataset, raw * self.scale)
+        if self._last is not None and self._last[0] is dataset:
+            return self._last[1][rows]
+        self._check_dataset(dataset)
+        if not self.model_spec.stateful and rows.size < len(dataset):
+            # A non-stateful network reads each row on its own: run only the rows asked
+            # for (`forecast predict` asks for one), not the whole history.
+            return self._forward(dataset, rows)
+        # A stateful network warms its state on the history in time order, so it runs
+        # over every origin; the run is kept for the next call on the same dataset.
+        self._last = (dataset, self._forward(dataset, None))
         return self._last[1][rows]
+
+    def _forward(self, dataset: Dataset, rows: np.ndarray | None) -> np.ndarray:
+        """Variance forecasts of the network at ``rows`` (every origin if None)."""
+        from forecaster.models.training import predict_z
+
+        inputs = _inputs(dataset, self.scaler, rows)
+        raw = self.scaler.inverse_target(predict_z(self.model, self.model_spec, inputs))
+        if self.anchor is not None:
+            anchor = _anchor_log(self.anchor, dataset)
+            raw = raw * np.exp(anchor if rows is None else anchor[rows])
+        return raw * self.scale
 
     # ------------------------------------------------------------- persistence
     @classmethod

@@ -15,7 +15,7 @@ from forecaster.data.features import build_dataset
 from forecaster.data.loader import PriceData
 from forecaster.errors import ConfigError, RegistryError
 from forecaster.models.inference import UnsupportedNetwork, load_network
-from forecaster.models.initial_state import available_strategies
+from forecaster.models.initial_state import STRATEGIES, available_strategies
 from forecaster.models.lstm import build_model, save_model
 from forecaster.models.lstm_forecaster import load_forecaster, train, train_pooled
 from forecaster.models.registry import ModelRegistry
@@ -56,6 +56,27 @@ def test_numpy_network_equals_keras_for_every_strategy(tmp_path, tiny_data, init
         assert abs(cold[-1] - got[-1]) > 10 * RELATIVE
 
 
+@pytest.mark.parametrize(
+    "init", [name for name in available_strategies() if not STRATEGIES[name].stateful]
+)
+def test_a_row_alone_gets_its_forecast_from_the_full_pass_unless_stateful(
+    tmp_path, tiny_data, init
+):
+    """LSTMForecaster.predict runs a non-stateful network on the rows asked for only.
+
+    (A stateful one warms its state on the history, so it always runs over every row.)
+    """
+    spec = tiny_spec(init, members=2)
+    path = tmp_path / "model.keras"
+    save_model(randomized(build_model(spec)), path)
+    network = load_network(path)
+    x = tiny_data.x_all
+    full = predict_z(network, spec, x)
+    rows = np.array([0, len(full) // 2, len(full) - 1])
+    alone = predict_z(network, spec, {key: value[rows] for key, value in x.items()})
+    np.testing.assert_allclose(np.exp(alone), np.exp(full[rows]), rtol=RELATIVE, atol=0)
+
+
 def _registry_version(tmp_path, **changes):
     registry = ModelRegistry(tmp_path / "models")
     prices = make_prices(420, seed=3)
@@ -74,6 +95,10 @@ def test_anchored_ensemble_forecaster_equals_keras(tmp_path):
     expected, got = keras_path.predict(dataset), numpy_path.predict(dataset)
     assert np.isfinite(expected).all()
     np.testing.assert_allclose(got, expected, rtol=RELATIVE, atol=0)
+    # a fresh forecaster asked for two rows runs the network (and the anchor) on those only
+    rows = np.array([3, len(dataset) - 1])
+    alone = load_forecaster(version, engine="numpy").predict(dataset, rows)
+    np.testing.assert_allclose(alone, expected[rows], rtol=RELATIVE, atol=0)
 
 
 @pytest.mark.slow

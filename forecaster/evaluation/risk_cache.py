@@ -1,0 +1,188 @@
+"""Cache of the fitted VaR/ES distribution of a saved model, so ``predict`` need not refit it.
+
+``forecast predict`` reports VaR/ES from a ``t`` or ``fhs`` distribution fit on
+the model's standardized returns before its test period
+(:func:`forecaster.evaluation.risk.forecast_risk`). That fit runs the network
+over every training origin and, for ``t``, a maximum-likelihood fit (and the
+~0.8 s import of scipy.stats and scipy.optimize) — yet for a given model it is
+a constant: it reads only the prices up to the model's cut. So its result is
+kept in ``<home>/data/cache/risk/<TICKER>/<version>.<distribution>.<engine>.json``:
+
+- the **key** it was computed for: format, package version, model version,
+  ticker served, engine, distribution, horizon, the cut, and a fingerprint of the
+  price rows dated up to the first test origin (every row the fit reads: the
+  returns, the features, and an unseen ticker's own scaler). Prices revised
+  or added after that do not change it; a revision before it, a different
+  ``--start``, or another model or release does, and the fit is recomputed;
+- the fit: ``n``, ``params``, and per level the standardized quantile and
+  shortfall (``ReturnDistribution.quantile``/``shortfall``), so a cached run
+  computes ``VaR = sqrt(h f) q`` and ``ES = sqrt(h f) e`` exactly as a cold
+  run does, with no scipy import.
+
+The engine that ran the network (``numpy`` or ``keras``, which agree to float32
+rounding) is part of the key and of the file name, so a cached run gives exactly
+what a cold run with the same options gives.
+
+The file is written atomically (:func:`forecaster.data.store.atomic_write_bytes`)
+and never written into the model's version folder (its manifest is checked on
+load). On reading it is validated: a file that is unreadable, not this format,
+for another key, or with a value out of range is ignored and rewritten by the
+next cold run. A cache that cannot be written (read-only home) costs speed, not
+correctness. ``normal`` fits nothing and is never cached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from forecaster import __version__
+from forecaster.evaluation.risk import MIN_FIT_RESIDUALS, T_DOF_BOUNDS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forecaster.data.features import Dataset
+
+__all__ = ["CACHE_FORMAT", "FitCache", "prices_fingerprint"]
+
+#: Version of the file layout (and of what the key covers); bump it to invalidate old files.
+CACHE_FORMAT = 1
+#: The params each fitted distribution has.
+_PARAMS: dict[str, tuple[str, ...]] = {"t": ("dof", "scale"), "fhs": ("std",)}
+
+
+def prices_fingerprint(prices: pd.DataFrame, last: pd.Timestamp | None) -> str:
+    """SHA-256 of the price rows dated up to ``last`` (all rows if None): dates and every column."""
+    rows = prices if last is None else prices.loc[:last]
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, rows.columns)).encode())
+    digest.update(np.ascontiguousarray(rows.index.asi8).tobytes())
+    digest.update(np.ascontiguousarray(rows.to_numpy(dtype=np.float64)).tobytes())
+    return digest.hexdigest()
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class FitCache:
+    """The cached fits of one model version serving one ticker on one price history.
+
+    Build it with :meth:`for_prices`; :func:`~forecaster.evaluation.risk.forecast_risk`
+    reads and writes it.
+    """
+
+    folder: Path
+    version: str
+    ticker: str
+    engine: str
+    data: str
+    before: str
+    horizon: int
+
+    @classmethod
+    def for_prices(
+        cls,
+        folder: Path,
+        version: str,
+        ticker: str,
+        engine: str,
+        prices: pd.DataFrame,
+        dataset: Dataset,
+        test_start: pd.Timestamp | str,
+    ) -> FitCache:
+        """The cache of ``version`` run by ``engine`` serving ``ticker`` on ``prices``.
+
+        ``dataset`` is built from ``prices``.
+
+        The fingerprint covers the price rows up to the first origin at or
+        after ``test_start``: the fit's last return ends on that day.
+        """
+        import pandas as pd
+
+        start = pd.Timestamp(test_start)
+        first_test_row = int(dataset.origins.searchsorted(start, side="left"))
+        last = dataset.origins[first_test_row] if first_test_row < len(dataset) else None
+        return cls(
+            folder=Path(folder),
+            version=version,
+            ticker=ticker,
+            engine=engine,
+            data=prices_fingerprint(prices, last),
+            before=f"{start:%Y-%m-%d}",
+            horizon=int(dataset.horizon),
+        )
+
+    def path(self, distribution: str) -> Path:
+        return self.folder / self.ticker / f"{self.version}.{distribution}.{self.engine}.json"
+
+    def key(self, distribution: str) -> dict[str, Any]:
+        """What a cached fit depends on; a file whose key differs is not used."""
+        return {
+            "format": CACHE_FORMAT,
+            "package": __version__,
+            "version": self.version,
+            "ticker": self.ticker,
+            "engine": self.engine,
+            "distribution": distribution,
+            "horizon": self.horizon,
+            "before": self.before,
+            "data": self.data,
+        }
+
+    def read(self, distribution: str) -> dict[str, Any] | None:
+        """The cached fit (``n``, ``params``, ``levels``), or None if absent, corrupt or stale."""
+        try:
+            entry = json.loads(self.path(distribution).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != self.key(distribution):
+            return None
+        return entry if _valid(entry, distribution) else None
+
+    def write(
+        self, distribution: str, n: int, params: dict[str, float], levels: dict[str, Any]
+    ) -> None:
+        """Store a fit (atomically); ``levels`` maps level keys to ``quantile``/``shortfall``."""
+        from forecaster.data.store import atomic_write_bytes
+
+        entry = {"key": self.key(distribution), "n": n, "params": params, "levels": levels}
+        payload = (json.dumps(entry, indent=1) + "\n").encode()
+        with contextlib.suppress(OSError):  # a cache that cannot be written costs only speed
+            atomic_write_bytes(self.path(distribution), payload)
+
+
+def _valid(entry: dict[str, Any], distribution: str) -> bool:
+    """Whether a cached entry has the shape and ranges a fit of ``distribution`` has."""
+    n, params, levels = entry.get("n"), entry.get("params"), entry.get("levels")
+    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_FIT_RESIDUALS:
+        return False
+    names = _PARAMS.get(distribution)
+    if names is None or not isinstance(params, dict) or sorted(params) != sorted(names):
+        return False
+    if not all(_finite(params[name]) and params[name] > 0 for name in names):
+        return False
+    if distribution == "t" and not T_DOF_BOUNDS[0] <= params["dof"] <= T_DOF_BOUNDS[1]:
+        return False
+    if not isinstance(levels, dict) or not levels:
+        return False
+    for key, value in levels.items():
+        try:
+            alpha = float(key)
+        except ValueError:
+            return False
+        if not (0.0 < alpha < 0.5 and isinstance(value, dict)):
+            return False
+        quantile, shortfall = value.get("quantile"), value.get("shortfall")
+        if not (_finite(quantile) and _finite(shortfall) and shortfall <= quantile < 0):
+            return False
+    return True
