@@ -152,6 +152,9 @@ def apply_plan(settings: Settings, plan: TickerPrune) -> TickerPrune:
     for entry in plan.deleted:
         size = registry.delete(plan.ticker, entry["version"])
         outcome.deleted.append({"version": entry["version"], "bytes": size})
+        # Its cached VaR/ES fits (one folder per ticker served, so a pooled model's too).
+        for stale in settings.risk_cache_dir.glob(f"*/{entry['version']}.*.json"):
+            stale.unlink(missing_ok=True)
     return outcome
 
 

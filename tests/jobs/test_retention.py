@@ -109,8 +109,17 @@ def test_prune_keeps_the_protected_and_the_newest_and_reports_the_bytes(settings
 
 
 def test_keep_zero_leaves_only_the_protected_versions(settings, registry):
+    cached = [
+        settings.risk_cache_dir / served / f"{version_id(number)}.t.numpy.json"
+        for number, served in ((4, "AAA"), (4, "BBB"), (5, "AAA"))
+    ]
+    for path in cached:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
     prune(settings, ["AAA"], keep=0)
     assert registry.version_ids("AAA") == [version_id(n) for n in (2, 3, 5)]
+    # The deleted version's cached risk fits go with it (for every ticker it served).
+    assert [path.exists() for path in cached] == [False, False, True]
 
 
 def test_a_dry_run_deletes_nothing_and_reports_what_a_real_run_deletes(settings, registry):
