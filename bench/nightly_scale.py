@@ -255,12 +255,14 @@ def scale_runs(work: Path, names, csv_dir, nights, options) -> list[dict]:
     return results
 
 
-def growth_run(work: Path, names, csv_dir, nights, options) -> list[dict]:
-    settings = Settings.resolve(work / "growth")
+def growth_run(work: Path, names, csv_dir, nights, options, keep=None) -> list[dict]:
+    """One night after another on a loopback cluster; ``keep`` is nightly --keep (None: off)."""
+    label = "growth" if keep is None else f"growth-keep-{keep}"
+    settings = Settings.resolve(work / label)
     rows = []
-    with loopback_cluster(work / "cluster-growth", 2) as (address, _):
+    with loopback_cluster(work / f"cluster-{label}", 2) as (address, _):
         for index, as_of in enumerate(nights, start=1):
-            result = night(settings, names, csv_dir, as_of, options, scheduler=address)
+            result = night(settings, names, csv_dir, as_of, options, scheduler=address, keep=keep)
             result.update(
                 night=index,
                 registry_bytes=folder_bytes(settings.models_dir),
@@ -268,7 +270,7 @@ def growth_run(work: Path, names, csv_dir, nights, options) -> list[dict]:
                 versions=sum(1 for _ in settings.models_dir.glob("*/*/manifest.json")),
             )
             rows.append(result)
-            print(f"growth night {index}: {result['wall']} s, {result['counts']}", flush=True)
+            print(f"{label} night {index}: {result['wall']} s, {result['counts']}", flush=True)
     return rows
 
 
@@ -287,12 +289,32 @@ def main() -> None:
     parser.add_argument("--growth-tickers", type=int, default=5)
     parser.add_argument("--growth-rows", type=int, default=600)
     parser.add_argument("--default-tickers", type=int, default=2)
+    parser.add_argument("--keep", type=int, default=5, help="nightly --keep of the second growth run")
     parser.add_argument("--from-json", help="Only render this JSON of an earlier run.")
+    parser.add_argument(
+        "--add-keep-run",
+        metavar="JSON",
+        help="Run only the growth run with --keep and add it to this JSON of an earlier run.",
+    )
     parser.add_argument("--output", default=str(ROOT / "bench" / "nightly_scale.md"))
     args = parser.parse_args()
 
     if args.from_json:
         Path(args.output).write_text(render(json.loads(Path(args.from_json).read_text()), args))
+        return
+    if args.add_keep_run:
+        log = json.loads(Path(args.add_keep_run).read_text())
+        with tempfile.TemporaryDirectory(prefix="nightly-scale-") as scratch:
+            short, nights = _growth_universe(Path(scratch), args)
+            log["keep"] = args.keep
+            log["growth_keep"] = growth_run(
+                Path(scratch), sorted(p.stem for p in short.glob("*.csv")), short, nights, GROWTH,
+                keep=args.keep,
+            )
+        log["keep_finished"] = f"{pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC"
+        Path(args.add_keep_run).write_text(json.dumps(log, indent=1) + "\n")
+        Path(args.output).write_text(render(log, args))
+        print(f"wrote {args.output}")
         return
     started = pd.Timestamp.now(tz="UTC")
     partial = Path(args.output).with_suffix(".partial.json")
@@ -324,10 +346,48 @@ def main() -> None:
         log["growth_config"] = {k: v for k, v in GROWTH.to_dict().items() if k != "init_options"}
         log["growth_rows"] = args.growth_rows
         log["growth"] = growth_run(work, names[: args.growth_tickers], short, nights, GROWTH)
+        log["keep"] = args.keep
+        log["growth_keep"] = growth_run(
+            work, names[: args.growth_tickers], short, nights, GROWTH, keep=args.keep
+        )
     log["finished"] = f"{pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC"
     Path(args.output).with_suffix(".json").write_text(json.dumps(log, indent=1) + "\n")
     Path(args.output).write_text(render(log, args))
     print(f"wrote {args.output}")
+
+
+def _keep_line(log: dict, size: float) -> str:
+    """The with-retention bullet: measured when the JSON has a --keep growth run."""
+    kept = log.get("growth_keep", [])
+    if not kept:
+        return (
+            "- With `--keep N`: **not measured in this run**; at most about N + 2 versions per "
+            f"ticker (N losing challengers, the champion, the previous champion, versions with "
+            f"pending forecasts): with N = 5, 50 tickers about {_mb(size * 50 * 7)}."
+        )
+    last, tickers = kept[-1], kept[-1]["tickers"]
+    per = last["versions"] / max(1, tickers)
+    flat = next(row["night"] for row in kept if row["versions"] == last["versions"])
+    return (
+        f"- With nightly `--keep {log['keep']}` (measured, rows marked above): {last['versions']} "
+        f"versions after {len(kept)} nights x {tickers} tickers ({per:.1f} per ticker; the count "
+        f"first reached that on night {flat}); so with the default model 50 tickers "
+        f"need about {_mb(size * 50 * per)} and 5,000 tickers {_mb(size * 5000 * per)}, whatever "
+        "the number of nights."
+    )
+
+
+def _growth_universe(work: Path, args) -> tuple[Path, list[str]]:
+    """The growth run's short CSVs (first ``--growth-tickers`` of the universe) and its nights."""
+    csv_dir = work / "csv"
+    names = write_universe(csv_dir, args.tickers)
+    nights = pd.read_csv(csv_dir / "SPY.csv")["Date"].tolist()[-args.nights :]
+    short = work / "csv-short"
+    short.mkdir()
+    for name in names[: args.growth_tickers]:
+        lines = (csv_dir / f"{name}.csv").read_text().splitlines()
+        (short / f"{name}.csv").write_text("\n".join([lines[0], *lines[-args.growth_rows :]]))
+    return short, nights
 
 
 def _mb(value: float) -> str:
@@ -450,6 +510,14 @@ def render(log: dict, args) -> str:
                     f"| {row['night']} | {row['versions']} | {_mb(row['registry_bytes'])} | "
                     f"{_mb(row['history_bytes'])} | {row['wall']} | {row['load_before']} |"
                 )
+        kept = log.get("growth_keep", [])
+        for row in kept:
+            if row["night"] in shown:
+                lines.append(
+                    f"| {row['night']} with `--keep {log['keep']}` | {row['versions']} | "
+                    f"{_mb(row['registry_bytes'])} | {_mb(row['history_bytes'])} | {row['wall']} | "
+                    f"{row['load_before']} |"
+                )
         per_version = last["registry_bytes"] / max(1, last["versions"])
         history_per = (last["history_bytes"] - growth[0]["history_bytes"]) / max(
             1, tickers * (nights - 1)
@@ -472,12 +540,7 @@ def render(log: dict, args) -> str:
                 f"- Registry without `--keep`, default model: {_mb(size)} x tickers x nights: "
                 f"50 tickers x {nights} nights = {_mb(size * 50 * nights)}; 5,000 tickers x 252 "
                 f"nights (a year) = {_mb(size * 5000 * 252)}.",
-                "- With `--keep N` (retention, `forecast models prune --keep N` / nightly "
-                "`--keep N`, built on another branch; **not measured here**): the issue keeps "
-                "the N newest losing challengers plus the champion, the previous champion and "
-                "any version a pending forecast names, so at most about N + 2 versions per "
-                f"ticker whatever the number of nights: with N = 5, 50 tickers need about "
-                f"{_mb(size * 50 * 7)} and 5,000 tickers {_mb(size * 5000 * 7)}.",
+                _keep_line(log, size),
                 f"- History: about {history_per / 1024:.1f} KB per ticker-night, so 5,000 "
                 f"tickers x 252 nights = {_mb(history_per * 5000 * 252)} a year (retention does "
                 "not touch the history).",
