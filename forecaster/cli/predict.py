@@ -198,7 +198,7 @@ def _forecast(
     serving = chosen or version.ticker
     data = load_from_options(app, serving, *prices)
     forecaster = load_forecaster(version, engine=engine)
-    dataset = forecaster.dataset(data.prices)
+    dataset = forecaster.dataset(data.prices, data.exog)
     if serving not in version.record.tickers:
         click.echo(
             f"note: model {version.version} was trained on {', '.join(version.record.tickers)}; "

@@ -62,6 +62,9 @@ class FeatureSpec:
         Window of a windowed estimator such as ``yang-zhang`` (ignored by the others).
     block : int
         Days per block of the context summary; ``context`` must be a multiple.
+    exog : tuple of str
+        Names of exogenous daily inputs appended to the sequence features, in
+        order (``market`` first when present; see :mod:`forecaster.data.exog`).
     """
 
     lookback: int = 22
@@ -70,6 +73,7 @@ class FeatureSpec:
     estimator: str = DEFAULT_ESTIMATOR
     window: int = DEFAULT_WINDOW
     block: int = 21
+    exog: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_int("horizon", self.horizon, 1, "pass e.g. --horizon 1, 5 or 22")
@@ -84,6 +88,14 @@ class FeatureSpec:
                 f"received context={self.context}; pass e.g. --context {suggestion}"
             )
         get_estimator(self.estimator)  # ConfigError listing the registered names
+        object.__setattr__(self, "exog", tuple(self.exog))
+        if len(set(self.exog)) != len(self.exog):
+            raise ConfigError(f"exogenous inputs must be named once each; received {self.exog}")
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Names of the per-day sequence features, in column order."""
+        return SEQUENCE_FEATURES + tuple(f"exog:{name}" for name in self.exog)
 
     @property
     def n_blocks(self) -> int:
@@ -92,10 +104,14 @@ class FeatureSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of the spec (for model metadata)."""
-        return {
+        data = {
             key: (value if isinstance(value, str) else int(value))
             for key, value in asdict(self).items()
+            if key != "exog"
         }
+        if self.exog:  # older records have no key: no exogenous inputs
+            data["exog"] = list(self.exog)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
@@ -106,7 +122,7 @@ class FeatureSpec:
                 f"feature spec has unknown key(s) {sorted(unknown)}; expected a subset of "
                 f"{sorted(cls.__dataclass_fields__)}"
             )
-        return cls(**data)
+        return cls(**{**data, "exog": tuple(data.get("exog", ()))})
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +138,7 @@ class Dataset:
     positions : np.ndarray
         Integer position of each origin in the price frame / ``variance``.
     sequence : np.ndarray
-        float32 (N, lookback, 3): :data:`SEQUENCE_FEATURES` for the lookback
+        float32 (N, lookback, F): ``spec.features`` for the lookback
         days ending at the origin (unscaled).
     context : np.ndarray
         float32 (N, context // block): block means of log daily variance over
@@ -140,6 +156,9 @@ class Dataset:
         Estimator of ``variance``.
     n_floored : int
         Garman–Klass values clipped at the variance floor.
+    exog : pandas.DataFrame or None
+        The exogenous inputs aligned to the price dates (log values, one column
+        per name of ``spec.exog``; NaN before an input starts), or None.
     """
 
     spec: FeatureSpec
@@ -153,6 +172,7 @@ class Dataset:
     returns: pd.Series
     estimator: str
     n_floored: int
+    exog: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -175,7 +195,9 @@ def _floored_log(variance: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(variance, VARIANCE_FLOOR))
 
 
-def build_dataset(prices: pd.DataFrame, spec: FeatureSpec | None = None) -> Dataset:
+def build_dataset(
+    prices: pd.DataFrame, spec: FeatureSpec | None = None, exog: pd.DataFrame | None = None
+) -> Dataset:
     """Build inputs and targets for every origin with a full history.
 
     Parameters
@@ -184,6 +206,10 @@ def build_dataset(prices: pd.DataFrame, spec: FeatureSpec | None = None) -> Data
         Validated prices (DatetimeIndex, columns open, high, low, close, volume).
     spec : FeatureSpec, optional
         Lookback, context, horizon and estimator; defaults to ``FeatureSpec()``.
+    exog : pandas.DataFrame, optional
+        The exogenous inputs ``spec.exog`` names: positive daily values, one
+        column per name, indexed by their own dates; aligned here without
+        look-ahead (:func:`forecaster.data.exog.align`) and logged.
 
     Returns
     -------
@@ -203,12 +229,20 @@ def build_dataset(prices: pd.DataFrame, spec: FeatureSpec | None = None) -> Data
     variance = daily.variance.to_numpy()
     log_return = returns.to_numpy()
     log_variance = _floored_log(variance)
-    features = np.column_stack([log_variance, log_return, np.abs(log_return)])
+    columns = [log_variance, log_return, np.abs(log_return)]
+    aligned = None
+    if spec.exog:
+        aligned = _aligned_exog(exog, spec.exog, prices.index)
+        columns += [aligned[name].to_numpy() for name in spec.exog]
+    features = np.column_stack(columns)
 
     n_rows = features.shape[0]
     # Day 0 has no return; the estimator may leave more leading rows undefined
     # (Yang-Zhang's first window ends at position `window`).
     first_valid = max(1, estimator.undefined_rows(spec.window))
+    if aligned is not None:  # an exogenous input that starts later delays the first origin
+        started = np.isfinite(aligned.to_numpy()).all(axis=1)
+        first_valid = max(first_valid, int(np.argmax(started)) if started.any() else n_rows)
     lookback, context, horizon, block = spec.lookback, spec.context, spec.horizon, spec.block
     first_origin = first_valid + max(lookback + context, TRAILING_DAYS) - 1
     needed = first_origin + horizon + MIN_ORIGINS
@@ -271,6 +305,25 @@ def build_dataset(prices: pd.DataFrame, spec: FeatureSpec | None = None) -> Data
         returns=returns,
         estimator=daily.estimator,
         n_floored=daily.n_floored,
+        exog=aligned,
+    )
+
+
+def _aligned_exog(
+    exog: pd.DataFrame | None, names: tuple[str, ...], dates: pd.DatetimeIndex
+) -> pd.DataFrame:
+    """The spec's exogenous inputs at the price dates (log values, no look-ahead)."""
+    from forecaster.data.exog import align
+
+    given = [] if exog is None else list(exog.columns)
+    missing = [name for name in names if name not in given]
+    if missing:
+        raise DataError(
+            f"the features need the exogenous input(s) {', '.join(missing)} but received "
+            f"{', '.join(given) or 'none'}; pass them (--market TICKER, --exog NAME=PATH)"
+        )
+    return pd.DataFrame(
+        {name: align(exog[name], dates, name) for name in names}, index=dates
     )
 
 
@@ -443,6 +496,7 @@ class FeatureScaler:
         self.context_std: np.ndarray | None = None
         self.target_mean: float | None = None
         self.target_std: float | None = None
+        self.features: tuple[str, ...] = SEQUENCE_FEATURES
 
     @property
     def is_fitted(self) -> bool:
@@ -463,7 +517,8 @@ class FeatureScaler:
                 f"FeatureScaler.fit received {int((~np.isfinite(target)).sum())} rows without "
                 "a realized target; fit on labeled rows only (e.g. split.train)"
             )
-        sequence = dataset.sequence[rows].astype(np.float64).reshape(-1, len(SEQUENCE_FEATURES))
+        n_features = dataset.sequence.shape[2]
+        sequence = dataset.sequence[rows].astype(np.float64).reshape(-1, n_features)
         context = dataset.context[rows].astype(np.float64)
         log_target = _floored_log(target)
         self.sequence_mean = sequence.mean(axis=0)
@@ -472,6 +527,7 @@ class FeatureScaler:
         self.context_std = _safe_std(context)
         self.target_mean = float(log_target.mean())
         self.target_std = float(_safe_std(log_target, axis=None))
+        self.features = dataset.spec.features
         return self
 
     def _require_fitted(self) -> None:
@@ -504,7 +560,7 @@ class FeatureScaler:
         """JSON-safe statistics (plain floats and lists) for model metadata."""
         self._require_fitted()
         return {
-            "sequence_features": list(SEQUENCE_FEATURES),
+            "sequence_features": list(self.features),
             "sequence_mean": [float(x) for x in self.sequence_mean],
             "sequence_std": [float(x) for x in self.sequence_std],
             "context_mean": [float(x) for x in self.context_mean],
@@ -530,7 +586,8 @@ class FeatureScaler:
                 f"scaler metadata is missing key(s) {missing}; expected the keys written by "
                 "FeatureScaler.to_dict (retrain the model to regenerate its metadata)"
             )
-        n_features = len(SEQUENCE_FEATURES)
+        features = tuple(data.get("sequence_features", SEQUENCE_FEATURES))
+        n_features = len(features)
         malformed = ConfigError(
             f"scaler metadata is malformed: expected {n_features} finite sequence means and "
             "positive stds, matching context means and positive stds, and a finite target "
@@ -559,4 +616,5 @@ class FeatureScaler:
         scaler.context_std = arrays["context_std"]
         scaler.target_mean = float(arrays["target_mean"])
         scaler.target_std = float(arrays["target_std"])
+        scaler.features = features
         return scaler

@@ -45,6 +45,8 @@ class PriceData:
     cache_path: Path | None = None
     #: The CSV file the prices were read from, absolute (source ``csv``; else None).
     location: Path | None = None
+    #: Exogenous daily inputs for a model that reads them (:func:`forecaster.data.exog.build_exog`).
+    exog: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def start(self) -> pd.Timestamp:
@@ -207,6 +209,7 @@ def load_prices(
     settings: Settings | None = None,
     allow_fallback: bool = True,
     refresh: bool = False,
+    panel_path: str | Path | None = None,
 ) -> PriceData:
     """Validated prices for ``ticker`` from ``source``, through the cache.
 
@@ -215,7 +218,8 @@ def load_prices(
     ticker
         Symbol (case-insensitive).
     source
-        ``auto``, ``yahoo``, ``csv`` (needs ``csv_path``) or ``sample``.
+        ``auto``, ``yahoo``, ``csv`` (needs ``csv_path``), ``sample`` or ``panel``
+        (needs ``panel_path``; ``auto`` with a ``panel_path`` means ``panel``).
     start, end
         Inclusive date range; ``end`` also hides everything after it
         (``--as-of`` replays).
@@ -233,6 +237,14 @@ def load_prices(
         raise ConfigError(f"--start {start:%Y-%m-%d} is after --end {end:%Y-%m-%d}; swap them")
     if csv_path is not None and source not in ("csv", "auto"):
         raise ConfigError(f"--csv was given with --source {source}; use --source csv with --csv")
+    if panel_path is not None and source not in ("panel", "auto"):
+        raise ConfigError(
+            f"--panel was given with --source {source}; drop --source (or pass --source panel)"
+        )
+    if panel_path is not None and csv_path is not None:
+        raise ConfigError("--panel and --csv both name the prices; pass one of them")
+    if source == "panel" or (source == "auto" and panel_path is not None):
+        return _load_panel(store, ticker, panel_path, start, end)
     if source == "csv" or (source == "auto" and csv_path is not None):
         return _load_csv(store, ticker, csv_path, start, end)
     if source == "sample":
@@ -259,6 +271,30 @@ def _load_csv(store, ticker, csv_path, start, end) -> PriceData:
         store, ticker, "csv", f"CSV file {path}", fetch, start, end, True, f"CSV file {str(path)!r}"
     )
     return dataclasses.replace(data, location=path.resolve())
+
+
+def _load_panel(store, ticker, panel_path, start, end) -> PriceData:
+    from forecaster.data.panel import read_panel
+
+    if panel_path is None:
+        raise ConfigError(
+            "--source panel needs --panel PATH (a long-format file with ticker, date, open, "
+            "high, low, close)"
+        )
+    panel = read_panel(panel_path)
+    origin = f"{ticker} in panel {str(panel.path)!r}"
+
+    def fetch(_since, until):
+        rows = panel.rows(ticker)
+        frame = rows.copy()
+        frame.index = parse_dates(rows.index.to_series(), origin)
+        return frame if until is None else frame.loc[:until]
+
+    # Like a CSV file, the panel is the truth: re-read and replace the ticker's cache.
+    data = _fetch_and_merge(
+        store, ticker, "panel", f"panel file {panel.path}", fetch, start, end, True, origin
+    )
+    return dataclasses.replace(data, location=panel.path)
 
 
 def load_cached(

@@ -271,4 +271,6 @@ def refetch_command(ticker: str, source: str) -> str:
     """The command that rebuilds the (ticker, source) cache from its source."""
     if source == "csv":
         return f"`forecast fetch --ticker {ticker} --source csv --csv PATH` (your CSV file)"
+    if source == "panel":
+        return f"`forecast fetch --ticker {ticker} --panel PATH` (your panel file)"
     return f"`forecast fetch --ticker {ticker} --source {source} --refresh`"

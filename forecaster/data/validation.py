@@ -17,7 +17,16 @@ first few offending dates or rows and their count):
    rounding artefact of the data vendor: it is *repaired* (high/low widened to
    include open and close) and counted in :attr:`Validated.repairs`. A larger
    violation is an error.
-5. At least one row: an empty frame is an error. How much history a job
+5. Bad prints: a high or low far outside the day's open/close *and* the
+   recent ranges — a wick (``ln(min(open, close) / low)`` or
+   ``ln(high / max(open, close))``) above ``BAD_PRINT_WICK`` and above
+   ``BAD_PRINT_MULTIPLE`` times the median log range ``ln(high / low)`` of the
+   previous ``BAD_PRINT_DAYS`` rows — is a bad print (a decimal slip or a
+   broken trade, like XL's low of 5.14 against an open of 33.5 on
+   2015-08-24), not trading: that high or low is set to the day's
+   max/min(open, close) and counted in :attr:`Validated.repairs`. Only
+   earlier rows are compared, so the repair of a day never depends on later data.
+6. At least one row: an empty frame is an error. How much history a job
    needs is checked by the job (e.g. :func:`forecaster.data.features.build_dataset`).
 
 Nothing is dropped silently.
@@ -36,6 +45,11 @@ REQUIRED_COLUMNS = ("open", "high", "low", "close")
 PRICE_COLUMNS = REQUIRED_COLUMNS
 COLUMNS = (*REQUIRED_COLUMNS, "volume")
 REPAIR_TOLERANCE = 1e-3
+#: A bad print's wick exceeds this log distance from the open/close body (~22%) ...
+BAD_PRINT_WICK = 0.2
+#: ... and this many times the median log range of the previous BAD_PRINT_DAYS rows.
+BAD_PRINT_MULTIPLE = 8.0
+BAD_PRINT_DAYS = 21
 #: No price row is dated before this (nor after :func:`today`).
 EARLIEST_DATE = pd.Timestamp("1800-01-01")
 #: Words pandas parses as "this moment": never a price row's date.
@@ -123,6 +137,25 @@ def parse_dates(values: pd.Index | pd.Series, origin: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(index.as_unit("ns"), name="date", freq=None)
 
 
+def _repair_bad_prints(prices: pd.DataFrame, top: pd.Series, bottom: pd.Series) -> dict[str, int]:
+    """Clip bad-print wicks in place (policy 5 of the module docstring); the repair counts."""
+    log_range = np.log(prices["high"] / prices["low"])
+    recent = log_range.rolling(BAD_PRINT_DAYS, min_periods=5).median().shift(1)
+    limit = np.maximum(BAD_PRINT_WICK, BAD_PRINT_MULTIPLE * recent.fillna(np.inf))
+    low_wick = np.log(bottom / prices["low"])
+    high_wick = np.log(prices["high"] / top)
+    bad_low = (low_wick > limit).to_numpy()
+    bad_high = (high_wick > limit).to_numpy()
+    repairs = {}
+    if bad_low.any():
+        prices.loc[bad_low, "low"] = bottom[bad_low]
+        repairs["bad-print low set to min(open, close)"] = int(bad_low.sum())
+    if bad_high.any():
+        prices.loc[bad_high, "high"] = top[bad_high]
+        repairs["bad-print high set to max(open, close)"] = int(bad_high.sum())
+    return repairs
+
+
 def validate_prices(frame: pd.DataFrame, origin: str) -> Validated:
     """Apply the module's policy and return clean ``open, high, low, close, volume``.
 
@@ -183,6 +216,7 @@ def validate_prices(frame: pd.DataFrame, origin: str) -> Validated:
     if fix_low.any():
         prices.loc[fix_low, "low"] = bottom[fix_low]
         repairs["low lowered to min(open, close)"] = int(fix_low.sum())
+    repairs.update(_repair_bad_prints(prices, top, bottom))
 
     if prices.empty:
         raise DataError(

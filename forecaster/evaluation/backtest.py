@@ -164,7 +164,7 @@ def _run(
     risk: bool = False,
 ) -> Backtest:
     record = version.record
-    dataset = lstm.dataset(data.prices)
+    dataset = lstm.dataset(data.prices, data.exog)
     rows = _test_rows(dataset, record)
     thresholds, frame = test_period(dataset, rows, quantile)
     forecasters: dict[str, Forecaster] = {LSTM: lstm}

@@ -464,7 +464,7 @@ def issue_risk(
         }
     return forecast_risk(
         forecaster,
-        forecaster.dataset(data.prices),
+        forecaster.dataset(data.prices, data.exog),
         variance,
         chosen.record.split["test_start"],
         task.distribution,

@@ -19,7 +19,7 @@ __all__ = ["ANCHORS", "OBJECTIVES", "LSTMConfig"]
 
 _FEATURE_SETTINGS = ("lookback", "context", "horizon", "estimator", "window")
 #: Settings added after record format 2 was introduced, with the value older records imply.
-_ADDED_LATER: dict[str, Any] = {"ensemble": 1, "anchor": "none"}
+_ADDED_LATER: dict[str, Any] = {"ensemble": 1, "anchor": "none", "market": None, "exog": {}}
 #: What the network's forecast may be anchored to.
 ANCHORS = ("none", "har")
 _TRAINING_SETTINGS = ("epochs", "patience", "batch_size", "loss", "learning_rate", "seed")
@@ -57,6 +57,13 @@ class LSTMConfig:
         seeded with ``seed``, the others with seeds derived from it), trained
         together; their log-variance forecasts are averaged before the
         validation scale correction.
+    market : str or None
+        Ticker of a market series whose daily variance (same estimator) is an
+        extra input of every series (:mod:`forecaster.data.exog`).
+    exog : dict of str to str
+        Exogenous daily series by name (e.g. ``{"VIX": "VIX_History.csv"}``):
+        their logs are extra inputs; the path is where predict finds them
+        again (``--exog NAME=PATH`` overrides it).
     """
 
     init: str = "encoder"
@@ -75,6 +82,8 @@ class LSTMConfig:
     seed: int = 0
     ensemble: int = 3
     anchor: str = "none"
+    market: str | None = None
+    exog: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.init_options, Mapping):
@@ -84,6 +93,13 @@ class LSTMConfig:
         # The strategy validates its own options and fills in its defaults.
         strategy = create_strategy(self.init, 1, 0, **self.init_options)
         object.__setattr__(self, "init_options", strategy.config())
+        if not isinstance(self.exog, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.exog.items()
+        ):
+            raise ConfigError(f"exog must map names to file paths; received {self.exog!r}")
+        object.__setattr__(self, "exog", dict(self.exog))
+        if self.market is not None and (not isinstance(self.market, str) or not self.market):
+            raise ConfigError(f"market must be a ticker or None; received {self.market!r}")
         self.feature_spec()
         if self.anchor not in ANCHORS:
             raise ConfigError(
@@ -101,7 +117,12 @@ class LSTMConfig:
 
     def feature_spec(self) -> FeatureSpec:
         """How inputs and target are built from prices."""
-        return FeatureSpec(**{name: getattr(self, name) for name in _FEATURE_SETTINGS})
+        from forecaster.data.exog import exog_names
+
+        return FeatureSpec(
+            **{name: getattr(self, name) for name in _FEATURE_SETTINGS},
+            exog=exog_names(self.market, self.exog),
+        )
 
     def model_spec(self, n_features: int, context_size: int, unroll: bool = True) -> Any:
         from forecaster.models.lstm import ModelSpec
@@ -132,7 +153,11 @@ class LSTMConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "init_options": dict(self.init_options)}
+        return {
+            **dataclasses.asdict(self),
+            "init_options": dict(self.init_options),
+            "exog": dict(self.exog),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], complete: bool = False) -> LSTMConfig:

@@ -28,7 +28,6 @@ import pandas as pd
 from forecaster import __version__, metrics
 from forecaster.data.features import (
     MIN_ORIGINS,
-    SEQUENCE_FEATURES,
     Dataset,
     FeatureScaler,
     Split,
@@ -196,9 +195,9 @@ class LSTMForecaster(Forecaster):
     def untrained(self) -> LSTMForecaster:
         return type(self)(self.settings, threads=self.threads, on_epoch=self.on_epoch)
 
-    def dataset(self, prices: pd.DataFrame) -> Dataset:
-        """The dataset this forecaster's settings build from ``prices``."""
-        return build_dataset(prices, self.settings.feature_spec())
+    def dataset(self, prices: pd.DataFrame, exog: pd.DataFrame | None = None) -> Dataset:
+        """The dataset this forecaster's settings build from ``prices`` (and its ``exog``)."""
+        return build_dataset(prices, self.settings.feature_spec(), exog)
 
     # ------------------------------------------------------------------ hooks
     def _check_dataset(self, dataset: Dataset) -> None:
@@ -244,7 +243,7 @@ class LSTMForecaster(Forecaster):
         from forecaster.models.training import fit, predict_z
 
         model_spec = self.settings.model_spec(
-            len(SEQUENCE_FEATURES), parts[0].dataset.context.shape[1]
+            parts[0].dataset.sequence.shape[2], parts[0].dataset.context.shape[1]
         )
         # QLIKE's scale s of the standardized log variance: one per series; pooled, their mean.
         target_std = float(np.mean([part.scaler.target_std for part in parts]))
@@ -569,7 +568,7 @@ def train(
         )
         weights = load_forecaster(parent).model.get_weights()
     forecaster = LSTMForecaster(config, threads=threads, on_epoch=on_epoch, initial_weights=weights)
-    dataset = forecaster.dataset(data.prices)
+    dataset = forecaster.dataset(data.prices, data.exog)
     start = pd.Timestamp(test_start) if test_start is not None else None
     split = split_dataset(dataset, test_start=start, test_fraction=test_fraction)
     forecaster.fit(dataset, split.test_start)
@@ -649,7 +648,7 @@ def train_pooled(
         )
     check_poolable(config)
     forecaster = LSTMForecaster(config, threads=threads, on_epoch=on_epoch)
-    datasets = {data.ticker: forecaster.dataset(data.prices) for data in datas}
+    datasets = {data.ticker: forecaster.dataset(data.prices, data.exog) for data in datas}
     if test_start is not None:
         cut = _parse_cut(test_start)
     else:
