@@ -162,13 +162,25 @@ def _run(
     refit_every: int | None = None,
     on_refit: Callable[[int, int, pd.Timestamp], None] | None = None,
     risk: bool = False,
+    panel_fits: dict[str, Callable[[], Forecaster]] | None = None,
 ) -> Backtest:
     record = version.record
     dataset = lstm.dataset(data.prices, data.exog)
     rows = _test_rows(dataset, record)
     thresholds, frame = test_period(dataset, rows, quantile)
     forecasters: dict[str, Forecaster] = {LSTM: lstm}
-    forecasters.update({name: create_baseline(name) for name in baselines})
+    notes = []
+    for name in baselines:
+        baseline = create_baseline(name)
+        if getattr(baseline, "needs_exog", False) and dataset.exog is None:
+            notes.append(
+                f"{name} left out: it adds the model's market/exogenous inputs to HAR, and "
+                "this model has none (train with --market/--exog to compare against it)"
+            )
+            continue
+        if panel_fits and name in panel_fits:
+            baseline = panel_fits[name]()  # fit on a panel: a fresh copy for this series
+        forecasters[name] = baseline
     residuals: dict[str, list[risks.ResidualBlock]] = {name: [] for name in forecasters}
 
     def collect(name: str, model: Forecaster, block: np.ndarray) -> None:
@@ -186,7 +198,6 @@ def _run(
     )
     for name, values in forecasts.items():
         frame[name] = values
-    notes = []
     if reference not in forecasters:
         notes.append(
             f"the reference model {reference!r} is not among the models scored, so there is "
@@ -221,15 +232,22 @@ def held_out(
     quantile: float = 0.8,
     reference: str = REFERENCE,
     risk: bool = False,
+    panel_fits: dict[str, Callable[[], Forecaster]] | None = None,
+    forecaster: LSTMForecaster | None = None,
 ) -> Backtest:
     """Score the saved model and the baselines on the model's recorded test period.
 
     ``risk=True`` also keeps what :func:`risk_summary` needs: the realized
     h-day returns and each model's standardized training returns.
+    ``panel_fits`` maps a baseline name to a factory of its panel-fitted copy
+    (``har-pooled`` fit on every series of a panel), used instead of a
+    per-series fit. ``forecaster`` is the version's loaded network, when the
+    caller already has it (a universal model scored on many tickers).
     """
     check_out_of_sample(version.record)
+    lstm = load_forecaster(version) if forecaster is None else forecaster
     backtest = _run(
-        version, data, load_forecaster(version), baselines, quantile, reference, risk=risk
+        version, data, lstm, baselines, quantile, reference, risk=risk, panel_fits=panel_fits
     )
     record = version.record
     if data.fingerprint != record.data.fingerprint:

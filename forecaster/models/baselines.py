@@ -673,3 +673,217 @@ def parse_baselines(text: str) -> list[str]:
             raise _unknown(raw.strip())
         names.extend(candidate for candidate in candidates if candidate not in names)
     return names
+
+
+def _har_design(variance: np.ndarray) -> np.ndarray:
+    """HAR regressors at every origin: 1, log v_t, log mean(v_{t-4..t}), log mean(v_{t-21..t})."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.column_stack(
+            [
+                np.ones_like(variance),
+                np.log(variance),
+                np.log(_trailing_mean(variance, WEEK)),
+                np.log(_trailing_mean(variance, MONTH)),
+            ]
+        )
+
+
+def _har_target(variance: np.ndarray, horizon: int) -> np.ndarray:
+    """Log of the mean variance over t+1..t+h at every origin t (NaN where unrealized)."""
+    target = np.full(variance.shape, np.nan)
+    target[: variance.size - horizon] = _trailing_mean(variance, horizon)[horizon:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(target)
+
+
+def _har_rows(baseline: Baseline, design: np.ndarray, name: str) -> np.ndarray:
+    """Training origins: a full history, finite regressors, a target realized by fit_end."""
+    last_origin = baseline._n_fit - 1 - baseline._horizon
+    rows = np.arange(baseline._earliest, last_origin + 1)
+    rows = rows[np.isfinite(design[rows]).all(axis=1)] if rows.size else rows
+    if rows.size < MIN_HAR_ROWS:
+        raise ModelError(
+            f"{name} needs at least {MIN_HAR_ROWS} training origins with a full {MONTH}-day "
+            f"history and a target realized by fit_end, got {max(rows.size, 0)}; "
+            "move fit_end later or provide more history"
+        )
+    return rows
+
+
+def _floored(variance: np.ndarray) -> np.ndarray:
+    from forecaster.data.volatility import VARIANCE_FLOOR
+
+    return np.maximum(variance, VARIANCE_FLOOR)  # NaN stays NaN
+
+
+@register_baseline
+class PooledHAR(HAR):
+    """One log-HAR regression for a whole panel (Bollerslev, Hood, Huss & Pedersen, RFS 2018).
+
+    :meth:`fit_panel` standardizes each series' log variance by the mean and
+    standard deviation of its own log daily variance over its training rows
+    (dated before the cut) and fits one OLS of the standardized log target on
+    the standardized daily, weekly and monthly regressors over the training
+    origins of every series. Mapped back, a series' HAR has the panel's slopes
+    and its own intercept ``mu (1 - sum b) + sd b0``; its log-normal correction
+    is the residual variance of that series' own training rows. A series the
+    panel fit never saw (a zero-shot ticker) gets the panel's slopes and its own
+    mean and spread before the cut, exactly like a series of the panel.
+
+    Fit on one series without a panel (:meth:`fit`), it is that series' HAR
+    with the log daily variance floored. Walk-forward refits are per series.
+    """
+
+    kind = "har-pooled"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pooled: dict[str, float] | None = None
+
+    def fresh(self) -> PooledHAR:
+        """An unfitted copy that keeps the panel's slopes (to fit on one more series)."""
+        copy = type(self)()
+        copy.pooled = None if self.pooled is None else dict(self.pooled)
+        return copy
+
+    def fit_panel(self, datasets: dict[str, Dataset], cut: pd.Timestamp) -> PooledHAR:
+        """Fit the panel's slopes on every series' origins realized before ``cut``."""
+        designs, targets = [], []
+        for dataset in datasets.values():
+            har = HAR()
+            har.fit_series(
+                _floored_series(dataset.variance),
+                dataset.returns,
+                dataset.horizon,
+                fit_end_before(dataset, cut),
+            )
+            variance = har._variance
+            design = _har_design(variance)
+            rows = _har_rows(har, design, self.kind)
+            mu, sd = _log_moments(variance[: har._n_fit])
+            designs.append(np.column_stack([design[rows, :1], (design[rows, 1:] - mu) / sd]))
+            targets.append((_har_target(variance, dataset.horizon)[rows] - mu) / sd)
+        if not designs:
+            raise ModelError("har-pooled needs at least one series to fit on; received none")
+        design, target = np.concatenate(designs), np.concatenate(targets)
+        coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
+        keys = ("z_const", "z_beta_daily", "z_beta_weekly", "z_beta_monthly")
+        self.pooled = {key: float(value) for key, value in zip(keys, coefficients, strict=True)}
+        self.pooled["n_series"] = float(len(designs))
+        self.pooled["n_obs_panel"] = float(target.size)
+        return self
+
+    def _fit(self, dataset: Dataset, cut: pd.Timestamp) -> None:
+        self.fit_series(
+            _floored_series(dataset.variance),
+            dataset.returns,
+            dataset.horizon,
+            fit_end_before(dataset, cut),
+        )
+
+    def _estimate(self) -> None:
+        if self.pooled is None:
+            super()._estimate()
+            return
+        variance = self._variance
+        first = self._first_valid(variance)
+        self._earliest = first + MONTH - 1
+        self._design = _har_design(variance)
+        rows = _har_rows(self, self._design, self.kind)
+        mu, sd = _log_moments(variance[: self._n_fit])
+        p = self.pooled
+        slopes = np.array([p["z_beta_daily"], p["z_beta_weekly"], p["z_beta_monthly"]])
+        const = mu * (1.0 - slopes.sum()) + sd * p["z_const"]
+        self.coefficients = np.concatenate([[const], slopes])
+        residuals = _har_target(variance, self._horizon)[rows] - self._design[rows] @ self.coefficients
+        self.n_obs = int(rows.size)
+        self.residual_variance = float(residuals @ residuals / rows.size)
+        self.lognormal_correction = math.exp(0.5 * self.residual_variance)
+
+    def _params(self) -> dict[str, float]:
+        return {**super()._params(), **(self.pooled or {})}
+
+
+def _floored_series(variance: pd.Series) -> pd.Series:
+    return pd.Series(_floored(variance.to_numpy()), index=variance.index)
+
+
+def _log_moments(variance: np.ndarray) -> tuple[float, float]:
+    logs = np.log(variance[np.isfinite(variance)])
+    sd = float(logs.std())
+    return float(logs.mean()), sd if sd > 0 else 1.0
+
+
+@register_baseline
+class HARX(Baseline):
+    """HAR with the model's exogenous inputs as extra regressors (HAR-X).
+
+    ``log target_t = b0 + b_d log v_t + b_w log v^(5)_t + b_m log v^(22)_t + sum_k g_k x_k,t``
+    where ``x_k,t`` are the dataset's exogenous inputs at the origin's close
+    (the log market variance, the log VIX, ... as the LSTM reads them; see
+    :mod:`forecaster.data.exog`), fit by OLS on the origins realized by
+    ``fit_end`` with every input known; forecast ``exp(fitted + s2 / 2)``.
+    The proxy is floored (logs). A dataset without exogenous inputs has nothing
+    to add to HAR: fitting one is an error (evaluation skips ``harx`` then).
+    """
+
+    kind = "harx"
+    #: Evaluation skips this baseline (with a note) for a dataset without exogenous inputs.
+    needs_exog: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._exog: np.ndarray | None = None
+        self.names: list[str] = []
+        self.coefficients = np.empty(0)
+        self.residual_variance = math.nan
+        self.n_obs = 0
+        self._design = np.empty((0, 0))
+
+    def _fit(self, dataset: Dataset, cut: pd.Timestamp) -> None:
+        if dataset.exog is None or dataset.exog.shape[1] == 0:
+            raise ModelError(
+                "harx needs exogenous inputs (a model trained with --market or --exog); this "
+                "dataset has none, so harx would be HAR: leave it out of --baselines"
+            )
+        self._exog = dataset.exog.to_numpy(dtype=float)
+        self.names = list(dataset.exog.columns)
+        self.fit_series(
+            _floored_series(dataset.variance),
+            dataset.returns,
+            dataset.horizon,
+            fit_end_before(dataset, cut),
+        )
+
+    def _estimate(self) -> None:
+        if self._exog is None or len(self._exog) != len(self._variance):
+            raise ModelError("harx is fit through fit(dataset, cut) with the dataset's inputs")
+        variance = self._variance
+        first = self._first_valid(variance)
+        self._earliest = first + MONTH - 1
+        self._design = np.column_stack([_har_design(variance), self._exog])
+        rows = _har_rows(self, self._design, self.kind)
+        response = _har_target(variance, self._horizon)[rows]
+        coefficients, *_ = np.linalg.lstsq(self._design[rows], response, rcond=None)
+        residuals = response - self._design[rows] @ coefficients
+        self.coefficients = coefficients
+        self.n_obs = int(rows.size)
+        self.residual_variance = float(
+            residuals @ residuals / (rows.size - self._design.shape[1])
+        )
+
+    def _forecast(self, positions: np.ndarray) -> np.ndarray:
+        design = self._design[positions]
+        bad = ~np.isfinite(design).all(axis=1)
+        if bad.any():
+            raise ModelError(
+                f"harx has no finite regressors at the origins "
+                f"{_first_dates(self._index[positions[bad]])}; the exogenous inputs start later"
+            )
+        return np.exp(design @ self.coefficients + 0.5 * self.residual_variance)
+
+    def _params(self) -> dict[str, float]:
+        names = ["const", "beta_daily", "beta_weekly", "beta_monthly"]
+        names += [f"gamma_{name}" for name in self.names]
+        params = {name: float(value) for name, value in zip(names, self.coefficients, strict=True)}
+        return {**params, "residual_variance": self.residual_variance, "n_obs": float(self.n_obs)}
