@@ -16,9 +16,12 @@ from forecaster.cli.options import (
     MAX_WINDOW,
     estimator_option,
     format_option,
+    given,
     int_option,
     load_from_options,
+    load_many,
     output_option,
+    panel_tickers,
     price_options,
 )
 from forecaster.cli.output import check_destinations, shown_path, write_output
@@ -31,17 +34,46 @@ if TYPE_CHECKING:
 
 @click.command()
 @price_options
+@click.option(
+    "--tickers", help="With --panel: comma-separated tickers to fetch, or all (the default)."
+)
 @click.option("--refresh", is_flag=True, help="Ignore the cache and fetch the whole history again.")
 @pass_app
-def fetch(app: AppContext, ticker, source, csv_path, start, end, refresh) -> None:
+def fetch(app: AppContext, ticker, source, csv_path, start, end, panel_path, tickers, refresh) -> None:
     """Fill or update the price cache and say what it holds.
 
     \b
     Example:
       forecast fetch --ticker SPY --source sample
       forecast fetch --ticker AAPL --source csv --csv aapl.csv
+      forecast fetch --panel stocks.parquet            # every ticker of a long-format file
     """
-    data = load_from_options(app, ticker, source, csv_path, start, end, refresh=refresh)
+    if tickers is not None and panel_path is None:
+        from forecaster.errors import ConfigError
+
+        raise ConfigError("--tickers chooses tickers of a --panel file; pass --panel PATH")
+    if panel_path is not None and (tickers is not None or not given("ticker")):
+        names = panel_tickers(panel_path, tickers)
+
+        def load(name: str) -> PriceData:
+            return load_from_options(
+                app, name, source, csv_path, start, end, refresh=refresh, panel_path=panel_path
+            )
+
+        loaded = load_many(app, names, load, "fetching")
+        for data in loaded:
+            click.echo(
+                f"{data.ticker}: {len(data.prices)} rows, {data.start:%Y-%m-%d} to "
+                f"{data.end:%Y-%m-%d}; cache: {shown_path(data.cache_path)}"
+            )
+        click.echo(
+            f"panel {shown_path(loaded[0].location)}: {len(loaded)} of {len(names)} tickers "
+            f"cached, {len(names) - len(loaded)} skipped"
+        )
+        return
+    data = load_from_options(
+        app, ticker, source, csv_path, start, end, refresh=refresh, panel_path=panel_path
+    )
     click.echo(
         f"{data.ticker}: {len(data.prices)} rows, {data.start:%Y-%m-%d} to {data.end:%Y-%m-%d}"
     )
@@ -64,7 +96,8 @@ def fetch(app: AppContext, ticker, source, csv_path, start, end, refresh) -> Non
 @output_option("Write to this file instead of stdout.")
 @pass_app
 def realized(
-    app: AppContext, ticker, source, csv_path, start, end, estimator, window, fmt, last, output
+    app: AppContext, ticker, source, csv_path, start, end, panel_path, estimator, window, fmt,
+    last, output,
 ) -> None:
     """Annualized realized volatility, one row per day with a full window.
 
@@ -74,11 +107,12 @@ def realized(
     \b
     Example:
       forecast realized --ticker SPY --source sample --estimator yang-zhang --format csv
+      forecast realized --ticker AAPL --panel stocks.parquet
     """
     from forecaster.data.volatility import realized_vol
 
     check_destinations(output)
-    data = load_from_options(app, ticker, source, csv_path, start, end)
+    data = load_from_options(app, ticker, source, csv_path, start, end, panel_path=panel_path)
     vol = realized_vol(data.prices, estimator=estimator, window=window)
     if last is not None:
         vol = vol.iloc[-last:]

@@ -42,6 +42,17 @@ if TYPE_CHECKING:
     "--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV file for --source csv."
 )
 @click.option(
+    "--panel",
+    "panel_path",
+    type=click.Path(dir_okay=False),
+    help="Long-format file of many tickers: score each (--tickers, default all) and add a "
+    "panel summary.",
+)
+@click.option(
+    "--tickers",
+    help="With --panel: comma-separated tickers to score, or all (the default).",
+)
+@click.option(
     "--baselines",
     cls=NamesOption,
     names=baseline_names,
@@ -85,6 +96,8 @@ def evaluate(
     model_version,
     source,
     csv_path,
+    panel_path,
+    tickers,
     baselines,
     reference,
     regime_quantile,
@@ -112,6 +125,15 @@ def evaluate(
       forecast evaluate --ticker SPY --walk-forward --refit-every 63
       forecast evaluate --ticker SPY --risk --dist fhs --var-levels 0.01,0.05
 
+    A universal model on the tickers of a panel, those it never saw included
+    (zero-shot: each standardized by its own rows before the model's cut),
+    with a panel summary (mean/median QLIKE ratio, share beating the
+    reference, Diebold-Mariano on the daily cross-sectional mean loss):
+
+    \b
+      forecast evaluate --model VERSION --panel stocks.parquet --tickers all
+      forecast evaluate --model VERSION --ticker IBM --source csv --csv ibm.csv
+
     --risk turns each variance forecast into VaR and ES of the h-day log
     close-to-close return (--dist, --var-levels; t and fhs are fit on each
     model's standardized pre-test returns) and backtests them: breaches,
@@ -131,6 +153,24 @@ def evaluate(
     if risk:  # fail on a bad --dist/--var-levels before any model is loaded
         distribution = risks.check_distribution(distribution)
         levels = risks.parse_levels(var_levels)
+    if tickers is not None and panel_path is None:
+        raise EvaluationError("--tickers chooses tickers of a --panel file; pass --panel PATH")
+    if panel_path is not None:
+        if walk_forward or plot_path or predictions_path or risk:
+            raise EvaluationError(
+                "--panel scores many tickers held out; --walk-forward, --plot, --predictions and "
+                "--risk work one ticker at a time: drop them (or score one --ticker)"
+            )
+        if csv_path is not None or (source is not None and source != "panel"):
+            raise EvaluationError("--panel holds the prices; drop --csv/--source")
+        from forecaster.cli.panel import evaluate_panel
+
+        text = evaluate_panel(
+            app, panel_path, ticker, tickers, model_version, names, reference, regime_quantile,
+            fmt, color=output is None and sys.stdout.isatty(),
+        )
+        write_output(text, output)
+        return
     registry = app.registry
     if ticker is None and model_version is None:
         tickers = registry.tickers_with_champion()
@@ -140,6 +180,17 @@ def evaluate(
                 "(or pass --home to the folder holding your models/)"
             )
         versions = [registry.champion(name) for name in tickers]
+    elif ticker is not None and model_version is not None and not _saved_under(
+        registry, normalize_ticker(ticker), model_version
+    ):
+        from forecaster.cli.panel import evaluate_zero_shot
+
+        text = evaluate_zero_shot(
+            app, normalize_ticker(ticker), model_version, source, csv_path, names, reference,
+            regime_quantile, fmt, color=output is None and sys.stdout.isatty(),
+        )
+        write_output(text, output)
+        return
     else:
         versions = [registry.resolve(normalize_ticker(ticker) if ticker else None, model_version)]
     if (plot_path or predictions_path) and len(versions) > 1:
@@ -189,6 +240,11 @@ def evaluate(
         color = output is None and sys.stdout.isatty()
         text = "\n\n".join(report.render_table(r, color=color) for r in results) + "\n"
     write_output(text, output)
+
+
+def _saved_under(registry, ticker: str, version: str) -> bool:
+    """Whether ``version`` is saved under ``ticker`` (else it is scored zero-shot there)."""
+    return (registry.models_dir / ticker / version).is_dir()
 
 
 def _recorded_csv(version: ModelVersion) -> Path | None:

@@ -185,6 +185,13 @@ price_options = bundle(
     ),
     click.option("--start", help="First date (YYYY-MM-DD)."),
     click.option("--end", help="Last date (YYYY-MM-DD), inclusive."),
+    click.option(
+        "--panel",
+        "panel_path",
+        type=click.Path(dir_okay=False),
+        help="Long-format CSV/Parquet file of many tickers (ticker, date, open, high, low, "
+        "close[, volume]); the price source of every ticker it holds.",
+    ),
 )
 
 #: --test-start | --test-fraction: where the held-out test period begins.
@@ -353,12 +360,13 @@ def given(name: str) -> bool:
     return source is not ParameterSource.DEFAULT
 
 
-PRICE_OPTIONS = ("ticker", "source", "csv_path", "start", "end")
+PRICE_OPTIONS = ("ticker", "source", "csv_path", "start", "end", "panel_path")
 
 
 def load_from_settings(app: AppContext, values: dict[str, Any]) -> PriceData:
     """:func:`load_from_options` on the price options among a command's ``values``."""
-    return load_from_options(app, *(values[name] for name in PRICE_OPTIONS))
+    *positional, panel_path = (values.get(name) for name in PRICE_OPTIONS)
+    return load_from_options(app, *positional, panel_path=panel_path)
 
 
 def load_from_options(
@@ -386,8 +394,131 @@ def load_from_options(
         click.echo(warning, err=True)
     if data.repairs:
         fixed = ", ".join(f"{count} × {what}" for what, count in data.repairs.items())
-        click.echo(f"note: repaired tiny OHLC inconsistencies: {fixed}", err=True)
+        click.echo(f"note: {data.ticker}: repaired OHLC prices: {fixed}", err=True)
     return data
+
+
+def load_many(
+    app: AppContext,
+    tickers: list[str],
+    load: Callable[[str], PriceData],
+    what: str = "loading",
+) -> list[PriceData]:
+    """Load ``tickers`` one by one with ``load``; a ticker that fails is skipped, not fatal.
+
+    Each skipped ticker gets a ``warning: skipped T: reason`` line on stderr; a
+    progress bar with an ETA shows on a terminal. No ticker loaded is an error.
+    """
+    import sys
+
+    from forecaster.data.panel import load_panel
+    from forecaster.errors import DataError
+
+    bar = None
+    if sys.stderr.isatty() and len(tickers) > 1:
+        bar = click.progressbar(
+            length=len(tickers), label=f"{what} {len(tickers)} tickers", file=sys.stderr,
+            show_eta=True, show_pos=True,
+        )
+        bar.__enter__()
+
+    def on_ticker(i: int, ticker: str, error: str | None) -> None:
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        result = load_panel(tickers, load, on_ticker)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for ticker, reason in result.failed.items():
+        click.echo(f"warning: skipped {ticker}: {reason}", err=True)
+    if not result.loaded:
+        raise DataError(
+            f"none of the {len(tickers)} tickers could be loaded ({result.summary()}); fix the "
+            "data or choose other tickers"
+        )
+    if result.failed:
+        click.echo(
+            f"warning: {len(result.failed)} of {len(tickers)} tickers skipped (reasons above); "
+            f"going on with {len(result.loaded)}",
+            err=True,
+        )
+    return result.loaded
+
+
+def panel_tickers(panel_path: str, tickers: str | None) -> list[str]:
+    """The tickers of ``--panel`` that ``--tickers`` chooses (``all``, the default: every one)."""
+    from forecaster.data.panel import resolve_tickers
+
+    return resolve_tickers(panel_path, tickers)
+
+
+#: --market, --exog: extra inputs of a model (train); recorded, found again at predict time.
+exog_options = bundle(
+    click.option(
+        "--market",
+        metavar="TICKER",
+        help="Add this market series' daily variance as an input of every series (from the "
+        "--panel if it holds it, else the --source).",
+    ),
+    click.option(
+        "--exog",
+        "exog_pairs",
+        multiple=True,
+        metavar="NAME=PATH",
+        help="Add a daily series (date,value CSV or a CBOE history, e.g. VIX) as an input; "
+        "repeatable.",
+    ),
+)
+
+
+def exog_inputs(
+    app: AppContext,
+    config: LSTMConfig,
+    panel_path: str | None,
+    source: str,
+    end: str | None,
+    overrides: dict[str, str] | None = None,
+) -> Any:
+    """The exogenous inputs ``config`` needs (None if none): its market series and files.
+
+    The market series comes from the panel when it holds it, else from
+    ``source`` (``auto``: cache, Yahoo, the sample for SPY/QQQ). Files are read
+    from the paths recorded in the config unless ``overrides`` (``--exog``)
+    names them. A missing input is one error saying what to pass.
+    """
+    from pathlib import Path
+
+    from forecaster.data.exog import build_exog
+    from forecaster.data.panel import read_panel
+    from forecaster.errors import DataError
+
+    if not config.market and not config.exog:
+        return None
+    files = {**config.exog, **(overrides or {})}
+    for name, path in files.items():
+        if not Path(path).expanduser().is_file():
+            raise DataError(
+                f"the model reads the exogenous series {name} from {path!r}, which does not "
+                f"exist; pass --exog {name}=PATH with that series"
+            )
+    market_prices = None
+    if config.market:
+        in_panel = panel_path is not None and config.market in read_panel(panel_path).frames
+        market_source = "panel" if in_panel else ("auto" if source in ("panel", "csv") else source)
+        try:
+            market = load_from_options(
+                app, config.market, market_source, None, None, end,
+                panel_path=panel_path if in_panel else None,
+            )
+        except DataError as exc:
+            raise DataError(
+                f"the model reads the market series {config.market}, which could not be "
+                f"loaded ({exc}); add it to the --panel or make it available from --source"
+            ) from None
+        market_prices = market.prices
+    return build_exog(market_prices, config.estimator, config.window, files)
 
 
 #: --dist, --var-levels: how a variance forecast becomes VaR and ES (the risk view).
@@ -420,7 +551,9 @@ FINE_TUNE_OPTIONS = ("horizon", "estimator", "window", "units", "lookback", "con
 #: --tickers | --universe [--csv-dir] and --from VERSION.
 pooled_options = bundle(
     click.option(
-        "--tickers", help="Train one pooled model on these comma-separated tickers (SPY,QQQ)."
+        "--tickers",
+        help="Train one pooled model on these comma-separated tickers (SPY,QQQ); with --panel "
+        "the default is all, every ticker of the file.",
     ),
     click.option(
         "--universe",
@@ -454,6 +587,24 @@ def pooled_tickers(
 
     if tickers is not None and universe is not None:
         raise ConfigError("--tickers and --universe both name the tickers to pool; pass one")
+    panel_path = values.get("panel_path")
+    if panel_path is not None and (tickers is not None or not given("ticker")):
+        if parent_version is not None:
+            raise ConfigError(
+                "--from fine-tunes a model on one ticker; with --panel pass --ticker T "
+                "(not --tickers)"
+            )
+        if csv_dir is not None or values.get("csv_path") is not None:
+            raise ConfigError("--panel holds the prices; drop --csv/--csv-dir")
+        names = panel_tickers(panel_path, tickers)
+        if universe is not None:
+            names = [name for name in read_ticker_file(universe) if name in names] or names
+        if len(names) < 2:
+            raise ConfigError(
+                f"the panel gives only {names[0]}; a pooled model needs at least two tickers "
+                f"(for one, pass --ticker {names[0]})"
+            )
+        return names
     if tickers is None and universe is None:
         if csv_dir is not None:
             raise ConfigError("--csv-dir reads several tickers; use it with --tickers/--universe")

@@ -20,12 +20,15 @@ from forecaster.cli.options import (
     MAX_STATE_STDDEV,
     NamesOption,
     baseline_names,
+    exog_inputs,
+    exog_options,
     format_option,
     given,
     init_option,
     init_options,
     int_option,
     load_from_settings,
+    load_many,
     lstm_config,
     model_options,
     output_option,
@@ -73,6 +76,7 @@ def _test_start(test_start: str | None, test_fraction: float):
 @split_options
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the champion.")
 @pooled_options
+@exog_options
 @pass_app
 def train(
     app: AppContext,
@@ -87,6 +91,8 @@ def train(
     universe,
     csv_dir,
     parent_version,
+    market,
+    exog_pairs,
     **settings,
 ) -> None:
     """Train an LSTM forecaster and save it as a new model version.
@@ -110,6 +116,13 @@ def train(
       forecast train --tickers SPY,QQQ --test-start 2016-01-04
       forecast train --universe tickers.txt --source csv --csv-dir prices/
       forecast train --ticker IWM --from VERSION --epochs 10
+
+    A universal model: one network on every ticker of a long-format panel file,
+    with the S&P 500's daily variance and VIX as extra inputs of each series:
+
+    \b
+      forecast train --panel stocks.parquet --market SPY --exog VIX=VIX_History.csv \\
+          --test-start 2014-01-02
     """
     from forecaster.models.lstm_forecaster import train as train_model
 
@@ -119,15 +132,31 @@ def train(
         chosen_options.setdefault("state_stddev", state_stddev)
     pooled = pooled_tickers(tickers, universe, csv_dir, parent_version, settings)
     if parent_version is not None:
+        if market is not None or exog_pairs:
+            from forecaster.errors import ConfigError
+
+            raise ConfigError(
+                "--market/--exog choose a model's inputs, which a fine-tuned model keeps from "
+                f"its parent {parent_version}; drop them (the parent's are used)"
+            )
         config, parent = _fine_tune_config(app, parent_version, init_options=chosen_options, **settings)
     else:
-        config = lstm_config(init=init, init_options=chosen_options, **settings)
+        config = _with_exog(
+            lstm_config(init=init, init_options=chosen_options, **settings), market, exog_pairs
+        )
         parent = None
+    exog = exog_inputs(
+        app, config, settings.get("panel_path"), settings["source"], settings["end"]
+    )
     if pooled:
         _train_pooled(app, pooled, config, csv_dir, parsed_test_start, test_fraction, threads,
-                      not no_promote, settings)
+                      not no_promote, settings, exog)
         return
     data = load_from_settings(app, settings)
+    if exog is not None:
+        import dataclasses
+
+        data = dataclasses.replace(data, exog=exog)
     show_progress = sys.stderr.isatty()
     if show_progress:
         click.echo(
@@ -176,6 +205,22 @@ def train(
     )
 
 
+def _with_exog(config, market: str | None, exog_pairs: tuple[str, ...]):
+    """``config`` with the --market ticker and the --exog files (absolute paths) as inputs."""
+    from pathlib import Path
+
+    from forecaster.data.exog import parse_exog_option
+    from forecaster.data.sources import normalize_ticker
+
+    files = {
+        name: str(Path(path).expanduser().resolve())
+        for name, path in parse_exog_option(exog_pairs).items()
+    }
+    if market is None and not files:
+        return config
+    return config.replace(market=normalize_ticker(market) if market else None, exog=files)
+
+
 def _fine_tune_config(app: AppContext, parent_version: str, **settings):
     """The parent's config with the fine-tuning options the user gave; the parent version."""
     from forecaster.models.lstm_forecaster import fine_tune_config
@@ -189,30 +234,44 @@ def _fine_tune_config(app: AppContext, parent_version: str, **settings):
 
 
 def _train_pooled(
-    app, tickers, config, csv_dir, test_start, test_fraction, threads, promote, settings
+    app, tickers, config, csv_dir, test_start, test_fraction, threads, promote, settings, exog
 ) -> None:
     """Load every ticker, fit one pooled model, save it under each and report."""
+    import dataclasses
+    import time
     from pathlib import Path
 
     from forecaster.cli.options import load_from_options
     from forecaster.models.lstm_forecaster import check_poolable, train_pooled
 
     check_poolable(config)  # before any data is loaded
-    datas = []
-    for ticker in tickers:
+    panel_path = settings.get("panel_path")
+
+    def load(ticker: str):
         csv_path = str(Path(csv_dir) / f"{ticker}.csv") if csv_dir else None
-        datas.append(
-            load_from_options(
-                app, ticker, settings["source"], csv_path, settings["start"], settings["end"]
-            )
+        data = load_from_options(
+            app, ticker, settings["source"], csv_path, settings["start"], settings["end"],
+            panel_path=panel_path,
         )
+        return data if exog is None else dataclasses.replace(data, exog=exog)
+
+    if panel_path is not None:  # a ticker of the panel that fails is skipped, not fatal
+        datas = load_many(app, tickers, load)
+        tickers = [data.ticker for data in datas]
+    else:
+        datas = [load(ticker) for ticker in tickers]
     show_progress = sys.stderr.isatty()
     if show_progress:
-        click.echo(f"training one {config.init} LSTM on {', '.join(tickers)}", err=True)
+        shown = ", ".join(tickers[:10]) + (f" and {len(tickers) - 10} more" if len(tickers) > 10 else "")
+        click.echo(f"training one {config.init} LSTM on {len(tickers)} tickers: {shown}", err=True)
+    started = [time.monotonic()]
 
     def progress(epoch: int, train_loss: float, val_loss: float) -> None:
+        per_epoch = (time.monotonic() - started[0]) / epoch
+        left = per_epoch * (config.epochs - epoch)
         click.echo(
-            f"  epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  val_loss {val_loss:.4f}",
+            f"  epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  val_loss {val_loss:.4f}"
+            f"  {per_epoch:.1f} s/epoch, at most {_duration(left)} left (early stopping may end sooner)",
             err=True,
         )
 
@@ -227,8 +286,12 @@ def _train_pooled(
         on_epoch=progress if show_progress else None,
     )
     record = outcome.record
-    champion = f" (champion of {', '.join(tickers)})" if outcome.promoted else ""
+    named = ", ".join(tickers) if len(tickers) <= 10 else f"{len(tickers)} tickers"
+    champion = f" (champion of {named})" if outcome.promoted else ""
     click.echo(f"version: {outcome.version}{champion}")
+    if config.market or config.exog:
+        inputs = ([f"market {config.market}"] if config.market else []) + list(config.exog)
+        click.echo(f"inputs: own series + {', '.join(inputs)}")
     for ticker in tickers:
         entry = record.series[ticker]
         split, validation = entry["split"], entry["metrics"]["validation"]
@@ -243,6 +306,11 @@ def _train_pooled(
         f"epochs: {training['epochs_run']} (best {training['best_epoch']}) in "
         f"{training['seconds']:.1f}s; bias correction x{record.scale:.3f} (pooled validation)"
     )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 @click.command()

@@ -28,7 +28,7 @@ import pandas as pd
 from forecaster import metrics
 from forecaster.data.features import Dataset, split_dataset
 from forecaster.data.loader import PriceData
-from forecaster.errors import EvaluationError
+from forecaster.errors import ConfigError, EvaluationError, ModelError
 from forecaster.evaluation import risk as risks
 from forecaster.evaluation.regimes import RegimeThresholds, fit_thresholds, label
 from forecaster.models.base import Forecaster
@@ -163,10 +163,11 @@ def _run(
     on_refit: Callable[[int, int, pd.Timestamp], None] | None = None,
     risk: bool = False,
     panel_fits: dict[str, Callable[[], Forecaster]] | None = None,
+    rows: np.ndarray | None = None,
 ) -> Backtest:
     record = version.record
     dataset = lstm.dataset(data.prices, data.exog)
-    rows = _test_rows(dataset, record)
+    rows = _test_rows(dataset, record) if rows is None else rows
     thresholds, frame = test_period(dataset, rows, quantile)
     forecasters: dict[str, Forecaster] = {LSTM: lstm}
     notes = []
@@ -204,7 +205,7 @@ def _run(
             "no Diebold–Mariano test; add it to --baselines or pick another --reference"
         )
     return Backtest(
-        ticker=version.ticker,
+        ticker=data.ticker,
         model_version=version.version,
         init=record.init,
         horizon=record.horizon,
@@ -263,6 +264,71 @@ def held_out(
             "use --walk-forward for an out-of-sample record"
         )
     return backtest
+
+
+def zero_shot(
+    version: ModelVersion,
+    data: PriceData,
+    baselines: list[str],
+    quantile: float = 0.8,
+    reference: str = REFERENCE,
+    risk: bool = False,
+    panel_fits: dict[str, Callable[[], Forecaster]] | None = None,
+    forecaster: LSTMForecaster | None = None,
+) -> Backtest:
+    """Score a (pooled or universal) model on any ticker's days after the model's cut.
+
+    A ticker the model was trained on keeps its own scaler; any other is
+    standardized by its own rows realized before the cut (zero-shot). The test
+    period is every origin of ``data`` from the model's test start to the
+    data's end; it is refused when the model or an ancestor saw any series on
+    those days.
+    """
+    record = version.record
+    base = load_forecaster(version) if forecaster is None else forecaster
+    dataset = base.dataset(data.prices, data.exog)
+    cut = pd.Timestamp(record.split["test_start"])
+    try:
+        rows = split_dataset(dataset, test_start=cut).test
+    except ConfigError as exc:
+        raise EvaluationError(f"{data.ticker}: {exc}") from None
+    if rows.size == 0:
+        raise EvaluationError(
+            f"{data.ticker} has no labeled origin on or after the model's test start "
+            f"{cut:%Y-%m-%d} (its prices end {data.end:%Y-%m-%d}); score it on later prices"
+        )
+    _check_period(record, data.ticker, f"{cut:%Y-%m-%d}", f"{dataset.origins[rows[-1]]:%Y-%m-%d}")
+    try:
+        view = base.for_ticker(data.ticker, dataset)
+    except ModelError as exc:
+        raise EvaluationError(str(exc)) from None
+    backtest = _run(
+        version, data, view, baselines, quantile, reference, risk=risk,
+        panel_fits=panel_fits, rows=rows,
+    )
+    if data.ticker not in base.tickers:
+        backtest.notes.append(
+            f"{data.ticker} was not among the model's training series: zero-shot, standardized "
+            f"by its own rows realized before {cut:%Y-%m-%d}"
+        )
+    return backtest
+
+
+def _check_period(record: ModelRecord, ticker: str, start: str, end: str) -> None:
+    overlapping = record.overlaps(start, end)
+    if not overlapping:
+        return
+    saw = "; ".join(
+        f"{'it' if item['model'] == record.version else 'model ' + item['model']} saw "
+        f"{item['ticker']} {item['from']}..{item['to']}"
+        for item in overlapping
+    )
+    after = max(item["to"] for item in overlapping)
+    raise EvaluationError(
+        f"{ticker}: model {record.version} cannot be scored on {start}..{end}: it overlaps days "
+        f"used in training or validation ({saw}), so the scores would not be out of sample; "
+        f"score a model whose test start is after {after}"
+    )
 
 
 def check_out_of_sample(record: ModelRecord) -> None:
