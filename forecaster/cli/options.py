@@ -497,6 +497,10 @@ def exog_inputs(
     if not config.market and not config.exog:
         return None
     files = {**config.exog, **(overrides or {})}
+    key = (config.market, tuple(sorted(files.items())), panel_path, source, end, config.estimator,
+           config.window, str(app.settings.home))
+    if key in _EXOG:  # many tickers served by one model share its inputs: build them once
+        return _EXOG[key]
     for name, path in files.items():
         if not Path(path).expanduser().is_file():
             raise DataError(
@@ -518,7 +522,12 @@ def exog_inputs(
                 f"loaded ({exc}); add it to the --panel or make it available from --source"
             ) from None
         market_prices = market.prices
-    return build_exog(market_prices, config.estimator, config.window, files)
+    _EXOG.clear()
+    _EXOG[key] = build_exog(market_prices, config.estimator, config.window, files)
+    return _EXOG[key]
+
+
+_EXOG: dict[tuple, Any] = {}
 
 
 #: --dist, --var-levels: how a variance forecast becomes VaR and ES (the risk view).

@@ -9,6 +9,7 @@ otherwise — the forecasts are the same either way.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -19,10 +20,12 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    exog_inputs,
     format_option,
     given,
     load_from_options,
     output_option,
+    panel_tickers,
     price_options,
     risk_options,
 )
@@ -62,6 +65,7 @@ def predict(
     csv_path,
     start,
     end,
+    panel_path,
     tickers,
     all_tickers,
     csv_dir,
@@ -91,18 +95,22 @@ def predict(
       forecast predict --ticker IBM --model VERSION --source csv --csv ibm.csv
       forecast predict --tickers SPY,QQQ
       forecast predict --all --format csv --output forecasts.csv
+      forecast predict --panel stocks.parquet --model VERSION   # one universal model, every ticker
     """
     from forecaster.evaluation import risk as risks
 
     distribution = risks.check_distribution(distribution)
     levels = risks.parse_levels(var_levels)
     check_destinations(output)
-    batch = _batch_tickers(app, ticker, tickers, all_tickers, csv_path, csv_dir, model_version)
+    batch = _batch_tickers(
+        app, ticker, tickers, all_tickers, csv_path, csv_dir, model_version, panel_path
+    )
     if batch is None:
         if csv_dir is not None:
             raise ConfigError("--csv-dir reads several tickers; use it with --tickers or --all")
         payload = _forecast(
-            app, ticker, model_version, (source, csv_path, start, end), engine, distribution, levels
+            app, ticker, model_version, (source, csv_path, start, end, panel_path), engine,
+            distribution, levels,
         )
         if fmt in ("jsonl", "csv"):
             _render_batch([_row(payload)], fmt, output)
@@ -120,13 +128,19 @@ def predict(
     rows = []
     for name in batch:
         path = str(Path(csv_dir) / f"{name}.csv") if csv_dir is not None else None
-        prices = (source if csv_dir is None else "csv", path, start, end)
+        prices = (source if csv_dir is None else "csv", path, start, end, panel_path)
         try:
             if path is not None and not Path(path).is_file():
                 raise ConfigError(
                     f"--csv-dir {csv_dir} has no {name}.csv; add the file or leave {name} out"
                 )
-            rows.append(_row(_forecast(app, name, None, prices, engine, distribution, levels)))
+            rows.append(
+                _row(
+                    _forecast(
+                        app, name, model_version, prices, engine, distribution, levels, named=True
+                    )
+                )
+            )
         except Exception as exc:  # one ticker's failure never stops the others
             message = (
                 str(exc) if isinstance(exc, ForecasterError) else f"{type(exc).__name__}: {exc}"
@@ -149,10 +163,15 @@ def _batch_tickers(
     csv_path: str | None,
     csv_dir: str | None,
     model_version: str | None,
+    panel_path: str | None = None,
 ) -> list[str] | None:
     """The tickers of a batch (None for one ticker); conflicting options are one error."""
     from forecaster.data.sources import ticker_list
 
+    if panel_path is not None and not all_tickers and (tickers is not None or not given("ticker")):
+        if csv_path is not None or csv_dir is not None:
+            raise ConfigError("--panel holds the prices; drop --csv/--csv-dir")
+        return panel_tickers(panel_path, tickers)
     if tickers is None and not all_tickers:
         return None
     option = "--tickers" if tickers is not None else "--all"
@@ -182,22 +201,30 @@ def _forecast(
     app: AppContext,
     ticker: str,
     model_version: str | None,
-    prices: tuple[str, str | None, str | None, str | None],
+    prices: tuple[str, str | None, str | None, str | None, str | None],
     engine: str,
     distribution: str,
     levels: list[float],
+    named: bool = False,
 ) -> dict[str, Any]:
-    """One ticker's forecast and VaR/ES (raises the ticker's error)."""
+    """One ticker's forecast and VaR/ES (raises the ticker's error).
+
+    ``named``: ``ticker`` is the one to forecast even with ``model_version`` (a batch).
+    """
     from forecaster.data.sources import normalize_ticker
     from forecaster.evaluation import risk as risks
     from forecaster.evaluation.risk_cache import FitCache
-    from forecaster.models.lstm_forecaster import load_forecaster
 
-    chosen = normalize_ticker(ticker) if given("ticker") or model_version is None else None
+    explicit = named or given("ticker") or model_version is None
+    chosen = normalize_ticker(ticker) if explicit else None
     version = _serving_version(app, chosen, model_version)
     serving = chosen or version.ticker
-    data = load_from_options(app, serving, *prices)
-    forecaster = load_forecaster(version, engine=engine)
+    source, csv_path, start, end, panel_path = prices
+    data = load_from_options(app, serving, source, csv_path, start, end, panel_path=panel_path)
+    exog = exog_inputs(app, version.record.config, panel_path, source, end)
+    if exog is not None:
+        data = dataclasses.replace(data, exog=exog)
+    forecaster = _loaded(version, engine)
     dataset = forecaster.dataset(data.prices, data.exog)
     if serving not in version.record.tickers:
         click.echo(
@@ -243,6 +270,22 @@ def _forecast(
         "_engine": getattr(forecaster.model, "engine", "keras"),
         "_source": data.source,
     }
+
+
+#: Networks loaded in this process, by (version, engine): a universal model serving many
+#: tickers is read once (every ticker's copy of a version holds the same network).
+_LOADED: dict[tuple[str, str], Any] = {}
+
+
+def _loaded(version, engine: str):
+    from forecaster.models.lstm_forecaster import load_forecaster
+
+    key = (version.version, engine)
+    if key not in _LOADED:
+        if len(_LOADED) >= 8:  # a batch of many champions: don't keep them all
+            _LOADED.clear()
+        _LOADED[key] = load_forecaster(version, engine=engine)
+    return _LOADED[key]
 
 
 def _public(payload: dict[str, Any]) -> dict[str, Any]:

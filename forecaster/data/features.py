@@ -138,7 +138,7 @@ class Dataset:
     positions : np.ndarray
         Integer position of each origin in the price frame / ``variance``.
     sequence : np.ndarray
-        float32 (N, lookback, F): ``spec.features`` for the lookback
+        float32 (N, lookback, F), a read-only view of ``features``: ``spec.features`` for the lookback
         days ending at the origin (unscaled).
     context : np.ndarray
         float32 (N, context // block): block means of log daily variance over
@@ -159,6 +159,9 @@ class Dataset:
     exog : pandas.DataFrame or None
         The exogenous inputs aligned to the price dates (log values, one column
         per name of ``spec.exog``; NaN before an input starts), or None.
+    features : numpy.ndarray or None
+        float32 (days, F): the daily features every ``sequence`` row is a window
+        of (``sequence[i] == features[positions[i] - lookback + 1 : positions[i] + 1]``).
     """
 
     spec: FeatureSpec
@@ -173,6 +176,7 @@ class Dataset:
     estimator: str
     n_floored: int
     exog: pd.DataFrame | None = None
+    features: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -279,9 +283,11 @@ def build_dataset(
             "prices (forecaster.data.validation) before building features"
         )
     positions = np.arange(first_origin, n_rows)
-    # Each sliding-window row j covers days j .. j + size - 1.
-    sequence_windows = sliding_window_view(features, lookback, axis=0)  # (M, 3, lookback)
-    sequence = sequence_windows[positions - lookback + 1].transpose(0, 2, 1)
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    # Each sliding-window row j covers days j .. j + size - 1. The sequence is a read-only
+    # strided view of the daily features (no copy per window): memory stays O(days).
+    sequence_windows = sliding_window_view(features, lookback, axis=0)  # (M, F, lookback)
+    sequence = sequence_windows[first_origin - lookback + 1 :].transpose(0, 2, 1)
     block_means = sliding_window_view(log_variance, block).mean(axis=1)
     context_starts = positions - lookback - context + 1
     block_offsets = np.arange(spec.n_blocks) * block
@@ -297,7 +303,7 @@ def build_dataset(
         spec=spec,
         origins=pd.DatetimeIndex(prices.index[positions]),
         positions=positions,
-        sequence=np.ascontiguousarray(sequence, dtype=np.float32),
+        sequence=sequence,
         context=np.ascontiguousarray(context_values, dtype=np.float32),
         target=target,
         trailing_var=np.asarray(trailing_var, dtype=np.float64),
@@ -306,6 +312,7 @@ def build_dataset(
         estimator=daily.estimator,
         n_floored=daily.n_floored,
         exog=aligned,
+        features=features,
     )
 
 

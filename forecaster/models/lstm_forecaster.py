@@ -39,6 +39,7 @@ from forecaster.errors import ConfigError, ModelError
 from forecaster.models.base import Forecaster
 from forecaster.models.baselines import HAR
 from forecaster.models.config import OBJECTIVES, LSTMConfig
+from forecaster.models.feed import SeriesRows, WindowFeed
 from forecaster.models.record import DataRecord, ModelRecord
 from forecaster.models.registry import ModelRegistry, ModelVersion, new_version_id
 from forecaster.models.runtime import import_tensorflow
@@ -113,9 +114,18 @@ class _Prepared:
     split: Split
     scaler: FeatureScaler
     anchor: dict[str, Any] | None
-    inputs: dict[str, np.ndarray]
     z: np.ndarray
     target: np.ndarray
+
+    def inputs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Scaled network inputs at ``rows`` (made when asked: no copy of every window kept)."""
+        return _inputs(self.dataset, self.scaler, rows)
+
+    def series_rows(self, rows: np.ndarray) -> SeriesRows:
+        """``rows`` of this series for a :class:`~forecaster.models.feed.WindowFeed`."""
+        daily = self.scaler.transform_sequence(self.dataset.features)
+        context = self.scaler.transform_context(self.dataset.context[rows])
+        return SeriesRows(daily, self.dataset.positions[rows], context, self.z[rows])
 
 
 def check_poolable(config: LSTMConfig) -> None:
@@ -227,7 +237,7 @@ class LSTMForecaster(Forecaster):
         z_all = np.full(len(target), np.nan)
         known = ~np.isnan(target)
         z_all[known] = scaler.transform_target(target_for_z[known])
-        return _Prepared(dataset, split, scaler, anchor, _inputs(dataset, scaler), z_all, target)
+        return _Prepared(dataset, split, scaler, anchor, z_all, target)
 
     def _train(self, parts: Sequence[_Prepared]) -> None:
         """Fit one network on the training rows of every part; one validation scale.
@@ -249,11 +259,18 @@ class LSTMForecaster(Forecaster):
         target_std = float(np.mean([part.scaler.target_std for part in parts]))
 
         def stacked(rows_of: Callable[[_Prepared], np.ndarray]) -> tuple[dict, np.ndarray]:
-            inputs = [_take(part.inputs, rows_of(part)) for part in parts]
+            inputs = [part.inputs(rows_of(part)) for part in parts]
             x = {name: np.concatenate([each[name] for each in inputs]) for name in inputs[0]}
             return x, np.concatenate([part.z[rows_of(part)] for part in parts])
 
-        x_train, z_train = stacked(lambda part: part.split.train)
+        if len(parts) > 1 and parts[0].dataset.features is not None:
+            # Pooled: stream the training windows (memory O(days), not O(rows x lookback)).
+            x_train = WindowFeed(
+                [part.series_rows(part.split.train) for part in parts], model_spec.lookback
+            )
+            z_train = None
+        else:
+            x_train, z_train = stacked(lambda part: part.split.train)
         x_validation, z_validation = stacked(lambda part: part.split.validation)
         result = fit(
             model_spec,
@@ -270,7 +287,7 @@ class LSTMForecaster(Forecaster):
             # Stateful models warm up on every row up to the end of validation, in order.
             upto = np.arange(part.split.validation[-1] + 1)
             raw = part.scaler.inverse_target(
-                predict_z(result.model, model_spec, _take(part.inputs, upto))
+                predict_z(result.model, model_spec, part.inputs(upto))
             )
             if part.anchor is not None:
                 raw = raw * np.exp(_anchor_log(part.anchor, part.dataset)[upto])

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from forecaster.errors import ConfigError, DataError, ModelError
+from forecaster.models.feed import WindowFeed
 from forecaster.models.initial_state import derive_seed
 from forecaster.models.lstm import ModelSpec, build_model
 
@@ -278,6 +279,45 @@ def _check_inputs(
     return {"sequence": sequence, "context": context}, z
 
 
+def _check_feed(spec: ModelSpec, feed: WindowFeed) -> None:
+    """A feed's shapes match ``spec``; its values are finite; the strategy can use one."""
+    if spec.stateful:
+        raise ModelError(
+            "a stateful model trains on consecutive origins of one series, not on a pooled feed"
+        )
+    if feed.lookback != spec.lookback or feed.n_features != spec.n_features:
+        raise ModelError(
+            f"training feed windows are ({feed.lookback}, {feed.n_features}) but the model spec "
+            f"needs ({spec.lookback}, {spec.n_features})"
+        )
+    if feed.context_size != spec.context_size:
+        raise ModelError(
+            f"training feed context has {feed.context_size} columns, the spec {spec.context_size}"
+        )
+    if len(feed) == 0:
+        raise DataError("training inputs have no rows; expected at least one forecast origin")
+    feed.check_finite("training")
+
+
+def _feed_batches(feed: WindowFeed, order: np.ndarray, batch_size: int, members: int) -> Any:
+    """A Keras ``PyDataset`` over ``feed``'s rows in ``order``, ``batch_size`` at a time."""
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+
+        def __len__(self) -> int:
+            return math.ceil(len(order) / batch_size)
+
+        def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+            rows = order[index * batch_size : (index + 1) * batch_size]
+            target = np.repeat(feed.target[rows].reshape(-1, 1), members, axis=1)
+            return feed.take(rows), target
+
+    return Batches()
+
+
 def _take(x: dict[str, np.ndarray], index: Any) -> dict[str, np.ndarray]:
     return {key: value[index] for key, value in x.items()}
 
@@ -326,12 +366,18 @@ def fit(
         Empty or non-finite inputs.
     """
     start = time.perf_counter()
-    x_train, z_train = _check_inputs(spec, x_train, z_train, "training")
+    feed = x_train if isinstance(x_train, WindowFeed) else None
+    if feed is not None:
+        _check_feed(spec, feed)
+        z_train = feed.target
+    else:
+        x_train, z_train = _check_inputs(spec, x_train, z_train, "training")
     x_val, z_val = _check_inputs(spec, x_val, z_val, "validation")
     lookback = spec.lookback
     strategy = spec.strategy()
-    keep = strategy.training_rows(x_train["sequence"].shape[0], lookback)
-    x_train, z_train = _take(x_train, keep), z_train[keep]
+    if feed is None:
+        keep = strategy.training_rows(x_train["sequence"].shape[0], lookback)
+        x_train, z_train = _take(x_train, keep), z_train[keep]
     batch_size = strategy.batch_size(config.batch_size, lookback)
 
     configure_tensorflow(config.threads, config.seed)
@@ -353,23 +399,26 @@ def fit(
         steps_per_execution=STEPS_PER_EXECUTION,
     )
     rng = np.random.default_rng(derive_seed(config.seed, 7))
-    rows = x_train["sequence"].shape[0]
+    rows = len(feed) if feed is not None else x_train["sequence"].shape[0]
     # every ensemble member learns the same target (one output column each)
-    target_train = np.repeat(z_train.reshape(-1, 1), spec.members, axis=1)
+    target_train = None if feed is not None else np.repeat(z_train.reshape(-1, 1), spec.members, axis=1)
 
     best_loss, best_epoch, best_weights, waited = math.inf, 0, None, 0
     train_losses: list[float] = []
     val_losses: list[float] = []
     for epoch in range(1, config.epochs + 1):
         order = strategy.epoch_order(model, rng, rows)
-        history = model.fit(
-            _take(x_train, order),
-            target_train[order],
-            batch_size=batch_size,
-            epochs=1,
-            shuffle=False,
-            verbose=0,
-        )
+        if feed is not None:  # batches cut from the feed as Keras asks for them
+            history = model.fit(_feed_batches(feed, order, batch_size, spec.members), epochs=1, verbose=0)
+        else:
+            history = model.fit(
+                _take(x_train, order),
+                target_train[order],
+                batch_size=batch_size,
+                epochs=1,
+                shuffle=False,
+                verbose=0,
+            )
         train_loss = float(history.history["loss"][-1])
         z_hat = strategy.predict_validation(model, lookback, x_train, x_val)
         val_loss = loss_value(z_val, z_hat, config.loss, config.target_scale)
