@@ -40,6 +40,11 @@ CANDIDATES = {
     "units 16": {"units": 16},
     "3 members": {"ensemble": 3},
     "no exog": {"market": None, "exog": {}},
+    "fraction 1/8": {"epoch_fraction": 0.125, "epochs": 60, "patience": 6},
+    "fraction 1/8, lr 3e-4": {
+        "epoch_fraction": 0.125, "epochs": 60, "patience": 6, "learning_rate": 3e-4
+    },
+    "loss qlike": {"loss": "qlike"},
 }
 
 

@@ -98,6 +98,12 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     type=click.Path(file_okay=False),
     help="With --source csv: folder holding <TICKER>.csv for each ticker.",
 )
+@click.option(
+    "--panel",
+    "panel_path",
+    type=click.Path(dir_okay=False),
+    help="Long-format file of many tickers as the price source (--tickers default: all).",
+)
 @click.option("--as-of", help="Run as if today were this date (YYYY-MM-DD); later data is hidden.")
 @click.option(
     "--workers",
@@ -154,6 +160,7 @@ def nightly(
     universe,
     source,
     csv_dir,
+    panel_path,
     as_of,
     workers,
     scheduler,
@@ -196,6 +203,7 @@ def nightly(
       forecast nightly --universe universe.txt --scheduler tls://10.0.0.5:8786 \\
         --tls-ca ca.pem --tls-cert client.pem --tls-key client-key.pem
       forecast nightly --tickers AAPL,MSFT --source csv --csv-dir ./prices
+      forecast nightly --panel stocks.parquet --tickers AAPL,MSFT
     """
     from forecaster.errors import ConfigError
     from forecaster.evaluation.risk import check_distribution, parse_levels
@@ -206,9 +214,16 @@ def nightly(
 
     if tickers and universe:
         raise ConfigError("--tickers and --universe were both given; use one of them")
-    if not tickers and not universe:
-        raise ConfigError("no tickers given; pass --tickers SPY,QQQ or --universe FILE")
-    names = read_universe(universe) if universe else tickers.split(",")
+    if panel_path is not None and not universe:
+        from forecaster.data.panel import resolve_tickers
+
+        names = resolve_tickers(panel_path, tickers)
+    elif not tickers and not universe:
+        raise ConfigError(
+            "no tickers given; pass --tickers SPY,QQQ, --universe FILE or --panel PATH"
+        )
+    else:
+        names = read_universe(universe) if universe else tickers.split(",")
     total = len(names)
     done: list[str] = []
 
@@ -223,6 +238,7 @@ def nightly(
         settings=app.settings,
         source=source,
         csv_dir=csv_dir,
+        panel_path=panel_path,
         as_of=as_of,
         workers=workers,
         scheduler=scheduler,

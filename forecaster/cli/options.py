@@ -290,6 +290,21 @@ model_options = bundle(
         show_default=True,
         help="Seed-ensemble members trained together; forecasts averaged in log variance.",
     ),
+    int_option(
+        "--batch-size",
+        1,
+        64,
+        "Rows per training step (a panel of many tickers trains faster with 256).",
+        maximum=65536,
+    ),
+    click.option(
+        "--epoch-fraction",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=1.0,
+        show_default=True,
+        help="Share of the training rows each epoch draws (fresh each epoch); below 1 early "
+        "stopping looks more often (long horizons on big panels).",
+    ),
     click.option(
         "--anchor",
         type=click.Choice(["none", "har"]),
@@ -300,6 +315,7 @@ model_options = bundle(
 )
 _SETTINGS = ("horizon", "estimator", "window", "units", "lookback", "context", "epochs")
 _SETTINGS += ("patience", "loss", "init", "init_options", "seed", "ensemble", "anchor")
+_SETTINGS += ("batch_size", "epoch_fraction")
 
 
 def lstm_config(**values: Any) -> LSTMConfig:
@@ -491,6 +507,7 @@ def exog_inputs(
     from pathlib import Path
 
     from forecaster.data.exog import build_exog
+    from forecaster.data.loader import load_cached
     from forecaster.data.panel import read_panel
     from forecaster.errors import DataError
 
@@ -511,11 +528,20 @@ def exog_inputs(
     if config.market:
         in_panel = panel_path is not None and config.market in read_panel(panel_path).frames
         market_source = "panel" if in_panel else ("auto" if source in ("panel", "csv") else source)
+        cached = None if in_panel else load_cached(config.market, "panel", settings=app.settings)
         try:
-            market = load_from_options(
-                app, config.market, market_source, None, None, end,
-                panel_path=panel_path if in_panel else None,
-            )
+            if cached is not None:  # a panel this home loaded before held the market series
+                click.echo(
+                    f"note: market series {config.market} from the prices cached from "
+                    f"{cached.description}, up to {cached.end:%Y-%m-%d}",
+                    err=True,
+                )
+                market = cached
+            else:
+                market = load_from_options(
+                    app, config.market, market_source, None, None, end,
+                    panel_path=panel_path if in_panel else None,
+                )
         except DataError as exc:
             raise DataError(
                 f"the model reads the market series {config.market}, which could not be "
@@ -555,7 +581,8 @@ risk_options = bundle(
 #: Model options handed to `fine_tune_config` when given with `train --from` (it refuses
 #: those a fine-tuned model cannot change: everything but epochs, patience and seed).
 FINE_TUNE_OPTIONS = ("horizon", "estimator", "window", "units", "lookback", "context", "epochs",
-                     "patience", "loss", "seed", "ensemble", "anchor")
+                     "patience", "loss", "seed", "ensemble", "anchor", "batch_size",
+                     "epoch_fraction")
 
 #: --tickers | --universe [--csv-dir] and --from VERSION.
 pooled_options = bundle(

@@ -112,6 +112,7 @@ class TickerTask:
     ticker: str
     source: str = "auto"
     csv_path: str | None = None
+    panel_path: str | None = None
     as_of: str | None = None
     window_days: int = DEFAULT_WINDOW_DAYS
     default_options: dict[str, Any] | None = None
@@ -193,6 +194,7 @@ def load_step(
             ticker,
             source=task.source,
             csv_path=task.csv_path,
+            panel_path=task.panel_path,
             end=parse_date(task.as_of, "--as-of"),
             settings=settings,
             allow_fallback=False,
@@ -1009,6 +1011,7 @@ def run_nightly(
     settings: Settings,
     source: str = "auto",
     csv_dir: str | Path | None = None,
+    panel_path: str | Path | None = None,
     as_of: str | pd.Timestamp | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
@@ -1034,6 +1037,9 @@ def run_nightly(
         Price source; ``auto`` never falls back to the sample here.
     csv_dir : path, optional
         With ``source="csv"``: read ``csv_dir/<TICKER>.csv``.
+    panel_path : path, optional
+        A long-format file of many tickers (:mod:`forecaster.data.panel`): the
+        price source of every ticker (``source`` must be ``auto`` or ``panel``).
     as_of : date, optional
         Run as if today were this date: later prices are invisible.
     workers : int, optional
@@ -1102,6 +1108,13 @@ def run_nightly(
         )
     if csv_dir is not None and not Path(csv_dir).expanduser().is_dir():
         raise ConfigError(f"--csv-dir {str(csv_dir)!r} is not a folder; expected DIR/<TICKER>.csv")
+    if panel_path is not None:
+        if source not in ("auto", "panel") or csv_dir is not None:
+            raise ConfigError(
+                f"--panel holds the prices; drop --source {source} and --csv-dir"
+            )
+        source = "panel"
+        panel_path = str(Path(panel_path).expanduser().resolve())
     if keep is not None:
         check_keep(keep)
     security = tls_security(scheduler, tls_ca, tls_cert, tls_key)
@@ -1123,6 +1136,7 @@ def run_nightly(
                 if csv_dir is not None
                 else None
             ),
+            panel_path=panel_path,
             as_of=as_of_text,
             window_days=window_days,
             default_options=defaults,

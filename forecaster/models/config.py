@@ -19,10 +19,18 @@ __all__ = ["ANCHORS", "OBJECTIVES", "LSTMConfig"]
 
 _FEATURE_SETTINGS = ("lookback", "context", "horizon", "estimator", "window")
 #: Settings added after record format 2 was introduced, with the value older records imply.
-_ADDED_LATER: dict[str, Any] = {"ensemble": 1, "anchor": "none", "market": None, "exog": {}}
+_ADDED_LATER: dict[str, Any] = {
+    "ensemble": 1,
+    "anchor": "none",
+    "market": None,
+    "exog": {},
+    "epoch_fraction": 1.0,
+}
 #: What the network's forecast may be anchored to.
 ANCHORS = ("none", "har")
-_TRAINING_SETTINGS = ("epochs", "patience", "batch_size", "loss", "learning_rate", "seed")
+_TRAINING_SETTINGS = (
+    "epochs", "patience", "batch_size", "loss", "learning_rate", "seed", "epoch_fraction"
+)
 
 #: Training objectives by ``loss`` name, as recorded with every model.
 OBJECTIVES = {
@@ -47,7 +55,7 @@ class LSTMConfig:
         How inputs and target are built (:class:`~forecaster.data.features.FeatureSpec`).
     units : int
         LSTM units.
-    epochs, patience, batch_size, learning_rate, loss, seed
+    epochs, patience, batch_size, learning_rate, loss, seed, epoch_fraction
         Training (see :class:`~forecaster.models.training.TrainConfig`).
     anchor : {"none", "har"}
         ``har``: the network learns a correction to the log-HAR forecast (HAR
@@ -80,6 +88,7 @@ class LSTMConfig:
     learning_rate: float = 1e-3
     loss: str = "mse"
     seed: int = 0
+    epoch_fraction: float = 1.0
     ensemble: int = 3
     anchor: str = "none"
     market: str | None = None

@@ -487,7 +487,7 @@ class TrainOutcome:
 
 
 #: Settings a fine-tuned model may change from its parent's (the rest shape the network).
-FINE_TUNE_SETTINGS = ("epochs", "patience", "seed", "learning_rate")
+FINE_TUNE_SETTINGS = ("epochs", "patience", "seed", "learning_rate", "batch_size", "epoch_fraction")
 
 
 def fine_tune_config(parent: ModelRecord, **changes: Any) -> LSTMConfig:

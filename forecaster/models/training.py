@@ -88,6 +88,11 @@ class TrainConfig:
     target_scale : float
         Standard deviation s of the log variance behind the standardization
         (only used by ``qlike``).
+    epoch_fraction : float
+        Share of the training rows one epoch draws (a fresh random subset each
+        epoch, without replacement). Below 1, early stopping checks validation
+        more often: for long horizons, whose overlapping targets make a full
+        epoch of a large panel many near-duplicate steps. Not for stateful models.
     """
 
     epochs: int = 60
@@ -99,6 +104,7 @@ class TrainConfig:
     threads: int | None = None
     verbose: bool = False
     target_scale: float = 1.0
+    epoch_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         for name, minimum in (("epochs", 1), ("patience", 0), ("batch_size", 1), ("seed", 0)):
@@ -130,6 +136,13 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be a finite number > 0; received {value!r}"
                 )
+        fraction = self.epoch_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (
+            0 < fraction <= 1
+        ):
+            raise ConfigError(
+                f"epoch_fraction must be a number in (0, 1]; received {fraction!r}"
+            )
 
 
 @dataclass
@@ -408,6 +421,8 @@ def fit(
     val_losses: list[float] = []
     for epoch in range(1, config.epochs + 1):
         order = strategy.epoch_order(model, rng, rows)
+        if config.epoch_fraction < 1 and not spec.stateful:
+            order = order[: max(1, int(round(config.epoch_fraction * rows)))]
         if feed is not None:  # batches cut from the feed as Keras asks for them
             history = model.fit(_feed_batches(feed, order, batch_size, spec.members), epochs=1, verbose=0)
         else:

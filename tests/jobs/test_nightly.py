@@ -443,3 +443,25 @@ def test_too_short_history_and_out_of_order_replay_fail_clearly(settings, csv_di
         f"{dates[0]}; replay nights in date order, or use a fresh --home for a backfill"
     )
     assert registry.champion_id("AAA") == champion and registry.version_ids("AAA") == [champion]
+
+
+def test_nightly_reads_a_panel_and_isolates_its_bad_ticker(settings, dates, tmp_path):
+    from tests.data.test_panel import long_format
+
+    broken = make_prices(400, seed=5)
+    broken.iloc[30, broken.columns.get_loc("open")] = float("nan")
+    frames = {"AAA": make_prices(400, seed=1), "BAD": broken}
+    panel = tmp_path / "panel.parquet"
+    long_format(frames).to_parquet(panel)
+    report = run_nightly(
+        ["AAA", "BAD"], settings=settings, panel_path=panel, as_of=dates[0],
+        default_options=TINY, window_days=WINDOW,
+    )
+    by_ticker = {record["ticker"]: record for record in report.records}
+    assert by_ticker["AAA"]["status"] == "ok" and by_ticker["AAA"]["source"] == "panel"
+    assert by_ticker["BAD"]["status"] == "failed"
+    assert "non-positive prices" in by_ticker["BAD"]["error"]
+    assert (settings.prices_dir / "AAA.panel.parquet").is_file()
+    assert report.source == "panel" and report.exit_code == 1
+    with pytest.raises(ConfigError, match="--panel holds the prices"):
+        run_nightly(["AAA"], settings=settings, panel_path=panel, source="yahoo")
