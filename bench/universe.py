@@ -9,9 +9,9 @@ the exogenous input is CBOE's VIX history (``../shared/data/vix``).
 Protocol (nothing is chosen on the test period):
 
 * tickers: the 150 sorted, shuffled with ``numpy.random.default_rng(2026)``;
-  the first 100 train the universal model ("seen"), the other 50 are never
-  shown to it ("unseen", zero-shot: standardized by their own rows before the
-  cut);
+  the first 100 (``bench/universe_train.txt``) train the universal model
+  ("seen"), the other 50 (``bench/universe_unseen.txt``) are never shown to it
+  ("unseen", zero-shot: standardized by their own rows before the cut);
 * one calendar cut for everything, 2014-01-02: every model and baseline is fit
   on data before it; validation = the last 15% of each series' origins before
   the cut (early stopping and the scale correction); test = every origin from
@@ -67,6 +67,10 @@ BASELINES = ("har", "harx", "garch", "gbm")
 UNIVERSAL = {"ensemble": 1, "batch_size": 256, "epochs": 20, "patience": 4}
 
 
+def read_list(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -105,9 +109,8 @@ def run(args) -> dict:
         datas, failed, extra = load_universe(home)
     log(f"loaded {len(datas)} tickers ({len(failed)} failed) in {time.time() - t0:.1f}s")
     names = sorted(datas)
-    order = np.random.default_rng(2026).permutation(len(names))
-    seen = [names[i] for i in order[: args.train]]
-    unseen = [names[i] for i in order[args.train :]]
+    seen = [t for t in read_list(HERE / "universe_train.txt") if t in datas][: args.train]
+    unseen = [t for t in read_list(HERE / "universe_unseen.txt") if t in datas]
     per_ticker_sample = unseen[: args.per_ticker]
     exog_files = {"VIX": str(VIX)}
     result: dict = {

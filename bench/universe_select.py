@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from universe import CUT, UNIVERSAL, VIX, load_universe  # noqa: E402
+from universe import CUT, HERE, UNIVERSAL, VIX, load_universe, read_list  # noqa: E402
 
 from forecaster import metrics  # noqa: E402
 from forecaster.data.exog import build_exog  # noqa: E402
@@ -45,6 +45,9 @@ CANDIDATES = {
         "epoch_fraction": 0.125, "epochs": 60, "patience": 6, "learning_rate": 3e-4
     },
     "loss qlike": {"loss": "qlike"},
+    "3 members, fraction 1/8": {
+        "ensemble": 3, "epoch_fraction": 0.125, "epochs": 60, "patience": 6
+    },
 }
 
 
@@ -56,10 +59,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         datas, _failed, extra = load_universe(home)
-    names = sorted(datas)
-    order = np.random.default_rng(2026).permutation(len(names))
-    seen = [names[i] for i in order[:100]]
-    rows = []
+    seen = read_list(HERE / "universe_train.txt")
+    store = HERE / "universe_select.json"
+    saved = json.loads(store.read_text()) if store.is_file() else {}
+    done = saved.setdefault(str(args.horizon), {})
     for label in args.candidates.split(","):
         changes = CANDIDATES[label]
         config = LSTMConfig(
@@ -92,13 +95,18 @@ def main() -> None:
             "best_epoch": model.training["best_epoch"],
             "seconds": round(time.time() - start, 1),
         }
-        rows.append(row)
+        row["date"] = time.strftime("%Y-%m-%d")
+        done[label] = row
+        store.write_text(json.dumps(saved, indent=1) + "\n")
         print(json.dumps(row), flush=True)
+    rows = list(done.values())
     lines = [
         f"# Universal model: settings chosen on validation rows, h = {args.horizon}",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} by `.venv/bin/python bench/universe_select.py "
-        f"--horizon {args.horizon}`. " + __doc__.split("\n\n")[1].replace("\n", " "),
+        f"Measured {', '.join(sorted({r['date'] for r in rows}))} by `.venv/bin/python "
+        f"bench/universe_select.py --horizon {args.horizon} --candidates ...` (each run adds "
+        "its candidates; raw rows in `bench/universe_select.json`). "
+        + __doc__.split("\n\n")[1].replace("\n", " "),
         "",
         f"Base: {UNIVERSAL}, market SPY (S&P 500 sample), VIX; cut {CUT:%Y-%m-%d}.",
         "",

@@ -214,6 +214,7 @@ def _forecast(
     from forecaster.data.sources import normalize_ticker
     from forecaster.evaluation import risk as risks
     from forecaster.evaluation.risk_cache import FitCache
+    from forecaster.models.lstm_forecaster import dataset_of
 
     explicit = named or given("ticker") or model_version is None
     chosen = normalize_ticker(ticker) if explicit else None
@@ -225,7 +226,7 @@ def _forecast(
     if exog is not None:
         data = dataclasses.replace(data, exog=exog)
     forecaster = _loaded(version, engine)
-    dataset = forecaster.dataset(data.prices, data.exog)
+    dataset = dataset_of(forecaster, data)
     if serving not in version.record.tickers:
         click.echo(
             f"note: model {version.version} was trained on {', '.join(version.record.tickers)}; "

@@ -32,8 +32,8 @@ from forecaster.errors import ConfigError, EvaluationError, ModelError
 from forecaster.evaluation import risk as risks
 from forecaster.evaluation.regimes import RegimeThresholds, fit_thresholds, label
 from forecaster.models.base import Forecaster
-from forecaster.models.baselines import create_baseline
-from forecaster.models.lstm_forecaster import LSTMForecaster, load_forecaster
+from forecaster.models.baselines import create_baseline, usable_baselines
+from forecaster.models.lstm_forecaster import LSTMForecaster, dataset_of, load_forecaster
 from forecaster.models.record import ModelRecord
 from forecaster.models.registry import ModelVersion
 
@@ -166,22 +166,15 @@ def _run(
     rows: np.ndarray | None = None,
 ) -> Backtest:
     record = version.record
-    dataset = lstm.dataset(data.prices, data.exog)
+    dataset = dataset_of(lstm, data)
     rows = _test_rows(dataset, record) if rows is None else rows
     thresholds, frame = test_period(dataset, rows, quantile)
     forecasters: dict[str, Forecaster] = {LSTM: lstm}
-    notes = []
-    for name in baselines:
-        baseline = create_baseline(name)
-        if getattr(baseline, "needs_exog", False) and dataset.exog is None:
-            notes.append(
-                f"{name} left out: it adds the model's market/exogenous inputs to HAR, and "
-                "this model has none (train with --market/--exog to compare against it)"
-            )
-            continue
-        if panel_fits and name in panel_fits:
-            baseline = panel_fits[name]()  # fit on a panel: a fresh copy for this series
-        forecasters[name] = baseline
+    kept, notes = usable_baselines(baselines, dataset.exog is not None, set(panel_fits or {}))
+    for name in kept:
+        forecasters[name] = panel_fits[name]() if panel_fits and name in panel_fits else (
+            create_baseline(name)
+        )
     residuals: dict[str, list[risks.ResidualBlock]] = {name: [] for name in forecasters}
 
     def collect(name: str, model: Forecaster, block: np.ndarray) -> None:
@@ -286,7 +279,7 @@ def zero_shot(
     """
     record = version.record
     base = load_forecaster(version) if forecaster is None else forecaster
-    dataset = base.dataset(data.prices, data.exog)
+    dataset = dataset_of(base, data)
     cut = pd.Timestamp(record.split["test_start"])
     try:
         rows = split_dataset(dataset, test_start=cut).test

@@ -18,6 +18,7 @@ import pandas as pd
 from forecaster import metrics
 from forecaster.data.features import build_dataset, split_dataset
 from forecaster.data.loader import PriceData
+from forecaster.errors import ConfigError
 from forecaster.evaluation.backtest import (
     REFERENCE,
     forecast_rows,
@@ -25,7 +26,7 @@ from forecaster.evaluation.backtest import (
     test_period,
 )
 from forecaster.evaluation.report import _clean, _fmt
-from forecaster.models.baselines import create_baseline
+from forecaster.models.baselines import create_baseline, usable_baselines
 from forecaster.models.config import LSTMConfig
 from forecaster.models.lstm_forecaster import LSTMForecaster
 
@@ -66,6 +67,9 @@ def compare(
         return {key: full[key] for key in METRICS}
 
     names = list(dict.fromkeys([reference, *(baselines or [])]))
+    names, notes = usable_baselines(names, dataset.exog is not None)
+    if reference not in names:
+        raise ConfigError(f"--reference {reference}: {notes[0]}; choose another --reference")
     fitted = forecast_rows(dataset, rows, {name: create_baseline(name) for name in names})
     results: dict[str, Any] = {}
     for init in inits:
@@ -97,6 +101,7 @@ def compare(
             "reference": reference,
             reference: scored(fitted[reference]),
             "baselines": {name: scored(fitted[name]) for name in names},
+            **({"notes": notes} if notes else {}),
         }
     )
 

@@ -456,6 +456,8 @@ def issue_risk(
     forecaster, ``levels`` is None and ``reason`` says why: the forecast is
     still issued, without VaR.
     """
+    from forecaster.models.lstm_forecaster import dataset_of
+
     if forecaster is None:
         return {
             "distribution": task.distribution,
@@ -466,7 +468,7 @@ def issue_risk(
         }
     return forecast_risk(
         forecaster,
-        forecaster.dataset(data.prices, data.exog),
+        dataset_of(forecaster, data),
         variance,
         chosen.record.split["test_start"],
         task.distribution,

@@ -50,6 +50,7 @@ __all__ = [
     "create_baseline",
     "parse_baselines",
     "register_baseline",
+    "usable_baselines",
 ]
 
 #: Registered baselines by name, in registration order (the order of reports).
@@ -652,6 +653,33 @@ def create_baseline(name: str) -> Baseline:
         raise _unknown(name) from None
 
 
+def usable_baselines(
+    names: list[str], has_exog: bool, panel_fitted: frozenset[str] | set[str] = frozenset()
+) -> tuple[list[str], list[str]]:
+    """The baselines of ``names`` that apply, and a note for each left out.
+
+    ``harx`` needs exogenous inputs (without them it is HAR); ``har-pooled``
+    needs a fit on a panel (on one series it is HAR): each is left out with a
+    note saying so.
+    """
+    kept, notes = [], []
+    for name in names:
+        cls = BASELINES.get(name)
+        if getattr(cls, "needs_panel", False) and name not in panel_fitted:
+            notes.append(
+                f"{name} left out: it is fit on a panel of tickers (evaluate --panel); on one "
+                "series it would be HAR"
+            )
+        elif getattr(cls, "needs_exog", False) and not has_exog:
+            notes.append(
+                f"{name} left out: it adds the model's market/exogenous inputs to HAR, and "
+                "this model has none (train with --market/--exog to compare against it)"
+            )
+        else:
+            kept.append(name)
+    return kept, notes
+
+
 def parse_baselines(text: str) -> list[str]:
     """Parse a comma-separated list such as ``"har,garch"``.
 
@@ -735,6 +763,8 @@ class PooledHAR(HAR):
     """
 
     kind = "har-pooled"
+    #: Evaluation leaves it out (with a note) unless it was fit on a panel.
+    needs_panel: ClassVar[bool] = True
 
     def __init__(self) -> None:
         super().__init__()

@@ -54,6 +54,7 @@ __all__ = [
     "TrainOutcome",
     "ENGINES",
     "check_poolable",
+    "dataset_of",
     "fine_tune_config",
     "load_forecaster",
     "summarize",
@@ -507,6 +508,13 @@ def fine_tune_config(parent: ModelRecord, **changes: Any) -> LSTMConfig:
     return parent.config.replace(**changes)
 
 
+def dataset_of(forecaster: Any, data: PriceData) -> Dataset:
+    """``forecaster.dataset`` of ``data``'s prices, with its exogenous inputs when it has any."""
+    if data.exog is None:
+        return forecaster.dataset(data.prices)
+    return forecaster.dataset(data.prices, data.exog)
+
+
 def _data_record(data: PriceData, dataset: Dataset) -> DataRecord:
     return DataRecord(
         source=data.source,
@@ -585,7 +593,7 @@ def train(
         )
         weights = load_forecaster(parent).model.get_weights()
     forecaster = LSTMForecaster(config, threads=threads, on_epoch=on_epoch, initial_weights=weights)
-    dataset = forecaster.dataset(data.prices, data.exog)
+    dataset = dataset_of(forecaster, data)
     start = pd.Timestamp(test_start) if test_start is not None else None
     split = split_dataset(dataset, test_start=start, test_fraction=test_fraction)
     forecaster.fit(dataset, split.test_start)
@@ -665,7 +673,7 @@ def train_pooled(
         )
     check_poolable(config)
     forecaster = LSTMForecaster(config, threads=threads, on_epoch=on_epoch)
-    datasets = {data.ticker: forecaster.dataset(data.prices, data.exog) for data in datas}
+    datasets = {data.ticker: dataset_of(forecaster, data) for data in datas}
     if test_start is not None:
         cut = _parse_cut(test_start)
     else:

@@ -148,7 +148,7 @@ def test_universe_file_has_one_ticker_per_line_and_comments(tmp_path):
             r"--csv-dir was given with --source auto; use --source csv --csv-dir DIR",
         ),
         (["--tickers", "SPY", "--source", "csv"], r"--source csv needs --csv-dir DIR"),
-        ([], r"no tickers given; pass --tickers SPY,QQQ or --universe FILE"),
+        ([], r"no tickers given; pass --tickers SPY,QQQ, --universe FILE or --panel PATH"),
         (
             ["--tickers", "SPY", "--as-of", "last friday"],
             r"--as-of 'last friday' is not a date; expected YYYY-MM-DD",

@@ -232,7 +232,12 @@ def test_garch_refuses_origins_inside_the_backcast_window(data, fit_end):
 
 
 # ------------------------------------------------------------- every baseline: no leak
-@pytest.mark.parametrize("name", list(BASELINES))
+#: Baselines fit on a variance and a return series alone (harx also needs exogenous inputs:
+#: tests/models/test_panel_baselines.py checks it the same ways).
+SERIES_BASELINES = [name for name in BASELINES if not getattr(BASELINES[name], "needs_exog", False)]
+
+
+@pytest.mark.parametrize("name", SERIES_BASELINES)
 def test_no_look_ahead(data, fit_end, name):
     """Perturbing data after a date leaves forecasts at earlier origins unchanged."""
     variance, returns = data
@@ -256,7 +261,7 @@ def test_no_look_ahead(data, fit_end, name):
     assert not np.allclose(shocked.predict_origins(origins[~early]), clean.predict_origins(origins[~early]))
 
 
-@pytest.mark.parametrize("name", list(BASELINES))
+@pytest.mark.parametrize("name", SERIES_BASELINES)
 def test_fit_uses_only_rows_up_to_fit_end(data, fit_end, name):
     """Data after fit_end (but before the origin) is used only as forecast input."""
     variance, returns = data
@@ -274,7 +279,7 @@ def test_fit_uses_only_rows_up_to_fit_end(data, fit_end, name):
     )
 
 
-@pytest.mark.parametrize("name", list(BASELINES))
+@pytest.mark.parametrize("name", SERIES_BASELINES)
 def test_interface(data, fit_end, name):
     variance, returns = data
     model = create_baseline(name)
@@ -384,7 +389,7 @@ def test_too_little_training_data(data):
 
 
 def test_registry_and_parsing():
-    assert list(BASELINES) == ["har", "garch", "gjr", "ewma", "naive", "gbm"]
+    assert list(BASELINES) == ["har", "garch", "gjr", "ewma", "naive", "gbm", "har-pooled", "harx"]
     assert isinstance(create_baseline("gjr"), GJR)
     with pytest.raises(ConfigError, match="unknown baseline 'arima'; valid names are har, garch"):
         create_baseline("arima")

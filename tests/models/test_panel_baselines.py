@@ -101,3 +101,26 @@ def test_har_pooled_on_one_series_without_a_panel_is_har():
         HAR().fit(dataset, cut).predict(dataset, test),
         rtol=1e-10,
     )
+
+
+def test_harx_no_look_ahead_and_fit_stops_at_the_cut():
+    """Later prices and later inputs change neither the fit nor earlier forecasts."""
+    dataset = _dataset(0)
+    cut = dataset.origins[450]
+    rows = np.arange(300, 450)  # origins before the cut (in-sample forecasts)
+    clean = HARX().fit(dataset, cut)
+    prices = make_prices(600, seed=0)
+    later = prices.index >= cut
+    prices.loc[later, ["high"]] *= 1.3
+    frame = build_exog(make_prices(620, seed=40), "garman-klass", 22)
+    rng = np.random.default_rng(0)
+    vix = pd.Series(15 * np.exp(np.cumsum(rng.normal(0, 0.05, 600))), index=prices.index)
+    vix[vix.index >= cut] *= 2.0
+    frame["VIX"] = vix
+    frame.loc[frame.index >= cut, "market"] *= 3.0
+    shocked_set = build_dataset(prices, SPEC, frame)
+    shocked = HARX().fit(shocked_set, cut)
+    np.testing.assert_array_equal(clean.coefficients, shocked.coefficients)
+    np.testing.assert_allclose(shocked.predict(shocked_set, rows), clean.predict(dataset, rows), rtol=1e-12)
+    after = np.arange(460, 500)
+    assert not np.allclose(shocked.predict(shocked_set, after), clean.predict(dataset, after))
