@@ -226,9 +226,26 @@ def write_output(text: str, output: str | None) -> None:
     write_files([(output, text.encode())])
 
 
+def json_text(payload: Any, **options: Any) -> str:
+    """``json.dumps(payload, **options)`` that refuses NaN and infinity.
+
+    Bare ``NaN``/``Infinity`` are not JSON: a payload holding one is an error
+    (nothing is written), never a file other programs cannot parse.
+    """
+    try:
+        return json.dumps(payload, allow_nan=False, **options)
+    except ValueError as error:
+        from forecaster.errors import EvaluationError
+
+        raise EvaluationError(
+            f"the result holds a number that is not finite (NaN or infinity), which JSON cannot "
+            f"carry ({error}); nothing was written; run again with --debug and report it"
+        ) from error
+
+
 def echo_json(payload: Any, sort_keys: bool = False) -> None:
-    """Print ``payload`` as indented JSON."""
-    click.echo(json.dumps(payload, indent=2, sort_keys=sort_keys))
+    """Print ``payload`` as indented JSON (NaN and infinity refused, see :func:`json_text`)."""
+    click.echo(json_text(payload, indent=2, sort_keys=sort_keys))
 
 
 def annualized_vol(variance: float) -> float:

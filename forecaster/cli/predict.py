@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from forecaster.cli.options import (
     price_options,
     risk_options,
 )
-from forecaster.cli.output import annualized_vol, check_destinations, write_output
+from forecaster.cli.output import annualized_vol, check_destinations, json_text, write_output
 from forecaster.errors import ConfigError, ForecasterError, ModelError, RegistryError
 
 #: --engine choices (the names of lstm_forecaster.ENGINES; listed here so -h imports no pandas).
@@ -107,7 +106,7 @@ def predict(
         if fmt in ("jsonl", "csv"):
             _render_batch([_row(payload)], fmt, output)
         elif fmt == "json":
-            write_output(json.dumps(_public(payload), indent=2), output)
+            write_output(json_text(_public(payload), indent=2), output)
         else:
             write_output(_table_single(payload), output)
         return
@@ -282,9 +281,9 @@ def _error_row(ticker: str, message: str) -> dict[str, Any]:
 
 def _render_batch(rows: list[dict[str, Any]], fmt: str, output: str | None) -> None:
     if fmt == "jsonl":
-        text = "".join(json.dumps(row) + "\n" for row in rows)
+        text = "".join(json_text(row) + "\n" for row in rows)
     elif fmt == "json":
-        text = json.dumps(rows, indent=2) + "\n"
+        text = json_text(rows, indent=2) + "\n"
     elif fmt == "csv":
         text = _csv(rows)
     else:
