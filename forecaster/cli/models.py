@@ -226,7 +226,7 @@ def models_prune(app: AppContext, ticker, keep, dry_run, fmt) -> None:
     """
     from forecaster.data.sources import normalize_ticker
     from forecaster.errors import RegistryError
-    from forecaster.jobs.lock import nightly_lock
+    from forecaster.jobs.lock import nightly_lock, shared_lock
     from forecaster.jobs.retention import prune
 
     settings = app.settings
@@ -240,7 +240,17 @@ def models_prune(app: AppContext, ticker, keep, dry_run, fmt) -> None:
                 f"(tickers with versions: {known}); see `forecast models list`"
             )
         tickers = [name]
-    with nightly_lock(settings.lock_path):
+    # a dry run deletes nothing: it needs no write access (no lock file is created)
+    lock = (
+        shared_lock(settings.lock_path)
+        if dry_run
+        else nightly_lock(
+            settings.lock_path,
+            "forecast models prune",
+            " (--dry-run only reads: it needs no write access)",
+        )
+    )
+    with lock:
         outcomes = [entry.to_dict() for entry in prune(settings, tickers, keep, dry_run)]
     if fmt == "json":
         echo_json(outcomes)
