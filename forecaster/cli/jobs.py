@@ -109,6 +109,14 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     help="Run tickers on an existing Dask cluster, e.g. tcp://host:8786 or tls://host:8786.",
 )
 @click.option(
+    "--scheduler-timeout",
+    type=click.FloatRange(0.1, 600),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --scheduler: most seconds to connect and get the scheduler's Dask handshake.",
+)
+@click.option(
     "--tls-ca",
     metavar="PEM",
     help="With a tls:// scheduler: the CA certificate [env FORECAST_TLS_CA].",
@@ -157,6 +165,7 @@ def nightly(
     as_of,
     workers,
     scheduler,
+    scheduler_timeout,
     tls_ca,
     tls_cert,
     tls_key,
@@ -226,6 +235,7 @@ def nightly(
         as_of=as_of,
         workers=workers,
         scheduler=scheduler,
+        scheduler_timeout=scheduler_timeout,
         tls_ca=tls_ca,
         tls_cert=tls_cert,
         tls_key=tls_key,
