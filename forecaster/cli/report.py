@@ -61,6 +61,13 @@ def write_report(app: AppContext, as_of: str | None = None, html_path: str | Non
     else:
         check_reports_folder(Path(app.settings.home) / "reports")
     payload = build_report(app.settings, as_of)
+    if payload.get("stale"):
+        stale = payload["stale"]
+        click.echo(
+            f"warning: the forecast history is stale: its last night is {stale['last_night']}, "
+            f"{stale['weekdays']} weekdays before --as-of {stale['as_of']}; the page says so",
+            err=True,
+        )
     page = render_html(payload).encode("utf-8")
     if html_path is not None:
         write_files([(html_path, page)])
