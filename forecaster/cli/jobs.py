@@ -21,7 +21,7 @@ from forecaster.cli.options import (
     format_option,
     risk_options,
 )
-from forecaster.cli.output import annualized_vol, echo_json, number, percent
+from forecaster.cli.output import annualized_vol, echo_json, number, percent, summarize
 
 #: ``forecast nightly --keep`` default (forecaster.jobs.retention.DEFAULT_NIGHTLY_KEEP; that
 #: module imports pandas, which --help must not).
@@ -208,7 +208,7 @@ def nightly(
     """
     from forecaster.errors import ConfigError
     from forecaster.evaluation.risk import check_distribution, parse_levels
-    from forecaster.jobs.nightly import read_universe, run_nightly
+    from forecaster.jobs.nightly import read_universe, run_nightly, unique_tickers
 
     distribution = check_distribution(distribution)
     levels = parse_levels(var_levels)
@@ -217,8 +217,8 @@ def nightly(
         raise ConfigError("--tickers and --universe were both given; use one of them")
     if not tickers and not universe:
         raise ConfigError("no tickers given; pass --tickers SPY,QQQ or --universe FILE")
-    names = read_universe(universe) if universe else tickers.split(",")
-    total = len(names)
+    names = unique_tickers(read_universe(universe) if universe else tickers.split(","))
+    total = len(names)  # SPY,spy,SPY counts once, as it runs once
     done: list[str] = []
 
     def progress(record: dict[str, Any]) -> None:
@@ -259,7 +259,7 @@ def nightly(
         write_report(app, as_of=report.as_of)
     if report.failed:
         failed = report.failed
-        names = ", ".join(record["ticker"] for record in failed)
+        names = summarize([record["ticker"] for record in failed])
         click.echo(
             f"error: {len(failed)} of {len(report.records)} tickers failed: {names}; "
             "their champions are unchanged (each error is shown above)",

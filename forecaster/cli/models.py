@@ -8,7 +8,7 @@ import click
 
 from forecaster.cli.app import AppContext, ForecastGroup, pass_app
 from forecaster.cli.options import format_option, version_argument
-from forecaster.cli.output import echo_json, shown_path
+from forecaster.cli.output import echo_json, shown_path, summarize
 
 if TYPE_CHECKING:
     from forecaster.models.registry import ModelVersion
@@ -234,7 +234,7 @@ def models_prune(app: AppContext, ticker, keep, dry_run, fmt) -> None:
     if ticker:
         name = normalize_ticker(ticker)
         if not app.registry.version_ids(name):
-            known = ", ".join(app.registry.tickers()) or "none"
+            known = summarize(app.registry.tickers()) or "none"
             raise RegistryError(
                 f"no model versions of {name} under {shown_path(app.registry.models_dir)!r} "
                 f"(tickers with versions: {known}); see `forecast models list`"

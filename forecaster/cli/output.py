@@ -248,6 +248,25 @@ def echo_json(payload: Any, sort_keys: bool = False) -> None:
     click.echo(json_text(payload, indent=2, sort_keys=sort_keys))
 
 
+#: Names listed in full in one error line; beyond, "and N more".
+MAX_LISTED = 10
+#: Widest table cell of free text (an error message); the full text is in the JSON.
+MAX_CELL = 60
+
+
+def summarize(names: list[str], limit: int = MAX_LISTED) -> str:
+    """``names`` joined by ", ", the first ``limit`` only and then "and N more"."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+
+
+def cell(text: str, width: int = MAX_CELL) -> str:
+    """``text`` on one line, cut to ``width`` characters with "…" (tables stay readable)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def annualized_vol(variance: float) -> float:
     """Annualized volatility of a mean daily variance."""
     from forecaster.units import to_vol

@@ -25,7 +25,14 @@ from forecaster.cli.options import (
     price_options,
     risk_options,
 )
-from forecaster.cli.output import annualized_vol, check_destinations, json_text, write_output
+from forecaster.cli.output import (
+    annualized_vol,
+    cell,
+    check_destinations,
+    json_text,
+    summarize,
+    write_output,
+)
 from forecaster.errors import ConfigError, ForecasterError, ModelError, RegistryError
 
 #: --engine choices (the names of lstm_forecaster.ENGINES; listed here so -h imports no pandas).
@@ -135,7 +142,7 @@ def predict(
     failed = [row["ticker"] for row in rows if row["status"] != "ok"]
     if failed:
         raise ModelError(
-            f"{len(failed)} of {len(rows)} tickers failed ({', '.join(failed)}); their rows say "
+            f"{len(failed)} of {len(rows)} tickers failed ({summarize(failed)}); their rows say "
             "why — fix those and run again (the other forecasts were printed)"
         )
 
@@ -331,7 +338,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         if row["status"] != "ok":
             cells = [row["ticker"], "-", "-", "-"] + ["-"] * (2 * len(levels))
-            cells += ["-", f"error: {row['error']}"]
+            cells += ["-", cell(f"error: {row['error']}")]  # in full in --format json
         else:
             found = (row["risk"] or {}).get("levels") or {}
             cells = [row["ticker"], row["origin"], str(row["horizon"]), f"{row['vol']:.2%}"]

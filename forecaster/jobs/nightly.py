@@ -1087,6 +1087,17 @@ def _dask_client(
         yield client
 
 
+def unique_tickers(tickers: Iterable[str]) -> list[str]:
+    """Normalized tickers in first-seen order, each once (``SPY,spy,SPY`` is one); blanks dropped.
+
+    Raises
+    ------
+    ConfigError
+        A ticker is not a valid symbol, or none is left.
+    """
+    return _tickers(tickers)
+
+
 def _tickers(tickers: Iterable[str]) -> list[str]:
     if isinstance(tickers, str):
         tickers = tickers.split(",")
