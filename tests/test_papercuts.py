@@ -77,3 +77,42 @@ def test_predict_batch_table_keeps_columns_bounded_and_json_keeps_the_full_error
     assert "T009 and 20 more" in table.stderr and "T029" not in table.stderr
     rows = json.loads(run_cli(*args, "--format", "json").stdout)
     assert len(rows) == 30 and all(len(row["error"]) > MAX_CELL for row in rows)
+
+
+def test_an_empty_output_path_is_named_as_empty_not_a_folder(home):
+    result = run_cli("--home", str(home), "report", "--html", "")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: cannot write '': the path is empty; give a file name")
+    assert "folder" not in result.stderr
+
+
+def test_a_local_dask_cluster_keeps_its_scratch_space_under_the_home(home):
+    """``nightly --workers`` passes local_directory=<home>/data/cache/dask to LocalCluster
+    (a stand-in ``distributed`` records it; no worker is started)."""
+    from forecaster.settings import Settings
+
+    seen: dict = {}
+
+    class Cluster:
+        def __init__(self, **options):
+            seen.update(options)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    class ClusterClient(Cluster):
+        def __init__(self, cluster):
+            pass
+
+    class Distributed:
+        LocalCluster = Cluster
+        Client = ClusterClient
+
+    settings = Settings.resolve(home)
+    with nightly._dask_client(Distributed, 2, None, local_directory=settings.dask_dir):
+        pass
+    assert seen["local_directory"] == str(home / "data" / "cache" / "dask")
+    assert seen["n_workers"] == 2

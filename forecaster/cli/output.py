@@ -99,6 +99,8 @@ def destination(name: str) -> Destination:
         A folder, a missing or unwritable parent folder, a socket or block
         device, a link loop, or a name the system refuses.
     """
+    if not name.strip():
+        raise _fail(name, "the path is empty", "give a file name, e.g. morning.html or out.json")
     if name == "-":
         return Destination(name, "descriptor", fd=1)
     if name in ("/dev/stdout", "/dev/stderr"):

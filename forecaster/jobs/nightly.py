@@ -1045,8 +1045,13 @@ def _dask_client(
     scheduler: str | None,
     security: Any = None,
     timeout: float = SCHEDULER_TIMEOUT_SECONDS,
+    local_directory: Path | None = None,
 ) -> Iterator[Any]:
-    """A Client on a new LocalCluster (``workers``) or on an existing scheduler."""
+    """A Client on a new LocalCluster (``workers``) or on an existing scheduler.
+
+    A local cluster keeps its scratch space (``dask-scratch-space``) in
+    ``local_directory`` (under the data home), not in the system temp folder.
+    """
     if scheduler is not None:
         check_scheduler(scheduler, timeout)
         try:
@@ -1074,8 +1079,13 @@ def _dask_client(
 
     try:
         with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+            extra = {} if local_directory is None else {"local_directory": str(local_directory)}
             cluster = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                **extra,
             )
     except RuntimeError as exc:
         raise ConfigError(
@@ -1264,7 +1274,7 @@ def run_nightly(
         else:
             distributed = _import_distributed()
             with _dask_client(
-                distributed, workers, scheduler, security, scheduler_timeout
+                distributed, workers, scheduler, security, scheduler_timeout, settings.dask_dir
             ) as client:
                 records = _drive(tasks, settings, _OnDask(client, distributed), on_record)
             fan_out = f"dask {scheduler}" if scheduler else f"dask local, {workers} workers"
