@@ -8,6 +8,7 @@ else ``$FORECAST_HOME``, else the current directory.
     <home>/data/nightly.lock                       nightly run lock
     <home>/data/cache/{keras,matplotlib}/          Keras' and matplotlib's own files
     <home>/data/cache/risk/<TICKER>/               fitted VaR/ES distributions of saved models
+    <home>/data/cache/dask/                        a local Dask cluster's dask-scratch-space
     <home>/models/<TICKER>/<version>/              model registry
 
 An empty home (``FORECAST_HOME=""``) is an error, not the current folder. A
@@ -102,6 +103,11 @@ class Settings:
     def library_cache_dir(self) -> Path:
         """Where Keras and matplotlib keep their files (see :data:`LIBRARY_DIRS`)."""
         return self.data_dir / "cache"
+
+    @property
+    def dask_dir(self) -> Path:
+        """A local Dask cluster's scratch space (``dask-scratch-space``; ``nightly --workers``)."""
+        return self.library_cache_dir / "dask"
 
     @property
     def risk_cache_dir(self) -> Path:

@@ -33,6 +33,20 @@ def find_chromium() -> str | None:
     return None
 
 
+def require_chromium() -> str:
+    """The Chromium binary; without one the calling test is skipped, or fails when $CI is set
+    (CI must never pass without the browser test)."""
+    import pytest
+
+    path = find_chromium()
+    if path is not None:
+        return path
+    why = "chromium is not installed: scripts/install-chromium installs Debian's package"
+    if os.environ.get("CI"):
+        pytest.fail(f"{why} (CI is set: the browser test must run)")
+    pytest.skip(why)
+
+
 @dataclass
 class PageResult:
     """What happened while a page loaded."""

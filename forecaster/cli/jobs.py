@@ -21,7 +21,7 @@ from forecaster.cli.options import (
     format_option,
     risk_options,
 )
-from forecaster.cli.output import annualized_vol, echo_json, number, percent
+from forecaster.cli.output import annualized_vol, echo_json, number, percent, summarize
 
 #: ``forecast nightly --keep`` default (forecaster.jobs.retention.DEFAULT_NIGHTLY_KEEP; that
 #: module imports pandas, which --help must not).
@@ -115,6 +115,14 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     help="Run tickers on an existing Dask cluster, e.g. tcp://host:8786 or tls://host:8786.",
 )
 @click.option(
+    "--scheduler-timeout",
+    type=click.FloatRange(0.1, 600),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --scheduler: most seconds to connect and get the scheduler's Dask handshake.",
+)
+@click.option(
     "--tls-ca",
     metavar="PEM",
     help="With a tls:// scheduler: the CA certificate [env FORECAST_TLS_CA].",
@@ -164,6 +172,7 @@ def nightly(
     as_of,
     workers,
     scheduler,
+    scheduler_timeout,
     tls_ca,
     tls_cert,
     tls_key,
@@ -207,7 +216,7 @@ def nightly(
     """
     from forecaster.errors import ConfigError
     from forecaster.evaluation.risk import check_distribution, parse_levels
-    from forecaster.jobs.nightly import read_universe, run_nightly
+    from forecaster.jobs.nightly import read_universe, run_nightly, unique_tickers
 
     distribution = check_distribution(distribution)
     levels = parse_levels(var_levels)
@@ -223,8 +232,8 @@ def nightly(
             "no tickers given; pass --tickers SPY,QQQ, --universe FILE or --panel PATH"
         )
     else:
-        names = read_universe(universe) if universe else tickers.split(",")
-    total = len(names)
+        names = unique_tickers(read_universe(universe) if universe else tickers.split(","))
+    total = len(names)  # SPY,spy,SPY counts once, as it runs once
     done: list[str] = []
 
     def progress(record: dict[str, Any]) -> None:
@@ -242,6 +251,7 @@ def nightly(
         as_of=as_of,
         workers=workers,
         scheduler=scheduler,
+        scheduler_timeout=scheduler_timeout,
         tls_ca=tls_ca,
         tls_cert=tls_cert,
         tls_key=tls_key,
@@ -265,7 +275,7 @@ def nightly(
         write_report(app, as_of=report.as_of)
     if report.failed:
         failed = report.failed
-        names = ", ".join(record["ticker"] for record in failed)
+        names = summarize([record["ticker"] for record in failed])
         click.echo(
             f"error: {len(failed)} of {len(report.records)} tickers failed: {names}; "
             "their champions are unchanged (each error is shown above)",

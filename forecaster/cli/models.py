@@ -8,7 +8,7 @@ import click
 
 from forecaster.cli.app import AppContext, ForecastGroup, pass_app
 from forecaster.cli.options import format_option, version_argument
-from forecaster.cli.output import echo_json, shown_path
+from forecaster.cli.output import echo_json, shown_path, summarize
 
 if TYPE_CHECKING:
     from forecaster.models.registry import ModelVersion
@@ -226,7 +226,7 @@ def models_prune(app: AppContext, ticker, keep, dry_run, fmt) -> None:
     """
     from forecaster.data.sources import normalize_ticker
     from forecaster.errors import RegistryError
-    from forecaster.jobs.lock import nightly_lock
+    from forecaster.jobs.lock import nightly_lock, shared_lock
     from forecaster.jobs.retention import prune
 
     settings = app.settings
@@ -234,13 +234,23 @@ def models_prune(app: AppContext, ticker, keep, dry_run, fmt) -> None:
     if ticker:
         name = normalize_ticker(ticker)
         if not app.registry.version_ids(name):
-            known = ", ".join(app.registry.tickers()) or "none"
+            known = summarize(app.registry.tickers()) or "none"
             raise RegistryError(
                 f"no model versions of {name} under {shown_path(app.registry.models_dir)!r} "
                 f"(tickers with versions: {known}); see `forecast models list`"
             )
         tickers = [name]
-    with nightly_lock(settings.lock_path):
+    # a dry run deletes nothing: it needs no write access (no lock file is created)
+    lock = (
+        shared_lock(settings.lock_path)
+        if dry_run
+        else nightly_lock(
+            settings.lock_path,
+            "forecast models prune",
+            " (--dry-run only reads: it needs no write access)",
+        )
+    )
+    with lock:
         outcomes = [entry.to_dict() for entry in prune(settings, tickers, keep, dry_run)]
     if fmt == "json":
         echo_json(outcomes)

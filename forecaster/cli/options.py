@@ -556,6 +556,28 @@ def exog_inputs(
 _EXOG: dict[tuple, Any] = {}
 
 
+class VarLevels(click.ParamType):
+    """``--var-levels 0.01,0.05``: tail probabilities, checked when the command line is parsed.
+
+    The value becomes a sorted tuple of unique levels; a level outside the one
+    valid range (:data:`forecaster.evaluation.risk.LEVEL_RANGE`) or a word that is
+    not a number is a click usage error (exit 2), before any work starts.
+    """
+
+    name = "levels"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        from forecaster.errors import ConfigError
+        from forecaster.evaluation.risk import parse_levels
+
+        try:
+            return parse_levels(value)
+        except ConfigError as error:
+            self.fail(str(error), param, ctx)
+
+
 #: --dist, --var-levels: how a variance forecast becomes VaR and ES (the risk view).
 risk_options = bundle(
     click.option(
@@ -569,9 +591,10 @@ risk_options = bundle(
     ),
     click.option(
         "--var-levels",
+        type=VarLevels(),
         default="0.01,0.05",
         show_default=True,
-        help="Comma-separated VaR/ES tail probabilities, each in (0, 0.5).",
+        help="Comma-separated VaR/ES tail probabilities, each in [0.0001, 0.5).",
     ),
 )
 

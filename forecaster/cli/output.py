@@ -99,6 +99,8 @@ def destination(name: str) -> Destination:
         A folder, a missing or unwritable parent folder, a socket or block
         device, a link loop, or a name the system refuses.
     """
+    if not name.strip():
+        raise _fail(name, "the path is empty", "give a file name, e.g. morning.html or out.json")
     if name == "-":
         return Destination(name, "descriptor", fd=1)
     if name in ("/dev/stdout", "/dev/stderr"):
@@ -226,9 +228,45 @@ def write_output(text: str, output: str | None) -> None:
     write_files([(output, text.encode())])
 
 
+def json_text(payload: Any, **options: Any) -> str:
+    """``json.dumps(payload, **options)`` that refuses NaN and infinity.
+
+    Bare ``NaN``/``Infinity`` are not JSON: a payload holding one is an error
+    (nothing is written), never a file other programs cannot parse.
+    """
+    try:
+        return json.dumps(payload, allow_nan=False, **options)
+    except ValueError as error:
+        from forecaster.errors import EvaluationError
+
+        raise EvaluationError(
+            f"the result holds a number that is not finite (NaN or infinity), which JSON cannot "
+            f"carry ({error}); nothing was written; run again with --debug and report it"
+        ) from error
+
+
 def echo_json(payload: Any, sort_keys: bool = False) -> None:
-    """Print ``payload`` as indented JSON."""
-    click.echo(json.dumps(payload, indent=2, sort_keys=sort_keys))
+    """Print ``payload`` as indented JSON (NaN and infinity refused, see :func:`json_text`)."""
+    click.echo(json_text(payload, indent=2, sort_keys=sort_keys))
+
+
+#: Names listed in full in one error line; beyond, "and N more".
+MAX_LISTED = 10
+#: Widest table cell of free text (an error message); the full text is in the JSON.
+MAX_CELL = 60
+
+
+def summarize(names: list[str], limit: int = MAX_LISTED) -> str:
+    """``names`` joined by ", ", the first ``limit`` only and then "and N more"."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+
+
+def cell(text: str, width: int = MAX_CELL) -> str:
+    """``text`` on one line, cut to ``width`` characters with "…" (tables stay readable)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def annualized_vol(variance: float) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,14 @@ from forecaster.cli.options import (
     price_options,
     risk_options,
 )
-from forecaster.cli.output import annualized_vol, check_destinations, write_output
+from forecaster.cli.output import (
+    annualized_vol,
+    cell,
+    check_destinations,
+    json_text,
+    summarize,
+    write_output,
+)
 from forecaster.errors import ConfigError, ForecasterError, ModelError, RegistryError
 
 #: --engine choices (the names of lstm_forecaster.ENGINES; listed here so -h imports no pandas).
@@ -115,7 +121,7 @@ def predict(
         if fmt in ("jsonl", "csv"):
             _render_batch([_row(payload)], fmt, output)
         elif fmt == "json":
-            write_output(json.dumps(_public(payload), indent=2), output)
+            write_output(json_text(_public(payload), indent=2), output)
         else:
             write_output(_table_single(payload), output)
         return
@@ -150,7 +156,7 @@ def predict(
     failed = [row["ticker"] for row in rows if row["status"] != "ok"]
     if failed:
         raise ModelError(
-            f"{len(failed)} of {len(rows)} tickers failed ({', '.join(failed)}); their rows say "
+            f"{len(failed)} of {len(rows)} tickers failed ({summarize(failed)}); their rows say "
             "why — fix those and run again (the other forecasts were printed)"
         )
 
@@ -326,9 +332,9 @@ def _error_row(ticker: str, message: str) -> dict[str, Any]:
 
 def _render_batch(rows: list[dict[str, Any]], fmt: str, output: str | None) -> None:
     if fmt == "jsonl":
-        text = "".join(json.dumps(row) + "\n" for row in rows)
+        text = "".join(json_text(row) + "\n" for row in rows)
     elif fmt == "json":
-        text = json.dumps(rows, indent=2) + "\n"
+        text = json_text(rows, indent=2) + "\n"
     elif fmt == "csv":
         text = _csv(rows)
     else:
@@ -376,7 +382,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         if row["status"] != "ok":
             cells = [row["ticker"], "-", "-", "-"] + ["-"] * (2 * len(levels))
-            cells += ["-", f"error: {row['error']}"]
+            cells += ["-", cell(f"error: {row['error']}")]  # in full in --format json
         else:
             found = (row["risk"] or {}).get("levels") or {}
             cells = [row["ticker"], row["origin"], str(row["horizon"]), f"{row['vol']:.2%}"]

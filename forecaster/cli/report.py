@@ -18,6 +18,30 @@ def default_path(app: AppContext, as_of: str) -> Path:
     return Path(app.settings.home) / "reports" / f"{as_of}.html"
 
 
+def check_reports_folder(folder: Path) -> None:
+    """A ConfigError naming ``folder`` unless a file can be created there (or it can be made).
+
+    A real probe (a temporary file, removed at once), not a permission-bit test:
+    it holds for root and for read-only or immutable file systems alike.
+    """
+    import tempfile
+
+    from forecaster.errors import ConfigError
+
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent  # the folder is created at the end, when the page is written
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write the report into {folder} ({error.strerror or error}): forecast "
+            f"report needs write access to that folder of the data home; make it writable by "
+            f"this user, or pass --html FILE to write the page elsewhere"
+        ) from None
+
+
 def write_report(app: AppContext, as_of: str | None = None, html_path: str | None = None) -> None:
     """Build and write the report, and say where (``wrote PATH`` on stderr).
 
@@ -34,7 +58,16 @@ def write_report(app: AppContext, as_of: str | None = None, html_path: str | Non
         as_of = f"{parse_date(as_of, '--as-of'):%Y-%m-%d}"
     if html_path is not None:
         check_destinations(html_path)
+    else:
+        check_reports_folder(Path(app.settings.home) / "reports")
     payload = build_report(app.settings, as_of)
+    if payload.get("stale"):
+        stale = payload["stale"]
+        click.echo(
+            f"warning: the forecast history is stale: its last night is {stale['last_night']}, "
+            f"{stale['weekdays']} weekdays before --as-of {stale['as_of']}; the page says so",
+            err=True,
+        )
     page = render_html(payload).encode("utf-8")
     if html_path is not None:
         write_files([(html_path, page)])

@@ -140,6 +140,8 @@ def train(
                 f"its parent {parent_version}; drop them (the parent's are used)"
             )
         config, parent = _fine_tune_config(app, parent_version, init_options=chosen_options, **settings)
+        if parsed_test_start is None and not given("test_fraction"):
+            parsed_test_start = _inherited_test_start(parent)
     else:
         config = _with_exog(
             lstm_config(init=init, init_options=chosen_options, **settings), market, exog_pairs
@@ -185,6 +187,8 @@ def train(
     )
     record = outcome.record
     split = record.split
+    if parent is not None:
+        _warn_if_not_out_of_sample(record)
     validation = record.metrics["validation"]
     training = record.training
     click.echo(f"version: {outcome.version.version}{' (champion)' if outcome.promoted else ''}")
@@ -221,11 +225,38 @@ def _with_exog(config, market: str | None, exog_pairs: tuple[str, ...]):
     return config.replace(market=normalize_ticker(market) if market else None, exog=files)
 
 
+def _inherited_test_start(parent):
+    """The first test start out of sample for a model fine-tuned from ``parent`` (a note says so)."""
+    import pandas as pd
+
+    start = parent.record.first_clean_start()
+    click.echo(
+        f"note: --test-start {start} inherited from {parent.version}: the last day it (or its "
+        "ancestors) saw in training or validation, so `forecast evaluate` accepts the model; "
+        "pass --test-start or --test-fraction to choose another",
+        err=True,
+    )
+    return pd.Timestamp(start)
+
+
+def _warn_if_not_out_of_sample(record) -> None:
+    """A warning when evaluate will refuse this fine-tuned model's test period."""
+    if record.overlaps(record.split["test_start"], record.split["test_end"]):
+        click.echo(
+            f"warning: the test period from {record.split['test_start']} overlaps days the parent "
+            f"model saw, so `forecast evaluate` will refuse it as a leak; retrain with "
+            f"--test-start {record.first_clean_start()} or later",
+            err=True,
+        )
+
+
 def _fine_tune_config(app: AppContext, parent_version: str, **settings):
     """The parent's config with the fine-tuning options the user gave; the parent version."""
+    from forecaster.data.sources import normalize_ticker
     from forecaster.models.lstm_forecaster import fine_tune_config
 
-    parent = app.registry.find(parent_version)
+    # a pooled parent is saved under every ticker: read this ticker's copy when it has one
+    parent = app.registry.find(parent_version, prefer=normalize_ticker(settings["ticker"]))
     changes = {name: settings[name] for name in FINE_TUNE_OPTIONS if name in settings}
     changes = {name: value for name, value in changes.items() if given(name)}
     if given("init") or given("init_option") or given("state_stddev"):

@@ -339,11 +339,11 @@ def check_out_of_sample(record: ModelRecord) -> None:
         f"{item['ticker']} {item['from']}..{item['to']}"
         for item in overlapping
     )
-    after = max(item["to"] for item in overlapping)
+    first = max(str(item["to"]) for item in overlapping)  # a range ending on the start is clean
     raise EvaluationError(
         f"{record.ticker} model {record.version} cannot be scored on its test period "
         f"{start}..{end}: it overlaps days used in training or validation ({saw}), so the "
-        f"scores would not be out of sample; retrain with --test-start after {after}"
+        f"scores would not be out of sample; retrain with --test-start {first} or later"
     )
 
 

@@ -38,6 +38,8 @@ td.text, th.text { text-align: left; white-space: normal; max-width: 420px; }
 #failures { background: #fdecec; border: 1px solid #e3a1a1; padding: 8px 14px; }
 #failures h2 { border: none; color: #a01818; margin-top: 4px; }
 #failures code { white-space: pre-wrap; }
+#stale { background: #fff4d6; border: 1px solid #e0b84c; padding: 8px 14px; }
+#stale h2 { border: none; color: #7a5200; margin-top: 4px; }
 .up { color: #b42318; } .down { color: #1f7a3a; }
 .high { background: #fff1d6; font-weight: 600; }
 .failed { color: #a01818; font-weight: 600; } .promoted { color: #1f7a3a; font-weight: 600; }
@@ -138,6 +140,20 @@ def _summary(payload: dict[str, Any]) -> str:
         "each origin on the data up to its close); below 1 = better than HAR. Regime: trailing "
         f"22-day vol at the origin vs its {payload['regime_quantile']:.0%} quantile over all days "
         "up to the origin. Last night: the ticker's latest nightly run.</p>"
+    )
+
+
+def _stale(payload: dict[str, Any]) -> str:
+    stale = payload.get("stale")
+    if not stale:
+        return ""
+    days = stale["weekdays"]
+    return (
+        f'<section id="stale"><h2>Stale history: the last night is {_e(stale["last_night"])}'
+        f"</h2><p>This report is as of {_e(stale['as_of'])}, but the forecast history holds "
+        f"nothing after {_e(stale['last_night'])} ({days} weekday{'s' if days > 1 else ''} "
+        "without a nightly run): every number below is from that night. Check that the "
+        "nightly job runs.</p></section>"
     )
 
 
@@ -378,6 +394,7 @@ def render_html(payload: dict[str, Any]) -> str:
         f'<p class="note">Generated {_e(payload["generated_at"])} from the forecast history '
         "and the model registry. Vol is annualized (0.18 = 18%); a forecast is scored once "
         "its horizon's prices are in the cache.</p>"
+        f"{_stale(payload)}"
         f"{_failures(payload)}"
         f"<h2>Summary</h2>{_summary(payload)}"
         f"{''.join(sections)}"

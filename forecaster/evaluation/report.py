@@ -333,7 +333,7 @@ def _risk_markdown(risk: dict[str, Any]) -> list[str]:
 def render_json(results: list[dict[str, Any]]) -> str:
     """One object for one ticker, a list for several (NaN becomes null)."""
     payload: Any = results[0] if len(results) == 1 else results
-    return json.dumps(_clean(payload), indent=2) + "\n"
+    return json.dumps(_clean(payload), indent=2, allow_nan=False) + "\n"
 
 
 def _clean(value: Any) -> Any:

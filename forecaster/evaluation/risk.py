@@ -69,6 +69,9 @@ __all__ = [
     "DEFAULT_LEVELS",
     "DISTRIBUTIONS",
     "FitStore",
+    "LEVEL_RANGE",
+    "MAX_LEVEL",
+    "MIN_LEVEL",
     "NotEnoughData",
     "ResidualBlock",
     "ReturnDistribution",
@@ -99,6 +102,11 @@ DISTRIBUTIONS: tuple[str, ...] = ("normal", "t", "fhs")
 DEFAULT_DISTRIBUTION = "t"
 #: VaR/ES levels of ``--var-levels`` (tail probabilities).
 DEFAULT_LEVELS: tuple[float, ...] = (0.01, 0.05)
+#: The valid levels: MIN_LEVEL <= level < MAX_LEVEL (99.99% VaR down to just above the median).
+#: Below MIN_LEVEL a t quantile runs off to -inf and no backtest has data to judge it.
+MIN_LEVEL = 0.0001
+MAX_LEVEL = 0.5
+LEVEL_RANGE = f"[{MIN_LEVEL:g}, {MAX_LEVEL:g})"
 #: Basel: 99% VaR assessed over 250 trading days.
 BASEL_LEVEL = 0.01
 BASEL_WINDOW = 250
@@ -138,7 +146,7 @@ def parse_levels(levels: str | Iterable[float]) -> tuple[float, ...]:
     Raises
     ------
     ConfigError
-        If a level is not a number strictly between 0 and 0.5, or none is given.
+        If a level is not a number in [:data:`MIN_LEVEL`, :data:`MAX_LEVEL`), or none is given.
     """
     items = levels.split(",") if isinstance(levels, str) else list(levels)
     parsed = []
@@ -150,13 +158,13 @@ def parse_levels(levels: str | Iterable[float]) -> tuple[float, ...]:
             value = float(text)
         except (TypeError, ValueError):
             raise ConfigError(
-                f"--var-levels must be numbers between 0 and 0.5 separated by commas, "
+                f"--var-levels must be numbers in {LEVEL_RANGE} separated by commas, "
                 f"received {item!r}; pass e.g. --var-levels 0.01,0.05"
             ) from None
-        if not 0.0 < value < 0.5:
+        if not MIN_LEVEL <= value < MAX_LEVEL:
             raise ConfigError(
-                f"VaR level {text} is outside (0, 0.5); a level is the tail probability "
-                "(0.01 for 99% VaR); pass e.g. --var-levels 0.01,0.05"
+                f"VaR level {text} is outside {LEVEL_RANGE}; a level is the tail probability "
+                f"(0.01 for 99% VaR, {MIN_LEVEL:g} for 99.99%); pass e.g. --var-levels 0.01,0.05"
             )
         parsed.append(value)
     if not parsed or (isinstance(levels, str) and not levels.strip()):
@@ -180,9 +188,23 @@ def level_key(alpha: float) -> str:
 
 
 def _check_alpha(alpha: float) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.0 < alpha < 0.5:
-        raise ConfigError(f"VaR level must be a number in (0, 0.5), received {alpha!r}")
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, int | float)
+        or not MIN_LEVEL <= alpha < MAX_LEVEL
+    ):
+        raise ConfigError(f"VaR level must be a number in {LEVEL_RANGE}, received {alpha!r}")
     return float(alpha)
+
+
+def _finite(value: float, what: str, distribution: str, alpha: float) -> float:
+    """``value``, or :class:`Unavailable` if it is NaN or infinite (never printed or stored)."""
+    if not math.isfinite(value):
+        raise Unavailable(
+            f"the {distribution} {what} at level {alpha:g} is not a finite number ({value}); "
+            f"no VaR/ES is given for it"
+        )
+    return value
 
 
 def _vector(values: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
@@ -286,7 +308,14 @@ class ReturnDistribution:
     residuals: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
 
     def quantile(self, alpha: float) -> float:
-        """``q_alpha`` of z (negative)."""
+        """``q_alpha`` of z (negative); :class:`Unavailable` if it is not finite."""
+        return _finite(self._quantile(alpha), "quantile", self.name, alpha)
+
+    def shortfall(self, alpha: float) -> float:
+        """``E[z | z <= q_alpha]`` (more negative than the quantile); finite or Unavailable."""
+        return _finite(self._shortfall(alpha), "shortfall", self.name, alpha)
+
+    def _quantile(self, alpha: float) -> float:
         alpha = _check_alpha(alpha)
         if self.name == "normal":
             return float(_STANDARD_NORMAL.inv_cdf(alpha))
@@ -298,8 +327,7 @@ class ReturnDistribution:
         self._check_tail(alpha)
         return float(np.quantile(self.residuals, alpha))
 
-    def shortfall(self, alpha: float) -> float:
-        """``E[z | z <= q_alpha]`` (more negative than the quantile)."""
+    def _shortfall(self, alpha: float) -> float:
         alpha = _check_alpha(alpha)
         if self.name == "normal":
             return float(-_STANDARD_NORMAL.pdf(_STANDARD_NORMAL.inv_cdf(alpha)) / alpha)

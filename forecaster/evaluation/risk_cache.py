@@ -25,9 +25,16 @@ what a cold run with the same options gives.
 
 The file is written atomically (:func:`forecaster.data.store.atomic_write_bytes`)
 and never written into the model's version folder (its manifest is checked on
-load). On reading it is validated: a file that is unreadable, not this format,
-for another key, or with a value out of range is ignored and rewritten by the
-next cold run. A cache that cannot be written (read-only home) costs speed, not
+load). It carries the SHA-256 of its content (``checksum``). On reading it is
+validated: a file that is unreadable, not this format, for another key, whose
+checksum does not match, with a value out of range, or that contradicts itself
+is ignored and rewritten by the next cold run. Contradictions checked: a
+smaller level must give a more extreme quantile and shortfall, each shortfall
+must lie beyond its quantile, and for ``t`` every stored quantile and
+shortfall must equal what the stored ``dof`` and ``scale`` give by the same
+formulas (relative tolerance :data:`_TOLERANCE`; ``scipy.special`` only, not
+the slower ``scipy.stats``). An ``fhs`` fit stores no residuals, so its
+values are covered by the checksum and the ordering checks only. A cache that cannot be written (read-only home) costs speed, not
 correctness. ``normal`` fits nothing and is never cached.
 """
 
@@ -44,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from forecaster import __version__
-from forecaster.evaluation.risk import MIN_FIT_RESIDUALS, T_DOF_BOUNDS
+from forecaster.evaluation.risk import MAX_LEVEL, MIN_FIT_RESIDUALS, MIN_LEVEL, T_DOF_BOUNDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +61,10 @@ if TYPE_CHECKING:
 __all__ = ["CACHE_FORMAT", "FitCache", "prices_fingerprint"]
 
 #: Version of the file layout (and of what the key covers); bump it to invalidate old files.
-CACHE_FORMAT = 1
+#: 2: the ``checksum`` of the content.
+CACHE_FORMAT = 2
+#: Relative tolerance of a stored t quantile/shortfall against its recomputation.
+_TOLERANCE = 1e-9
 #: The params each fitted distribution has.
 _PARAMS: dict[str, tuple[str, ...]] = {"t": ("dof", "scale"), "fhs": ("std",)}
 
@@ -147,7 +157,11 @@ class FitCache:
             return None
         if not isinstance(entry, dict) or entry.get("key") != self.key(distribution):
             return None
-        return entry if _valid(entry, distribution) else None
+        if entry.get("checksum") != _checksum(entry):
+            return None
+        if not (_valid(entry, distribution) and _consistent(entry, distribution)):
+            return None
+        return entry
 
     def write(
         self, distribution: str, n: int, params: dict[str, float], levels: dict[str, Any]
@@ -156,7 +170,11 @@ class FitCache:
         from forecaster.data.store import atomic_write_bytes
 
         entry = {"key": self.key(distribution), "n": n, "params": params, "levels": levels}
-        payload = (json.dumps(entry, indent=1) + "\n").encode()
+        entry["checksum"] = _checksum(entry)
+        try:
+            payload = (json.dumps(entry, indent=1, allow_nan=False) + "\n").encode()
+        except ValueError:  # a non-finite number is never stored
+            return
         with contextlib.suppress(OSError):  # a cache that cannot be written costs only speed
             atomic_write_bytes(self.path(distribution), payload)
 
@@ -180,9 +198,43 @@ def _valid(entry: dict[str, Any], distribution: str) -> bool:
             alpha = float(key)
         except ValueError:
             return False
-        if not (0.0 < alpha < 0.5 and isinstance(value, dict)):
+        if not (MIN_LEVEL <= alpha < MAX_LEVEL and isinstance(value, dict)):
             return False
         quantile, shortfall = value.get("quantile"), value.get("shortfall")
         if not (_finite(quantile) and _finite(shortfall) and shortfall <= quantile < 0):
             return False
     return True
+
+
+def _checksum(entry: dict[str, Any]) -> str:
+    """SHA-256 of an entry's content (every field but ``checksum``), in a canonical form."""
+    content = {name: entry.get(name) for name in ("key", "n", "params", "levels")}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _consistent(entry: dict[str, Any], distribution: str) -> bool:
+    """Whether a valid entry agrees with itself: ordered levels and, for t, its own params."""
+    levels = sorted((float(key), value) for key, value in entry["levels"].items())
+    for (_, lower), (_, higher) in zip(levels, levels[1:], strict=False):
+        # a smaller level (first) is further in the tail: a lower quantile and shortfall
+        if not (lower["quantile"] < higher["quantile"] and lower["shortfall"] <= higher["shortfall"]):
+            return False
+    if distribution != "t":
+        return True
+    from scipy import special
+
+    dof, scale = entry["params"]["dof"], entry["params"]["scale"]
+    log_norm = math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
+    for alpha, value in levels:
+        # as ReturnDistribution.quantile/shortfall (scipy.stats.t.ppf is special.stdtrit)
+        q = float(special.stdtrit(dof, alpha))
+        density = math.exp(log_norm - (dof + 1) / 2 * math.log1p(q * q / dof))
+        shortfall = -scale * (dof + q**2) / (dof - 1) * density / alpha
+        if not (_close(value["quantile"], scale * q) and _close(value["shortfall"], shortfall)):
+            return False
+    return True
+
+
+def _close(stored: float, computed: float) -> bool:
+    return math.isfinite(computed) and abs(stored - computed) <= _TOLERANCE * abs(computed)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecaster.errors import LockError
+from forecaster.errors import ConfigError, LockError
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,28 @@ def read_holder(path: str | os.PathLike[str]) -> LockHolder | None:
         os.close(descriptor)
 
 
+def _held_error(path: Path, descriptor: int) -> LockError:
+    holder = _read_holder(descriptor)
+    who = holder.describe() if holder else "holder unknown"
+    return LockError(
+        f"another nightly run holds {path} ({who}); wait for it to finish (the lock is "
+        "released automatically when that process exits; do not delete the file)"
+    )
+
+
 @contextlib.contextmanager
-def nightly_lock(path: str | os.PathLike[str]) -> Iterator[LockHolder]:
+def nightly_lock(
+    path: str | os.PathLike[str], command: str = "forecast nightly", hint: str = ""
+) -> Iterator[LockHolder]:
     """Hold the exclusive nightly lock at ``path`` for the duration of the block.
 
     Parameters
     ----------
     path : path-like
         The lock file (``Settings.lock_path``); its folder is created if needed.
+    command, hint : str
+        Named in the error when the folder is not writable (a read-only home):
+        what needs the write access, and an extra way out.
 
     Yields
     ------
@@ -77,21 +91,26 @@ def nightly_lock(path: str | os.PathLike[str]) -> Iterator[LockHolder]:
     ------
     LockError
         Another process holds the lock; the message names it.
+    ConfigError
+        The lock file cannot be created or opened for writing (a read-only home).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # O_RDWR without O_TRUNC: never wipe the current holder's entry before we own the lock.
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_RDWR without O_TRUNC: never wipe the current holder's entry before we own the lock.
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot create the lock file {path} ({error.strerror or error}); {command} needs "
+            f"write access to {path.parent} in the data home; make that folder writable by "
+            f"this user, or pass --home with a writable folder{hint}"
+        ) from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = _read_holder(descriptor)
+        error = _held_error(path, descriptor)
         os.close(descriptor)
-        who = holder.describe() if holder else "holder unknown"
-        raise LockError(
-            f"another nightly run holds {path} ({who}); wait for it to finish (the lock is "
-            "released automatically when that process exits; do not delete the file)"
-        ) from None
+        raise error from None
     holder = LockHolder(
         pid=os.getpid(),
         host=socket.gethostname(),
@@ -108,3 +127,32 @@ def nightly_lock(path: str | os.PathLike[str]) -> Iterator[LockHolder]:
             os.ftruncate(descriptor, 0)
         fcntl.flock(descriptor, fcntl.LOCK_UN)
         os.close(descriptor)
+
+
+@contextlib.contextmanager
+def shared_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """For a look that changes nothing (``models prune --dry-run``): needs no write access.
+
+    A shared ``flock`` on a read-only descriptor of the lock file, refused while a
+    nightly run or a prune holds it; nothing is created or written. With no lock
+    file (no run ever held it) or an unreadable one, there is nothing to wait for.
+
+    Raises
+    ------
+    LockError
+        Another process holds the exclusive lock; the message names it.
+    """
+    path = Path(path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise _held_error(path, descriptor) from None
+        yield
+    finally:
+        os.close(descriptor)  # releases the shared lock

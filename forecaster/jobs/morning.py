@@ -312,11 +312,35 @@ def _ticker_report(
         "latest": summary_latest,
         "recent": _recent(entry, har),
         "regime": regime_now,
-        "decision": _decision(runs[-1] if runs else None),
+        "decision": _decision(latest_run(runs)),
         "series": series_rows,
         "running_bias": running,
         "lineage": _lineage(entry, runs),
     }
+
+
+def latest_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The run of the latest night (the newest-created among that night's), not the newest run.
+
+    A back-dated run (``nightly --as-of`` an earlier night) is created last but
+    tells nothing about the latest night: it must not hide that night's decision.
+    ``runs`` are oldest-created first.
+    """
+    if not runs:
+        return None
+    return max(enumerate(runs), key=lambda pair: (run_night(pair[1]), pair[0]))[1]
+
+
+def staleness(last_night: str | None, as_of: str) -> dict[str, Any] | None:
+    """``{last_night, as_of, weekdays}`` when weekdays passed after the last night up to
+    ``as_of`` (the history is older than the report's date), else None."""
+    if last_night is None or last_night >= as_of:
+        return None
+    after = pd.Timestamp(last_night) + pd.Timedelta(days=1)
+    weekdays = len(pd.bdate_range(after, pd.Timestamp(as_of)))
+    if weekdays == 0:  # a weekend after a Friday night is not stale
+        return None
+    return {"last_night": last_night, "as_of": as_of, "weekdays": weekdays}
 
 
 def latest_night(settings: Settings) -> str | None:
@@ -384,6 +408,9 @@ def build_report(settings: Settings, as_of: str | None = None) -> dict[str, Any]
                 champion,
             )
         )
+    nights = [run_night(run) for run in all_runs]
+    nights += [row["origin"] for entry in histories for row in entry.forecasts]
+    last_night = max((night for night in nights if night), default=None)
     failures = [
         {"ticker": item["ticker"], "night": item["decision"]["night"], "error": item["decision"]["reason"]}
         for item in reports
@@ -392,6 +419,8 @@ def build_report(settings: Settings, as_of: str | None = None) -> dict[str, Any]
     return {
         "format": REPORT_FORMAT,
         "as_of": as_of,
+        "last_night": last_night,
+        "stale": staleness(last_night, as_of),
         "generated_at": now_utc(),
         "recent_windows": list(RECENT_WINDOWS),
         "regime_quantile": REGIME_QUANTILE,

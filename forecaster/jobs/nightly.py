@@ -103,6 +103,11 @@ DEFAULT_WINDOW_DAYS = 63
 ALLOWED_FAILURES = 1
 #: Seconds to wait for a first worker on an existing scheduler.
 WORKER_WAIT_SECONDS = 60
+#: Default seconds for connecting to an existing scheduler and getting its Dask handshake
+#: (``--scheduler-timeout``); Dask's own connect does not bound the handshake.
+SCHEDULER_TIMEOUT_SECONDS = 10.0
+#: Port of a scheduler address given without one (Dask's default).
+DEFAULT_SCHEDULER_PORT = 8786
 
 
 @dataclass(frozen=True)
@@ -941,15 +946,120 @@ def tls_security(
     )
 
 
+def parse_scheduler(address: str) -> tuple[str, str, int]:
+    """``(protocol, host, port)`` of ``tcp://host:port`` or ``tls://host:port`` (``[::1]`` too).
+
+    Raises
+    ------
+    ConfigError
+        Another protocol, no host, or a port that is not a number in 1-65535.
+    """
+    protocol, separator, rest = address.partition("://")
+    if not separator or protocol not in ("tcp", "tls") or not rest or "/" in rest:
+        raise ConfigError(
+            f"--scheduler {address!r} is not a scheduler address; expected tcp://HOST:PORT "
+            "or tls://HOST:PORT, e.g. tcp://10.0.0.5:8786"
+        )
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        port_text = tail[1:] if tail.startswith(":") else None if not tail else tail
+    else:
+        host, _, port_text = rest.rpartition(":") if ":" in rest else (rest, "", None)
+    if port_text is None:
+        port = DEFAULT_SCHEDULER_PORT
+    elif not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ConfigError(
+            f"--scheduler {address!r} has an invalid port {port_text!r}; expected a number "
+            f"from 1 to 65535 (Dask's default is {DEFAULT_SCHEDULER_PORT})"
+        )
+    else:
+        port = int(port_text)
+    if not host:
+        raise ConfigError(
+            f"--scheduler {address!r} names no host; expected e.g. {protocol}://10.0.0.5:8786"
+        )
+    return protocol, host, port
+
+
+def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT_SECONDS) -> None:
+    """Connect to the scheduler at ``address`` and wait for its Dask handshake, within ``timeout``.
+
+    A Dask scheduler writes its handshake (a message holding ``pickle-protocol``)
+    as soon as a connection is accepted, so a listener that says nothing (a
+    plain HTTP server, a hung process) is caught here, where Dask's own
+    ``Client`` would wait forever. Over ``tls://`` only the TCP connection is
+    checked (the handshake is encrypted); the Client's ``timeout`` bounds the rest.
+
+    Raises
+    ------
+    ConfigError
+        The address is invalid, the connection is refused or times out, or no
+        Dask handshake arrives in time; the message names which.
+    """
+    import socket
+
+    protocol, host, port = parse_scheduler(address)
+    deadline = time.monotonic() + timeout
+    how = f"(--scheduler-timeout {timeout:g} s)"
+    fix = "check the address, and that `dask scheduler` runs there and is reachable"
+    try:
+        connection = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {address!r}: connection refused (nothing "
+            f"listens on {host} port {port}); {fix}"
+        ) from None
+    except TimeoutError:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {address!r}: no connection within "
+            f"{timeout:g} s {how}; {fix}, or raise --scheduler-timeout"
+        ) from None
+    except OSError as error:  # name resolution, unreachable network, ...
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {address!r}: {error.strerror or error}; {fix}"
+        ) from None
+    with connection:
+        if protocol == "tls":
+            return
+        received = b""
+        try:
+            while b"pickle-protocol" not in received and len(received) < 65536:
+                connection.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+        except OSError:  # includes the timeout
+            pass
+    if b"pickle-protocol" in received:
+        return
+    said = "closed the connection" if not received else "answered with something else"
+    if not received and time.monotonic() >= deadline:
+        said = f"accepted the connection but sent nothing within {timeout:g} s {how}"
+    raise ConfigError(
+        f"{address!r} is not a Dask scheduler: it {said}, no Dask handshake; {fix} "
+        "(the scheduler's port, e.g. 8786, not its dashboard's)"
+    )
+
+
 @contextlib.contextmanager
 def _dask_client(
-    distributed: Any, workers: int | None, scheduler: str | None, security: Any = None
+    distributed: Any,
+    workers: int | None,
+    scheduler: str | None,
+    security: Any = None,
+    timeout: float = SCHEDULER_TIMEOUT_SECONDS,
+    local_directory: Path | None = None,
 ) -> Iterator[Any]:
-    """A Client on a new LocalCluster (``workers``) or on an existing scheduler."""
+    """A Client on a new LocalCluster (``workers``) or on an existing scheduler.
+
+    A local cluster keeps its scratch space (``dask-scratch-space``) in
+    ``local_directory`` (under the data home), not in the system temp folder.
+    """
     if scheduler is not None:
+        check_scheduler(scheduler, timeout)
         try:
-            # waits distributed.comm.timeouts.connect
-            client = distributed.Client(scheduler, security=security)
+            client = distributed.Client(scheduler, security=security, timeout=timeout)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError(
                 f"cannot reach the Dask scheduler at {scheduler!r} "
@@ -973,8 +1083,13 @@ def _dask_client(
 
     try:
         with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+            extra = {} if local_directory is None else {"local_directory": str(local_directory)}
             cluster = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                **extra,
             )
     except RuntimeError as exc:
         raise ConfigError(
@@ -984,6 +1099,17 @@ def _dask_client(
         ) from exc
     with cluster, distributed.Client(cluster) as client:
         yield client
+
+
+def unique_tickers(tickers: Iterable[str]) -> list[str]:
+    """Normalized tickers in first-seen order, each once (``SPY,spy,SPY`` is one); blanks dropped.
+
+    Raises
+    ------
+    ConfigError
+        A ticker is not a valid symbol, or none is left.
+    """
+    return _tickers(tickers)
 
 
 def _tickers(tickers: Iterable[str]) -> list[str]:
@@ -1026,6 +1152,7 @@ def run_nightly(
     tls_ca: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    scheduler_timeout: float = SCHEDULER_TIMEOUT_SECONDS,
 ) -> NightlyReport:
     """Run the nightly protocol for every ticker under the nightly lock.
 
@@ -1066,6 +1193,9 @@ def run_nightly(
         (:mod:`forecaster.jobs.retention`); None (default) prunes nothing.
     tls_ca, tls_cert, tls_key : path, optional
         PEM files for a ``tls://`` scheduler (see :func:`tls_security`).
+    scheduler_timeout : float
+        Seconds to connect to ``scheduler`` and get its Dask handshake
+        (:func:`check_scheduler`; default :data:`SCHEDULER_TIMEOUT_SECONDS`).
 
     Notes
     -----
@@ -1120,6 +1250,8 @@ def run_nightly(
     if keep is not None:
         check_keep(keep)
     security = tls_security(scheduler, tls_ca, tls_cert, tls_key)
+    if scheduler is not None:
+        parse_scheduler(scheduler)  # an invalid address fails before the lock is taken
     as_of_date = parse_date(as_of if as_of is None else str(as_of), "--as-of")
     as_of_text = None if as_of_date is None else f"{as_of_date:%Y-%m-%d}"
     defaults = None
@@ -1157,7 +1289,9 @@ def run_nightly(
             fan_out = "sequential"
         else:
             distributed = _import_distributed()
-            with _dask_client(distributed, workers, scheduler, security) as client:
+            with _dask_client(
+                distributed, workers, scheduler, security, scheduler_timeout, settings.dask_dir
+            ) as client:
                 records = _drive(tasks, settings, _OnDask(client, distributed), on_record)
             fan_out = f"dask {scheduler}" if scheduler else f"dask local, {workers} workers"
         pruned = prune_after_run(settings, records, keep)

@@ -503,7 +503,8 @@ def fine_tune_config(parent: ModelRecord, **changes: Any) -> LSTMConfig:
     if fixed:
         raise ConfigError(
             f"a fine-tuned model keeps its parent's settings; cannot change {', '.join(fixed)} "
-            f"(only {', '.join(FINE_TUNE_SETTINGS)} may differ from model {parent.version})"
+            f"(only --epochs, --patience and --seed may differ from model {parent.version}; "
+            "from Python, learning_rate too); drop those options, or train without --from"
         )
     return parent.config.replace(**changes)
 

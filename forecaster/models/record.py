@@ -186,6 +186,13 @@ class ModelRecord:
             }
         ]
 
+    def first_clean_start(self) -> str:
+        """The earliest test start no seen range overlaps: the last day seen (see :meth:`overlaps`).
+
+        A model fine-tuned from this one is out of sample from this date on.
+        """
+        return max(str(item["to"]) for item in self.seen_ranges())
+
     def overlaps(self, start: str | Any, end: str | Any) -> list[dict[str, Any]]:
         """The seen ranges whose days fall in the test period after ``start`` up to ``end``.
 

@@ -417,8 +417,13 @@ class ModelRegistry:
                 )
         return manifest
 
-    def find(self, version: str) -> ModelVersion:
-        """Look a version up across tickers."""
+    def find(self, version: str, prefer: str | None = None) -> ModelVersion:
+        """Look a version up across tickers; ``prefer``'s copy when it holds one.
+
+        A pooled version is saved under every ticker it serves: only the copy
+        that is read is checked, so another ticker's damaged copy does not stop
+        ``prefer``'s intact one.
+        """
         _check_name(version, "model version")
         matches = [t for t in self.tickers() if (self.models_dir / t / version).is_dir()]
         if not matches:
@@ -426,7 +431,7 @@ class ModelRegistry:
                 f"model version {version!r} not found under {str(self.models_dir)!r}; "
                 "see `forecast models list` for the versions there are"
             )
-        return self.get(matches[0], version)
+        return self.get(prefer if prefer in matches else matches[0], version)
 
     def champion_id(self, ticker: str) -> str | None:
         path = self.models_dir / ticker / CHAMPION_FILE

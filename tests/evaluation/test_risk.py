@@ -42,10 +42,33 @@ def test_levels_are_parsed_sorted_and_unique():
     assert risks.parse_levels([0.025]) == (0.025,)
 
 
-@pytest.mark.parametrize("text", ["0", "0.5", "-0.01", "0.7", "1"])
-def test_levels_outside_zero_half_are_refused(text):
-    with pytest.raises(ConfigError, match=r"outside \(0, 0.5\)"):
+@pytest.mark.parametrize(
+    "text", ["0", "0.5", "-0.01", "0.7", "1", "1e-300", "0.00009", "nan", "inf", "-inf"]
+)
+def test_levels_outside_the_stated_range_are_refused(text):
+    with pytest.raises(ConfigError, match=r"outside \[0.0001, 0.5\)"):
         risks.parse_levels(f"0.01,{text}")
+
+
+def test_the_range_ends_are_as_stated():
+    assert risks.parse_levels("0.0001,0.4999") == (0.0001, 0.4999)
+    assert risks.LEVEL_RANGE == "[0.0001, 0.5)"
+
+
+@pytest.mark.parametrize("name", ["normal", "t"])
+def test_every_level_in_the_range_gives_finite_var_and_es(name):
+    fitted = risks.fit_distribution(name, stats.t.rvs(2.5, size=500, random_state=0))
+    for alpha in (risks.MIN_LEVEL, 0.01, 0.4999):
+        q, e = fitted.quantile(alpha), fitted.shortfall(alpha)
+        assert math.isfinite(q) and math.isfinite(e) and e < q < 0
+
+
+def test_a_non_finite_quantile_is_unavailable_not_printed():
+    fitted = risks.ReturnDistribution("t", {"dof": float("nan"), "scale": 1.0}, 500)
+    with pytest.raises(risks.Unavailable, match="not a finite number"):
+        fitted.quantile(0.01)
+    with pytest.raises(risks.Unavailable, match="not a finite number"):
+        risks.value_at_risk(np.array([1e-4]), 1, fitted, 0.01)
 
 
 @pytest.mark.parametrize("text", ["abc", "0.01,,0.05", ""])
@@ -560,8 +583,6 @@ def test_risk_summary_needs_a_risk_backtest(trained):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--var-levels", "0.01,0.7"), "error: VaR level 0.7 is outside (0, 0.5)"),
-        (("--risk", "--var-levels", "x"), "error: --var-levels must be numbers"),
         (
             ("--dist", "laplace"),
             "error: unknown return distribution 'laplace'; expected one of normal, t, fhs",
@@ -595,7 +616,7 @@ def test_predict_reports_var_and_es(trained):
     fhs = run_cli("--home", str(home), "predict", *source, "--dist", "fhs", "--var-levels", "0.01")
     assert fhs.exit_code == 0 and "n/a — not enough data: fhs at level 0.01" in fhs.stdout
     bad = run_cli("--home", str(home), "predict", *source, "--var-levels", "0.5")
-    assert bad.exit_code == 1 and bad.stderr.startswith("error: VaR level 0.5 is outside")
+    assert bad.exit_code == 2 and "VaR level 0.5 is outside [0.0001, 0.5)" in bad.stderr
 
 
 @pytest.mark.slow
@@ -613,3 +634,32 @@ def test_walk_forward_fits_each_block_before_it(trained):
         assert sizes == sorted(sizes) and sizes[-1] > sizes[0]  # expanding window
     assert any("each refit" in note for note in result.summary["notes"])
     assert result.frame["lstm_var_0.05"].notna().all()  # every block has its own fit
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("predict", "--ticker", "SPY", "--source", "sample"),
+        ("evaluate", "--ticker", "SPY"),
+        ("nightly", "--tickers", "SPY", "--source", "sample"),
+    ],
+)
+@pytest.mark.parametrize("levels", ["1e-300", "0.01,nan", "inf", "0.5", "x"])
+def test_every_command_checks_var_levels_when_parsing(tmp_path, command, levels):
+    """A level outside the stated range is a usage error (exit 2) before any work starts."""
+    home = tmp_path / "home"
+    result = run_cli("--home", str(home), *command, "--var-levels", levels)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--var-levels'" in result.stderr
+    assert "[0.0001, 0.5)" in result.stderr
+    assert "Traceback" not in result.output
+    assert not home.exists()  # nothing trained, fetched or locked
+
+
+def test_json_output_refuses_non_finite_numbers():
+    from forecaster.cli.output import json_text
+
+    assert json_text({"var": -0.05}) == '{"var": -0.05}'
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(EvaluationError, match="not finite"):
+            json_text({"levels": {"1e-300": {"var": bad}}})

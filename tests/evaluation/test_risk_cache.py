@@ -98,6 +98,61 @@ def test_a_corrupt_or_foreign_cache_file_is_ignored_and_rewritten(fitted, tmp_pa
     assert cache.read("t") is not None  # and rewritten
 
 
+def tamper(entry, key="0.01", factor=0.1):
+    """``entry`` with one level's quantile and shortfall scaled: a plausible hand edit."""
+    levels = {name: dict(value) for name, value in entry["levels"].items()}
+    levels[key] = {name: value * factor for name, value in levels[key].items()}
+    return {**entry, "levels": levels}
+
+
+@pytest.mark.parametrize("distribution", ["t", "fhs"])
+def test_a_tampered_cache_file_is_refit_not_served(fitted, tmp_path, distribution):
+    """Issue 20: quantile and shortfall of the 1% level x 0.1 (VaR -0.50% for -5.00%)."""
+    prices, dataset, har = fitted
+    levels = "0.01,0.05" if distribution == "t" else "0.05,0.1"
+    cache = cache_for(tmp_path, prices, dataset)
+    cold = risk(har, dataset, distribution, levels, cache=cache)
+    path = cache.path(distribution)
+    entry = json.loads(path.read_text())
+    edited = tamper(entry, levels.split(",")[0])
+    assert edited["levels"] != entry["levels"] and edited["checksum"] == entry["checksum"]
+    path.write_text(json.dumps(edited))
+    assert cache.read(distribution) is None  # the checksum no longer matches
+    counting = Counting(har)
+    assert risk(counting, dataset, distribution, levels, cache=cache) == cold
+    assert counting.calls == 1  # refit
+    assert json.loads(path.read_text())["levels"] == entry["levels"]  # and rewritten
+
+
+@pytest.mark.parametrize(
+    ("distribution", "levels", "edit"),
+    [
+        ("t", "0.01,0.05", lambda entry: tamper(entry)),  # less extreme than the 5% level
+        ("t", "0.01,0.05", lambda entry: tamper(entry, factor=1.01)),  # off its own dof/scale
+        ("t", "0.01", lambda entry: {**entry, "params": {**entry["params"], "scale": 1.5}}),
+        ("fhs", "0.05,0.1", lambda entry: tamper(entry, "0.05")),
+    ],
+    ids=["t-not-monotone", "t-off-its-params", "t-params-edited", "fhs-not-monotone"],
+)
+def test_a_self_contradicting_cache_file_is_refit_even_with_a_matching_checksum(
+    fitted, tmp_path, distribution, levels, edit
+):
+    """Someone who also rewrites the checksum still cannot make the file contradict itself."""
+    from forecaster.evaluation.risk_cache import _checksum
+
+    prices, dataset, har = fitted
+    cache = cache_for(tmp_path, prices, dataset)
+    cold = risk(har, dataset, distribution, levels, cache=cache)
+    path = cache.path(distribution)
+    edited = edit(json.loads(path.read_text()))
+    edited["checksum"] = _checksum(edited)
+    path.write_text(json.dumps(edited))
+    assert cache.read(distribution) is None
+    counting = Counting(har)
+    assert risk(counting, dataset, distribution, levels, cache=cache) == cold
+    assert counting.calls == 1
+
+
 def test_the_key_changes_with_version_distribution_engine_and_the_prices_before_the_cut(
     fitted, tmp_path
 ):

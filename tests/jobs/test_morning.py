@@ -364,10 +364,9 @@ def test_nightly_report_writes_the_night_page_failures_included(home, monkeypatc
 def test_the_page_renders_offline_in_headless_chromium(filled, tmp_path):
     """A real browser, network emulated offline: no console error, no request but the file,
     every chart drawn (Plotly is inside the page), and a screenshot."""
-    from tests.browser import find_chromium, render
+    from tests.browser import render, require_chromium
 
-    if find_chromium() is None:
-        pytest.skip("chromium is not installed: scripts/install-chromium installs Debian's package")
+    require_chromium()  # skips without it, fails under CI
     page = tmp_path / "report.html"
     _, payload, _ = _report(page)
     charts = sum(1 for item in payload["tickers"] if item["series"])
