@@ -468,26 +468,27 @@ def _spacing(index: pd.DatetimeIndex, origin: str) -> int:
 
 
 def _grid_returns(
-    log_open_first: np.ndarray,
-    log_close: np.ndarray,
+    open_first: np.ndarray,
+    close: np.ndarray,
     day: np.ndarray,
     selected: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log returns between the grid points of each day.
 
-    The points of a day are the open of its first bar (``log_open_first[day]``)
+    The points of a day are the open of its first bar (``open_first[day]``)
     followed by the closes of its ``selected`` bars. Returns the returns, their
-    day codes, and whether each is the first of its day.
+    day codes, and whether each is the first of its day. A return is the log
+    of a price ratio (not a difference of logs, which loses digits on small moves).
     """
     rows = np.flatnonzero(selected)
     codes = day[rows]
-    points = log_close[rows]
+    points = close[rows]
     starts = np.ones(rows.size, dtype=bool)
     starts[1:] = codes[1:] != codes[:-1]
     previous = np.empty_like(points)
     previous[1:] = points[:-1]
-    previous[starts] = log_open_first[codes[starts]]
-    return points - previous, codes, starts
+    previous[starts] = open_first[codes[starts]]
+    return np.log(points / previous), codes, starts
 
 
 def daily_measures(bars: Bars) -> DailyMeasures:
@@ -521,16 +522,15 @@ def daily_measures(bars: Bars) -> DailyMeasures:
     counts = np.bincount(day, minlength=n_days)
     expected = int(np.bincount(counts).argmax())
 
-    log_open = np.log(session["open"].to_numpy())
-    log_close = np.log(session["close"].to_numpy())
-    log_open_first = log_open[first]
+    close = session["close"].to_numpy()
+    open_first = session["open"].to_numpy()[first]
     minutes_to_end = minutes + step - open_minute  # bar end, minutes after the open
     is_last = np.zeros(day.size, dtype=bool)
     is_last[last] = True
 
     def grid(offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         selected = ((minutes_to_end - offset) % GRID_MINUTES == 0) | is_last
-        return _grid_returns(log_open_first, log_close, day, selected)
+        return _grid_returns(open_first, close, day, selected)
 
     returns, codes, starts = grid(0)
     squares = returns * returns
@@ -547,9 +547,9 @@ def daily_measures(bars: Bars) -> DailyMeasures:
     else:
         grids = [np.bincount(c, weights=r * r, minlength=n_days) for r, c, _ in map(grid, range(5))]
         rv5_ss = np.mean(grids, axis=0)
-    open_to_close = log_close[last] - log_open_first
+    open_to_close = np.log(close[last] / open_first)
     overnight = np.full(n_days, np.nan)
-    overnight[1:] = log_open_first[1:] - log_close[last][:-1]
+    overnight[1:] = np.log(open_first[1:] / close[last][:-1])
 
     index = pd.DatetimeIndex(dates.astype("datetime64[ns]"), name="date")
     daily = pd.DataFrame(
