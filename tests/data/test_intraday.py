@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +193,9 @@ def test_a_dst_week_keeps_the_local_session_and_utc_files_convert():
     in_utc = frame.assign(timestamp=frame["timestamp"].dt.tz_localize(NY).dt.tz_convert("UTC"))
     # 09:30 NY is 14:30 UTC before the change and 13:30 after it.
     assert set(in_utc["timestamp"].dt.strftime("%H:%M").iloc[[0, -78]]) == {"14:30", "13:30"}
+    # Read in its own zone (UTC), the usual day does not run 09:30-16:00.
+    with pytest.raises(DataError, match=r"session bars run 13:30-16:00 UTC; .*pass --tz"):
+        daily_measures(prepare_bars(in_utc))
     converted = daily_measures(prepare_bars(in_utc, tz=NY)).frame
     pd.testing.assert_frame_equal(converted, naive)
     as_text = in_utc.assign(timestamp=in_utc["timestamp"].dt.tz_convert(NY).astype(str))
@@ -198,8 +203,33 @@ def test_a_dst_week_keeps_the_local_session_and_utc_files_convert():
     pd.testing.assert_frame_equal(from_text, naive)
 
 
-def shifted(frame: pd.DataFrame, **change) -> pd.DataFrame:
-    return frame.assign(**change)
+def test_extended_hours_bars_are_counted_and_ignored():
+    regular = make_bars(DAYS, seed=5)
+    early = make_bars(
+        DAYS, seed=6, start_at=dict.fromkeys(DAYS, "04:00"), close_at=dict.fromkeys(DAYS, "09:30")
+    )
+    late = make_bars(
+        DAYS, seed=8, start_at=dict.fromkeys(DAYS, "16:00"), close_at=dict.fromkeys(DAYS, "20:00")
+    )
+    every = pd.concat([early, regular, late]).sort_values("timestamp").reset_index(drop=True)
+    daily = daily_measures(prepare_bars(every, tz=NY))
+    assert daily.outside_session == len(early) + len(late) == 3 * (66 + 48)
+    expected = daily_measures(prepare_bars(regular, tz=NY)).frame
+    pd.testing.assert_frame_equal(daily.frame, expected)
+
+
+def test_forecast_realized_bars_never_imports_tensorflow(tmp_path):
+    path = write_bars(tmp_path / "spy.csv", make_bars(DAYS))
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from forecaster.cli import cli\n"
+        f"result = CliRunner().invoke(cli, ['realized', '--bars', {str(path)!r}])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -361,15 +391,15 @@ def test_cli_bars_daily_csv_parses_back_to_the_library_frame(run, tmp_path):
 
 def test_cli_bars_json_table_and_naive_file_with_tz(run, tmp_path):
     frame = make_bars(DAYS)
-    frame.to_csv(tmp_path / "bars.csv", index=False)  # naive NY times
-    result = run("realized", "--bars", str(tmp_path / "bars.csv"), "--tz", NY, "--format", "json")
+    frame.to_csv(tmp_path / "qqq-1m.csv", index=False)  # naive NY times
+    result = run("realized", "--bars", str(tmp_path / "qqq-1m.csv"), "--tz", NY, "--format", "json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert payload["ticker"] == "BARS" and payload["spacing_minutes"] == 5
+    assert payload["ticker"] == "QQQ-1M" and payload["spacing_minutes"] == 5
     assert payload["expected_bars"] == 78 and payload["tz"] == NY
     assert [row["date"] for row in payload["series"]] == DAYS
     assert payload["series"][0]["overnight"] is None and payload["series"][0]["partial"] is False
-    table = run("realized", "--bars", str(tmp_path / "bars.csv"), "--tz", NY, "-t", "MINE")
+    table = run("realized", "--bars", str(tmp_path / "qqq-1m.csv"), "--tz", NY, "-t", "MINE")
     assert table.exit_code == 0
     assert table.stdout.splitlines()[-1].startswith(
         "MINE bars (5-minute, America/New_York): 3 days (2019-06-03 to 2019-06-05), 3 full "
