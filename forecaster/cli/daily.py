@@ -134,9 +134,10 @@ def _window(frame: pd.DataFrame, start, end, origin: str) -> pd.DataFrame:
         raise ConfigError(f"--start {start:%Y-%m-%d} is after --end {end:%Y-%m-%d}; swap them")
     selected = frame.loc[start:end]
     if selected.empty:
+        wanted = f"{start:%Y-%m-%d}" if start is not None else "the beginning"
+        wanted += f" to {end:%Y-%m-%d}" if end is not None else " onwards"
         raise DataError(
-            f"{origin}: no days between {start or frame.index[0]:%Y-%m-%d} and "
-            f"{end or frame.index[-1]:%Y-%m-%d}; the bars cover {frame.index[0]:%Y-%m-%d} to "
+            f"{origin}: no days from {wanted}; the bars cover {frame.index[0]:%Y-%m-%d} to "
             f"{frame.index[-1]:%Y-%m-%d}; choose dates inside that range"
         )
     return selected

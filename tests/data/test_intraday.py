@@ -414,14 +414,18 @@ def test_cli_bars_json_table_and_naive_file_with_tz(run, tmp_path):
         (("--source", "sample"), "error: --bars reads its own file and was given with --source"),
         (("--estimator", "parkinson"), "error: --estimator applies to daily OHLC prices, not to"),
         (("--start", "2030-01-01"), "error: --start 2030-01-01 is outside 1800-01-01 to today"),
-        (("--start", "2020-01-01"), "error: bars file '"),
+        (
+            ("--start", "2020-01-01"),
+            "error: bars file '{path}': no days from 2020-01-01 onwards; the bars cover "
+            "2019-06-03 to 2019-06-05; choose dates inside that range",
+        ),
     ],
 )
 def test_cli_bars_conflicts_are_one_error_line(run, tmp_path, extra, message):
     path = write_bars(tmp_path / "spy.csv", make_bars(DAYS))
     result = run("realized", "--bars", str(path), *extra)
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(message.format(path=path)) and result.stderr.count("\n") == 1
 
 
 def test_cli_tz_without_bars_and_daily_ohlc(run):
