@@ -336,6 +336,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+def _clock(minute: int) -> str:
+    """A minute of the day as HH:MM."""
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
 def _minute_of_day(index: pd.DatetimeIndex) -> np.ndarray:
     return np.asarray(index.hour, dtype=np.int64) * 60 + np.asarray(index.minute, dtype=np.int64)
 
@@ -434,9 +439,14 @@ def _check_window(index: pd.DatetimeIndex, zone: str, origin: str) -> None:
     bad_days = np.bincount(day_codes, weights=outside.astype(np.float64)) > 0
     if bad_days.sum() * 2 > uniques.size:
         first = index[np.flatnonzero(outside)[0]]
+        starts = np.flatnonzero(np.r_[True, day_codes[1:] != day_codes[:-1]])
+        ends = np.r_[starts[1:] - 1, day_codes.size - 1]
+        usual_first = _clock(int(np.bincount(minutes[starts]).argmax()))
+        usual_last = _clock(int(np.bincount(minutes[ends]).argmax()))
         raise DataError(
             f"{origin}: on {int(bad_days.sum())} of {uniques.size} days bars fall outside "
-            f"04:00-20:00 {zone} (first: {first}); a US exchange's bars, extended hours "
+            f"04:00-20:00 {zone} (first: {first}; the usual day's bars start {usual_first} "
+            f"to {usual_last} {zone}); a US exchange's bars, extended hours "
             "included, lie inside that window, so the time zone looks wrong; pass --tz with "
             "the exchange's zone (naive timestamps are read in it, aware ones converted to it)"
         )
@@ -584,10 +594,15 @@ def _check_session(first_start: np.ndarray, last_end: np.ndarray, step: int, bar
         else "if the timestamps are in another zone, pass --tz with the exchange's zone "
         "(naive timestamps are read in it, aware ones converted to it)"
     )
-    shown_first = f"{usual_first // 60:02d}:{usual_first % 60:02d}"
-    shown_end = f"{usual_end // 60:02d}:{usual_end % 60:02d}"
+    # Shown: the usual day's span over all its bars (not only those inside the session).
+    minutes = _minute_of_day(bars.frame.index)
+    day = pd.factorize(_local_dates(bars.frame.index))[0]
+    starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+    ends = np.r_[starts[1:] - 1, day.size - 1]
+    shown_first = _clock(int(np.bincount(minutes[starts]).argmax()))
+    shown_end = _clock(int(np.bincount(minutes[ends] + step).argmax()))
     raise DataError(
-        f"{bars.origin}: the usual day's session bars run {shown_first}-{shown_end} "
+        f"{bars.origin}: the usual day's bars run {shown_first}-{shown_end} "
         f"{bars.tz}; expected the session {SESSION_OPEN:%H:%M}-{SESSION_CLOSE:%H:%M} "
         f"{bars.tz} on most days; {hint}"
     )

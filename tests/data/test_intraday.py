@@ -194,7 +194,7 @@ def test_a_dst_week_keeps_the_local_session_and_utc_files_convert():
     # 09:30 NY is 14:30 UTC before the change and 13:30 after it.
     assert set(in_utc["timestamp"].dt.strftime("%H:%M").iloc[[0, -78]]) == {"14:30", "13:30"}
     # Read in its own zone (UTC), the usual day does not run 09:30-16:00.
-    with pytest.raises(DataError, match=r"session bars run 13:30-16:00 UTC; .*pass --tz"):
+    with pytest.raises(DataError, match=r"the usual day's bars run 13:30-20:00 UTC; .*pass --tz"):
         daily_measures(prepare_bars(in_utc))
     converted = daily_measures(prepare_bars(in_utc, tz=NY)).frame
     pd.testing.assert_frame_equal(converted, naive)
@@ -257,14 +257,14 @@ def test_forecast_realized_bars_never_imports_tensorflow(tmp_path):
         (
             lambda f: f.assign(timestamp=f["timestamp"] - pd.Timedelta(hours=1)),
             NY,
-            r"^bars: the usual day's session bars run 09:30-15:00 America/New_York; expected "
+            r"^bars: the usual day's bars run 08:30-15:00 America/New_York; expected "
             r"the session 09:30-16:00 America/New_York on most days; if the timestamps are in "
             r"another zone, pass --tz",
         ),
         (
             lambda f: f.assign(timestamp=f["timestamp"] + pd.Timedelta(minutes=5)),
             NY,
-            r"the usual day's session bars run 09:35-16:00 .* the timestamps look like bar "
+            r"the usual day's bars run 09:35-16:05 .* the timestamps look like bar "
             r"ends: shift them back one bar to the bar starts$",
         ),
         (
