@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from forecaster.cli.app import AppContext, pass_app
+from forecaster.cli.daily import check_daily_options, daily_options, realized_bars, realized_daily
 from forecaster.cli.options import (
     MAX_ROWS,
     MAX_WINDOW,
@@ -94,25 +95,53 @@ def fetch(app: AppContext, ticker, source, csv_path, start, end, panel_path, tic
 @format_option("table", "csv", "json")
 @click.option("--last", type=click.IntRange(1, MAX_ROWS), help="Only the last N rows.")
 @output_option("Write to this file instead of stdout.")
+@daily_options
 @pass_app
 def realized(
-    app: AppContext, ticker, source, csv_path, start, end, panel_path, estimator, window, fmt,
-    last, output,
+    app: AppContext,
+    ticker,
+    source,
+    csv_path,
+    start,
+    end,
+    panel_path,
+    estimator,
+    window,
+    fmt,
+    last,
+    output,
+    **daily,
 ) -> None:
     """Annualized realized volatility, one row per day with a full window.
 
     vol_t = sqrt(252 * mean daily variance over the WINDOW days ending at t)
     (yang-zhang: sqrt(252 * its window estimate)).
 
+    --daily: the estimator's daily variance, one row per day. --bars PATH: daily
+    realized measures from intraday bars (see README, "Intraday data").
+
     \b
     Example:
       forecast realized --ticker SPY --source sample --estimator yang-zhang --format csv
       forecast realized --ticker AAPL --panel stocks.parquet
+      forecast realized --bars spy_5min.parquet --daily --format csv
     """
     from forecaster.data.volatility import realized_vol
 
     check_destinations(output)
+    bars_path, tz = daily["bars_path"], daily["tz"]
+    check_daily_options(bars_path, tz, csv_path)
+    if bars_path is not None:
+        if panel_path is not None:
+            from forecaster.errors import ConfigError
+
+            raise ConfigError("--bars and --panel both name the data; pass one of them")
+        write_output(realized_bars(ticker, bars_path, tz, start, end, fmt, last), output)
+        return
     data = load_from_options(app, ticker, source, csv_path, start, end, panel_path=panel_path)
+    if daily["daily"]:
+        write_output(realized_daily(data, estimator, window, fmt, last), output)
+        return
     vol = realized_vol(data.prices, estimator=estimator, window=window)
     if last is not None:
         vol = vol.iloc[-last:]
