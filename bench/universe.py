@@ -64,7 +64,7 @@ VIX = SHARED / "vix" / "VIX_History.csv"
 CUT = pd.Timestamp("2014-01-02")
 BASELINES = ("har", "harx", "garch", "gbm")
 #: The universal model's settings (training ones chosen for speed: see the report).
-UNIVERSAL = {"ensemble": 1, "batch_size": 256, "epochs": 20, "patience": 4}
+UNIVERSAL = {"ensemble": 3, "batch_size": 256, "epochs": 20, "patience": 4}
 
 
 def read_list(path: Path) -> list[str]:

@@ -45,7 +45,7 @@ CANDIDATES = {
         "epoch_fraction": 0.125, "epochs": 60, "patience": 6, "learning_rate": 3e-4
     },
     "loss qlike": {"loss": "qlike"},
-    "3 members, fraction 1/8": {
+    "3 members + fraction 1/8": {
         "ensemble": 3, "epoch_fraction": 0.125, "epochs": 60, "patience": 6
     },
 }

@@ -18,14 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pandas as pd
 
 from forecaster.errors import ConfigError, DataError, ForecasterError
-
-if TYPE_CHECKING:
-    from forecaster.data.loader import PriceData
 
 __all__ = [
     "PANEL_TICKER_COLUMNS",
@@ -165,7 +162,8 @@ def resolve_tickers(panel_path: str | Path, tickers: str | Sequence[str] | None)
 class PanelLoad:
     """The outcome of loading many tickers: the data of those that loaded, the failures."""
 
-    loaded: list[PriceData] = field(default_factory=list)
+    #: The :class:`~forecaster.data.loader.PriceData` of each ticker that loaded.
+    loaded: list[Any] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
     def summary(self, limit: int = 5) -> str:
@@ -178,7 +176,7 @@ class PanelLoad:
 
 def load_panel(
     tickers: Sequence[str],
-    load: Callable[[str], PriceData],
+    load: Callable[[str], Any],
     on_ticker: Callable[[int, str, str | None], None] | None = None,
 ) -> PanelLoad:
     """Load each ticker with ``load``; a ticker that fails is recorded, never fatal.
