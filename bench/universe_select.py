@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from universe import CUT, HERE, UNIVERSAL, VIX, load_universe, read_list  # noqa: E402
+from universe import CUT, HERE, VIX, load_universe, read_list  # noqa: E402
 
 from forecaster import metrics  # noqa: E402
 from forecaster.data.exog import build_exog  # noqa: E402
@@ -33,6 +33,8 @@ from forecaster.models.baselines import HAR  # noqa: E402
 from forecaster.models.config import LSTMConfig  # noqa: E402
 from forecaster.models.lstm_forecaster import LSTMForecaster  # noqa: E402
 
+#: The settings every candidate changes (one member: the fastest to compare).
+BASE = {"ensemble": 1, "batch_size": 256, "epochs": 20, "patience": 4}
 CANDIDATES = {
     "base": {},
     "anchor har": {"anchor": "har"},
@@ -57,16 +59,21 @@ def main() -> None:
     parser.add_argument("--candidates", default=",".join(CANDIDATES))
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        datas, _failed, extra = load_universe(home)
-    seen = read_list(HERE / "universe_train.txt")
+    labels = [name for name in args.candidates.split(",") if name]
+    unknown = [name for name in labels if name not in CANDIDATES]
+    if unknown:
+        parser.error(f"unknown candidates {unknown}; choose among {list(CANDIDATES)}")
+    if labels:
+        with tempfile.TemporaryDirectory() as home:
+            datas, _failed, extra = load_universe(home)
+        seen = read_list(HERE / "universe_train.txt")
     store = HERE / "universe_select.json"
     saved = json.loads(store.read_text()) if store.is_file() else {}
     done = saved.setdefault(str(args.horizon), {})
-    for label in args.candidates.split(","):
+    for label in labels:  # none: render the saved rows only
         changes = CANDIDATES[label]
         config = LSTMConfig(
-            horizon=args.horizon, market="SPY", exog={"VIX": str(VIX)}, **UNIVERSAL
+            horizon=args.horizon, market="SPY", exog={"VIX": str(VIX)}, **BASE
         ).replace(**changes)
         exog = build_exog(
             extra["market"].prices if config.market else None,
@@ -108,7 +115,7 @@ def main() -> None:
         "its candidates; raw rows in `bench/universe_select.json`). "
         + __doc__.split("\n\n")[1].replace("\n", " "),
         "",
-        f"Base: {UNIVERSAL}, market SPY (S&P 500 sample), VIX; cut {CUT:%Y-%m-%d}.",
+        f"Base: {BASE}, market SPY (S&P 500 sample), VIX; cut {CUT:%Y-%m-%d}.",
         "",
         "| candidate | validation QLIKE / HAR (mean) | median | epochs (best) | fit s |",
         "|---|---|---|---|---|",

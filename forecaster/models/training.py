@@ -424,7 +424,9 @@ def fit(
         if config.epoch_fraction < 1 and not spec.stateful:
             order = order[: max(1, int(round(config.epoch_fraction * rows)))]
         if feed is not None:  # batches cut from the feed as Keras asks for them
-            history = model.fit(_feed_batches(feed, order, batch_size, spec.members), epochs=1, verbose=0)
+            batches = _feed_batches(feed, order, batch_size, spec.members)
+            # shuffle=False: the order is ours (seeded); Keras would reshuffle the batches
+            history = model.fit(batches, epochs=1, shuffle=False, verbose=0)
         else:
             history = model.fit(
                 _take(x_train, order),
