@@ -140,3 +140,27 @@ def test_a_small_universal_model_learns():
         y = target[split.validation]
         ratios.append(metrics.qlike(y, forecast) / metrics.qlike(y, constant))
     assert np.mean(ratios) < 0.9, ratios
+
+
+def test_the_feed_cuts_exactly_the_dataset_windows_and_training_is_repeatable():
+    from forecaster.data.features import FeatureScaler
+    from forecaster.models.feed import SeriesRows, WindowFeed
+
+    sets = {f"S{i}": build_dataset(make_prices(400, 50 + i), TINY.feature_spec()) for i in range(2)}
+    parts, expected = [], []
+    for dataset in sets.values():
+        rows = np.arange(5, len(dataset), 3)
+        scaler = FeatureScaler().fit(dataset, np.arange(0, 200))
+        daily = scaler.transform_sequence(dataset.features)
+        context = scaler.transform_context(dataset.context[rows])
+        parts.append(SeriesRows(daily, dataset.positions[rows], context, np.zeros(rows.size)))
+        expected.append(scaler.transform_sequence(dataset.sequence[rows]))
+    feed = WindowFeed(parts, TINY.lookback)
+    order = np.random.default_rng(0).permutation(len(feed))
+    np.testing.assert_array_equal(feed.take(order)["sequence"], np.concatenate(expected)[order])
+
+    cut = sets["S0"].origins[300]
+    runs = [LSTMForecaster(TINY, threads=1).fit_pooled(sets, cut) for _ in range(2)]
+    rows = np.arange(len(sets["S1"]) - 30, len(sets["S1"]))
+    a, b = (run.for_ticker("S1").predict(sets["S1"], rows) for run in runs)
+    np.testing.assert_array_equal(a, b)
