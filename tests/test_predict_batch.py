@@ -131,8 +131,15 @@ def test_a_corrupt_model_fails_only_its_row(batch_home, tmp_path):
     )
     assert result.exit_code == 1
     lines = result.stdout.splitlines()[2:]
-    assert lines[0].startswith("BBB") and "error:" in lines[0] and "model.keras" in lines[0]
+    # the table cuts a long error cell (60 characters); the JSON lines keep all of it
+    assert lines[0].startswith("BBB") and "error: model file" in lines[0]
     assert lines[1].startswith("AAA") and lines[1].rstrip().endswith("ok")
+    result = forecast(
+        home, "--tickers", "BBB,AAA", "--source", "csv", "--csv-dir", str(home / "prices"),
+        "--format", "jsonl",
+    )
+    first = json.loads(result.stdout.splitlines()[0])
+    assert first["status"] == "error" and "model.keras" in first["error"]
 
 
 @pytest.mark.parametrize(

@@ -488,7 +488,9 @@ class TrainOutcome:
 
 
 #: Settings a fine-tuned model may change from its parent's (the rest shape the network).
-FINE_TUNE_SETTINGS = ("epochs", "patience", "seed", "learning_rate", "batch_size", "epoch_fraction")
+FINE_TUNE_SETTINGS = (
+    "epochs", "patience", "seed", "learning_rate", "batch_size", "epoch_fraction"
+)
 
 
 def fine_tune_config(parent: ModelRecord, **changes: Any) -> LSTMConfig:
@@ -503,8 +505,9 @@ def fine_tune_config(parent: ModelRecord, **changes: Any) -> LSTMConfig:
     if fixed:
         raise ConfigError(
             f"a fine-tuned model keeps its parent's settings; cannot change {', '.join(fixed)} "
-            f"(only --epochs, --patience and --seed may differ from model {parent.version}; "
-            "from Python, learning_rate too); drop those options, or train without --from"
+            f"(only --epochs, --patience, --seed, --batch-size and --epoch-fraction may differ "
+            f"from model {parent.version}; from Python, learning_rate too); drop those options, "
+            "or train without --from"
         )
     return parent.config.replace(**changes)
 
