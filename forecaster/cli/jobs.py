@@ -232,6 +232,11 @@ def nightly(
             "no tickers given; pass --tickers SPY,QQQ, --universe FILE or --panel PATH"
         )
     else:
+        if tickers is not None and tickers.strip().lower() == "all":
+            raise ConfigError(
+                "--tickers all means every ticker of a --panel file; pass --panel PATH, or "
+                "name the tickers (e.g. SPY,QQQ)"
+            )
         names = unique_tickers(read_universe(universe) if universe else tickers.split(","))
     total = len(names)  # SPY,spy,SPY counts once, as it runs once
     done: list[str] = []

@@ -272,6 +272,11 @@ def ticker_list(names: str | list[str], origin: str = "--tickers") -> list[str]:
     ConfigError
         No ticker, or one that :func:`normalize_ticker` refuses; the message names ``origin``.
     """
+    if isinstance(names, str) and names.strip().lower() == "all":
+        raise ConfigError(
+            f"{origin} all means every ticker of a --panel file; pass --panel PATH, or name "
+            "the tickers (e.g. SPY,QQQ)"
+        )
     parts = names.split(",") if isinstance(names, str) else list(names)
     tickers: list[str] = []
     for part in parts:

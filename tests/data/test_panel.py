@@ -140,3 +140,18 @@ def test_real_bad_print_xl_2015_08_24_is_repaired():
     assert repaired["low"] == pytest.approx(min(repaired["open"], repaired["close"]))
     assert validated.repairs["bad-print low set to min(open, close)"] == 1
     assert np.log(validated.prices["high"] / validated.prices["low"]).max() < 0.2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--tickers", "all"],
+        ["predict", "--tickers", "ALL"],
+        ["nightly", "--tickers", "all"],
+    ],
+)
+def test_tickers_all_without_a_panel_is_one_error(run, args):
+    result = run(*args)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "all means every ticker of a --panel file" in result.stderr
