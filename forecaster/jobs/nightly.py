@@ -325,6 +325,15 @@ def challenge_step(
             )
     else:
         base = LSTMConfig.from_dict(task.default_options or {})
+    if base.market or base.exog:
+        inputs = ([f"market {base.market}"] if base.market else []) + list(base.exog)
+        raise ConfigError(
+            f"champion {champion_id} reads {', '.join(inputs)} besides {ticker}'s own prices; "
+            "the nightly job retrains one ticker at a time from its own prices and cannot "
+            "supply those inputs yet; promote a model without --market/--exog for "
+            f"{ticker} (`forecast models promote`), or retrain the universal model with "
+            "`forecast train --panel` on a schedule"
+        )
     record.previous_champion = champion_id
 
     dataset = build_dataset(data.prices, base.feature_spec())

@@ -95,6 +95,11 @@ def test_cli_universal_train_predict_and_evaluate(run, home, files):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["ticker"] == "NEW"
 
+    # the nightly job cannot supply the inputs yet: the ticker fails alone, saying why
+    result = run("nightly", "--panel", str(files["panel"]), "--tickers", "AAA", "--keep", "all")
+    assert result.exit_code == 1
+    assert "reads market MKT, VIX besides AAA's own prices" in result.stderr
+
     # the exogenous file the model reads is gone: one error line, exit 1
     files["vix"].rename(files["vix"].with_suffix(".bak"))
     result = run("predict", "--panel", str(files["panel"]), "--ticker", "AAA", "--model", version)
