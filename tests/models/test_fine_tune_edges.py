@@ -108,6 +108,7 @@ def test_the_fine_tune_error_names_only_options_that_exist(pooled_home):
     with pytest.raises(ConfigError) as refused:
         fine_tune_config(parent.versions["AAA"].record, units=8)
     text = str(refused.value)
-    assert "cannot change units" in text and "--epochs, --patience and --seed" in text
+    assert "cannot change units" in text
+    assert "--epochs, --patience, --seed, --batch-size and --epoch-fraction" in text
     assert "--learning-rate" not in text and "seed, learning_rate may differ" not in text
 
