@@ -374,20 +374,21 @@ def test_a_night_with_forecasts_but_nothing_scored_yet(home, tmp_path):
     prices = make_prices(60, seed=2)
     PriceStore(settings.prices_dir).write("SPY", "sample", prices, "test prices")
     night = f"{prices.index[-1]:%Y-%m-%d}"
-    ForecastHistory(settings.forecasts_db).record_forecast_risk(
-        {
-            "ticker": "SPY",
-            "origin": night,
-            "horizon": 1,
-            "model_version": "v1",
-            "estimator": "garman-klass",
-            "estimator_window": 22,
-            "source": "sample",
-            "variance": 1e-4,
-            "vol": math.sqrt(252e-4),
-        },
-        _risk(1e-4),
-    )
+    forecast = {
+        "ticker": "SPY",
+        "origin": night,
+        "horizon": 1,
+        "model_version": "v1",
+        "estimator": "garman-klass",
+        "estimator_window": 22,
+        "source": "sample",
+        "variance": 1e-4,
+        "vol": math.sqrt(252e-4),
+    }
+    history = ForecastHistory(settings.forecasts_db)
+    with history.transaction() as connection:
+        assert history.insert_forecast(connection, forecast)
+        history.insert_risk(connection, forecast, _risk(1e-4))
     page, payload, text = _report(tmp_path / "r.html")
     assert "Nothing scored yet (1 pending)" in text
     assert page.cells[("SPY", "qlike_ratio_20")]["text"] == "not scored yet"
