@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from forecaster.evaluation.defaults import REGIME_QUANTILE
+
 if TYPE_CHECKING:
     from forecaster.cli.app import AppContext
     from forecaster.data.loader import PriceData
@@ -242,7 +244,7 @@ split_options = bundle(
 regime_quantile_option = click.option(
     "--regime-quantile",
     type=FRACTION,
-    default=0.8,
+    default=REGIME_QUANTILE,
     show_default=True,
     help="Training quantile above which volatility is 'high'.",
 )

@@ -284,6 +284,29 @@ def test_recent_scores_and_har_are_computed_at_each_origin_without_look_ahead(fi
         assert cell["text"] == f"{model_qlike / har_qlike:.3f} ({days}d)"
 
 
+def test_high_vol_means_what_it_means_in_evaluate(filled, tmp_path):
+    """The page's regime threshold is the --regime-quantile default of `evaluate` (also
+    fit_thresholds' default) of every trailing 22-day mean variance known at the origin."""
+    from forecaster.cli.evaluate import evaluate
+    from forecaster.evaluation.regimes import fit_thresholds
+
+    settings, prices, _, last = filled
+    (default,) = [param.default for param in evaluate.params if param.name == "regime_quantile"]
+    _, payload, _ = _report(tmp_path / "r.html")
+    (spy,) = [item for item in payload["tickers"] if item["ticker"] == "SPY"]
+    assert payload["regime_quantile"] == default == spy["regime"]["quantile"]
+    assert spy["regime"]["origin"] == last
+    high, low = prices["high"].to_numpy(), prices["low"].to_numpy()
+    open_, close = prices["open"].to_numpy(), prices["close"].to_numpy()
+    gk = 0.5 * np.log(high / low) ** 2 - (2 * math.log(2) - 1) * np.log(close / open_) ** 2
+    gk = np.maximum(gk, VARIANCE_FLOOR)
+    known = np.array([gk[end - 21 : end + 1].mean() for end in range(21, len(gk))])
+    thresholds = fit_thresholds(known, known)  # the library's default quantile
+    assert thresholds.quantile == default
+    assert spy["regime"]["threshold_vol"] == pytest.approx(thresholds.ex_ante_vol, rel=1e-9)
+    assert spy["regime"]["trailing_vol"] == pytest.approx(math.sqrt(252 * known[-1]), rel=1e-9)
+
+
 def test_as_of_hides_later_forecasts_runs_and_prices(filled, tmp_path):
     settings, prices, _, _ = filled
     night = f"{prices.index[260]:%Y-%m-%d}"
