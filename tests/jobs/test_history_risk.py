@@ -45,8 +45,8 @@ PRICE_DAYS, PRICE_START = 500, "2014-06-02"
 class ConstantForecaster:
     """Forecasts the same daily variance at every origin (enough for forecast_risk)."""
 
-    def dataset(self, prices: pd.DataFrame):
-        return build_dataset(prices, LSTMConfig(init="zeros").feature_spec())
+    def dataset(self, prices: pd.DataFrame, exog: pd.DataFrame | None = None):
+        return build_dataset(prices, LSTMConfig(init="zeros").feature_spec(), exog)
 
     def predict(self, dataset, rows) -> np.ndarray:
         return np.full(len(rows), IN_SAMPLE_VARIANCE)
