@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,36 @@ def test_every_command_has_help_text(run):
         assert command.help and command.help.strip(), f"{' '.join(path)} has no help text"
         result = run(*path, "-h")
         assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def help_text(run, *path: str) -> str:
+    """``forecast PATH -h`` with its line wrapping undone (also inside hyphenated words)."""
+    result = run(*path, "-h")
+    assert result.exit_code == 0, result.output
+    return " ".join(re.sub(r"-\n\s*", "-", result.output).split())
+
+
+def test_help_lists_the_registries_and_stands_on_its_own(run):
+    from forecaster.data.volatility import ESTIMATORS
+    from forecaster.models.baselines import BASELINES
+
+    evaluate = help_text(run, "evaluate")
+    names = ", ".join(BASELINES)
+    assert "gbm" in names and "har-pooled" in names and "harx" in names
+    assert f"The baselines are {names} (all by default; --baselines picks some)." in evaluate
+    assert "vs the --reference model" in help_text(run, "compare")
+    assert "vs HAR" not in help_text(run, "compare")
+    realized = help_text(run, "realized")
+    assert f"Daily realized-variance estimator, one of {', '.join(ESTIMATORS)}." in realized
+    for path, command in all_commands(cli):
+        if isinstance(command, click.Group):
+            continue
+        assert "DESIGN" not in help_text(run, *path), f"{' '.join(path)} cites a design document"
+        for param in command.params:
+            if param.name == "fmt":  # every --format says what each format prints
+                assert param.help, f"{' '.join(path)} --format has no help text"
+                for choice in param.type.choices:
+                    assert f"{choice} (" in param.help, (path, choice)
 
 
 def test_fetch_sample_reports_rows_range_source(run, home):

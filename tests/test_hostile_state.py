@@ -481,9 +481,11 @@ def test_a_forecast_that_is_not_finite_is_never_stored(tmp_path):
     }
     for variance in (math.nan, math.inf, -1e-4, 0.0):
         with pytest.raises(ModelError, match=r"has variance .*; expected a finite number > 0"):
-            history.record_forecast({**row, "variance": variance, "vol": 0.2})
+            with history.transaction() as connection:
+                history.insert_forecast(connection, {**row, "variance": variance, "vol": 0.2})
     with pytest.raises(ModelError, match=r"has vol nan"):
-        history.record_forecast({**row, "variance": 1e-4, "vol": math.nan})
+        with history.transaction() as connection:
+            history.insert_forecast(connection, {**row, "variance": 1e-4, "vol": math.nan})
     assert history.forecasts() == []
 
 

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 from scipy import stats
+from statsmodels.stats import sandwich_covariance as sandwich
 
 from forecaster import metrics
 from forecaster.errors import ConfigError, EvaluationError
@@ -170,20 +172,24 @@ def test_mincer_zarnowitz_errors(pair):
 
 
 # ---------------------------------------------------------------------- Diebold–Mariano
-def _dm_reference(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int, bartlett: bool):
+def _statsmodels_dm(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int, kernel: str):
+    """DM statistic from statsmodels: the t statistic of an OLS of d on a constant with a
+    HAC covariance over lags 1..h-1 (no small-sample correction), times the HLN factor.
+
+    Returns (stat, two-sided p-value with n-1 degrees of freedom, long-run variance)."""
     d = loss_a - loss_b
-    n = len(d)
-    mean = sum(d) / n
-    gammas = []
-    for lag in range(horizon):
-        gammas.append(sum((d[t] - mean) * (d[t - lag] - mean) for t in range(lag, n)) / n)
-    weights = [1.0 - lag / horizon if bartlett else 1.0 for lag in range(1, horizon)]
-    variance = gammas[0] + 2 * sum(w * g for w, g in zip(weights, gammas[1:], strict=True))
-    if variance <= 0:
-        return math.nan, math.nan, variance
-    stat = mean / math.sqrt(variance / n)
+    n = d.size
+    ols = sm.OLS(d, np.ones(n)).fit()
+    weights = {"uniform": sandwich.weights_uniform, "bartlett": sandwich.weights_bartlett}
+    cov = sandwich.cov_hac(
+        ols, nlags=horizon - 1, weights_func=weights[kernel], use_correction=False
+    )[0, 0]
+    long_run_var = n * cov  # cov of the mean = long-run variance / n
+    if long_run_var <= 0:
+        return math.nan, math.nan, long_run_var
+    stat = ols.params[0] / math.sqrt(cov)
     stat *= math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
-    return stat, 2 * stats.t.sf(abs(stat), n - 1), variance
+    return stat, 2 * stats.t.sf(abs(stat), n - 1), long_run_var
 
 
 def test_diebold_mariano_horizon_one_is_the_one_sample_t_test():
@@ -203,8 +209,12 @@ def test_diebold_mariano_rectangular_lags_for_multi_step():
     differential = np.convolve(noise, np.ones(5), mode="valid") + 0.3
     loss_reference = rng.gamma(2.0, 1.0, differential.size)
     loss_model = loss_reference + differential
-    expected_stat, expected_p, variance = _dm_reference(loss_model, loss_reference, 5, False)
+    expected_stat, expected_p, variance = _statsmodels_dm(loss_model, loss_reference, 5, "uniform")
     assert variance > 0  # the rectangular estimate is used
+    # and it differs from the Bartlett one: the test tells the two kernels apart
+    assert _statsmodels_dm(loss_model, loss_reference, 5, "bartlett")[0] != pytest.approx(
+        expected_stat, rel=1e-3
+    )
     result = metrics.diebold_mariano(loss_model, loss_reference, horizon=5)
     assert result["stat"] == pytest.approx(expected_stat, rel=1e-10)
     assert result["p_value"] == pytest.approx(expected_p, rel=1e-10)
@@ -218,9 +228,17 @@ def test_diebold_mariano_falls_back_to_bartlett_when_variance_not_positive():
     differential = signs * rng.uniform(0.9, 1.1, 200) - 0.05
     loss_reference = np.full(200, 3.0)
     loss_model = loss_reference + differential
-    _, _, rectangular = _dm_reference(loss_model, loss_reference, 2, False)
+    _, _, rectangular = _statsmodels_dm(loss_model, loss_reference, 2, "uniform")
     assert rectangular <= 0  # precondition: the rectangular estimate is unusable
-    expected_stat, expected_p, _ = _dm_reference(loss_model, loss_reference, 2, True)
+    # statsmodels' own HAC route: OLS on a constant, Bartlett kernel, maxlags = h - 1
+    ols = sm.OLS(loss_model - loss_reference, np.ones(200)).fit(
+        cov_type="HAC", cov_kwds={"maxlags": 1, "use_correction": False}
+    )
+    expected_stat = ols.tvalues[0] * math.sqrt((200 + 1 - 4 + 2 / 200) / 200)
+    expected_p = 2 * stats.t.sf(abs(expected_stat), 199)
+    assert _statsmodels_dm(loss_model, loss_reference, 2, "bartlett")[0] == pytest.approx(
+        expected_stat, rel=1e-12
+    )
     result = metrics.diebold_mariano(loss_model, loss_reference, horizon=2)
     assert result["stat"] == pytest.approx(expected_stat, rel=1e-10)
     assert result["p_value"] == pytest.approx(expected_p, rel=1e-10)

@@ -90,7 +90,11 @@ def fetch(app: AppContext, ticker, source, csv_path, start, end, panel_path, tic
 
 @click.command()
 @price_options
-@estimator_option("Daily realized-variance estimator (DESIGN.md §3).")
+@estimator_option(
+    "Daily realized-variance estimator, one of {names}. close-to-close: the squared "
+    "daily log return; parkinson: the high-low range; garman-klass, rogers-satchell: "
+    "open, high, low and close; yang-zhang: those and the overnight gap, over --window days."
+)
 @int_option("--window", 2, 22, "Days per estimate.", maximum=MAX_WINDOW)
 @format_option("table", "csv", "json")
 @click.option("--last", type=click.IntRange(1, MAX_ROWS), help="Only the last N rows.")

@@ -12,6 +12,7 @@ from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
     MAX_REFIT_DAYS,
     SOURCE_CHOICE,
+    BaselinesCommand,
     NamesOption,
     baseline_names,
     format_option,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from forecaster.models.registry import ModelVersion
 
 
-@click.command()
+@click.command(cls=BaselinesCommand)
 @click.option("--ticker", "-t", help="Ticker (default: every ticker with a champion).")
 @click.option("--model", "model_version", help="Model version (default: the champion).")
 @click.option(
@@ -111,8 +112,9 @@ def evaluate(
     distribution,
     var_levels,
 ) -> None:
-    """Score the LSTM against HAR, GARCH, GJR, EWMA and naive on held-out data.
+    """Score the LSTM against the baselines on held-out data.
 
+    The baselines are {baselines} (all by default; --baselines picks some).
     Reports QLIKE, MSE, MAE of vol, bias overall / low / high-volatility regime
     (ex-ante and ex-post), Mincer-Zarnowitz and Diebold-Mariano against HAR
     (or the --reference model).

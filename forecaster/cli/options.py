@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from forecaster.evaluation.defaults import REGIME_QUANTILE
+
 if TYPE_CHECKING:
     from forecaster.cli.app import AppContext
     from forecaster.data.loader import PriceData
@@ -75,6 +77,39 @@ class NamesOption(click.Option):
             return None
         spec, text = record
         return spec, text.replace("{names}", self.joined(", "))
+
+
+class ChoiceNamesOption(click.Option):
+    """An option whose help may say ``{names}``: its (lazy) choices joined by ", ".
+
+    The names are read from the option's :class:`LazyChoice` when help is shown,
+    so the help lists what the registry holds, with no copy to keep in step.
+    """
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None or not isinstance(self.type, click.Choice):
+            return record
+        spec, text = record
+        return spec, text.replace("{names}", ", ".join(self.type.choices))
+
+
+class BaselinesCommand(click.Command):
+    """A command whose help text may say ``{baselines}``: the registered baselines.
+
+    Filled in when the command's own help is shown (``forecast CMD -h``); the
+    one-line summary in ``forecast --help`` should not use it (that would load
+    the baseline registry to list the commands).
+    """
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        original = self.help
+        if original and "{baselines}" in original:
+            self.help = original.replace("{baselines}", ", ".join(baseline_names()))
+        try:
+            super().format_help_text(ctx, formatter)
+        finally:
+            self.help = original
 
 
 class StrategyOptionsOption(click.Option):
@@ -209,7 +244,7 @@ split_options = bundle(
 regime_quantile_option = click.option(
     "--regime-quantile",
     type=FRACTION,
-    default=0.8,
+    default=REGIME_QUANTILE,
     show_default=True,
     help="Training quantile above which volatility is 'high'.",
 )
@@ -218,7 +253,12 @@ regime_quantile_option = click.option(
 def estimator_option(help: str | None = None) -> Decorator:
     """--estimator: the daily realized-variance estimator (default garman-klass)."""
     return click.option(
-        "--estimator", type=ESTIMATOR_CHOICE, default="garman-klass", show_default=True, help=help
+        "--estimator",
+        cls=ChoiceNamesOption,
+        type=ESTIMATOR_CHOICE,
+        default="garman-klass",
+        show_default=True,
+        help=help,
     )
 
 
@@ -356,10 +396,25 @@ def reference_option(help: str) -> Decorator:
     )
 
 
+#: What each ``--format`` value prints (the help of :func:`format_option`).
+FORMATS = {
+    "table": "aligned text for the terminal",
+    "json": "one JSON document",
+    "jsonl": "one JSON object per line",
+    "csv": "comma-separated values with a header row",
+    "markdown": "Markdown tables",
+}
+
+
 def format_option(*formats: str) -> Decorator:
     """--format FMT among ``formats`` (default table), passed as ``fmt``."""
     return click.option(
-        "--format", "fmt", type=click.Choice(formats), default="table", show_default=True
+        "--format",
+        "fmt",
+        type=click.Choice(formats),
+        default="table",
+        show_default=True,
+        help="Output format: " + "; ".join(f"{name} ({FORMATS[name]})" for name in formats) + ".",
     )
 
 

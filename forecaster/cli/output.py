@@ -153,12 +153,6 @@ def _write_all(fd: int, payload: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
 def _write(target: Destination, payload: bytes) -> None:
     if target.kind == "file":
         from forecaster.data.store import replace_file

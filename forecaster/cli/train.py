@@ -382,7 +382,7 @@ def compare(
     output,
     **settings,
 ) -> None:
-    """Which initial state should I use? Each strategy x N seeds on one split, vs HAR.
+    """Which initial state to use? Each strategy x N seeds on one split, vs the --reference model.
 
     Trains every strategy with seeds 0..N-1 on the same train/validation rows
     and reports mean ± std of QLIKE, MSE and the three biases on the test

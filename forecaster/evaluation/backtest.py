@@ -30,6 +30,7 @@ from forecaster.data.features import Dataset, split_dataset
 from forecaster.data.loader import PriceData
 from forecaster.errors import ConfigError, EvaluationError, ModelError
 from forecaster.evaluation import risk as risks
+from forecaster.evaluation.defaults import REGIME_QUANTILE
 from forecaster.evaluation.regimes import RegimeThresholds, fit_thresholds, label
 from forecaster.models.base import Forecaster
 from forecaster.models.baselines import create_baseline, usable_baselines
@@ -223,7 +224,7 @@ def held_out(
     version: ModelVersion,
     data: PriceData,
     baselines: list[str],
-    quantile: float = 0.8,
+    quantile: float = REGIME_QUANTILE,
     reference: str = REFERENCE,
     risk: bool = False,
     panel_fits: dict[str, Callable[[], Forecaster]] | None = None,
@@ -263,7 +264,7 @@ def zero_shot(
     version: ModelVersion,
     data: PriceData,
     baselines: list[str],
-    quantile: float = 0.8,
+    quantile: float = REGIME_QUANTILE,
     reference: str = REFERENCE,
     risk: bool = False,
     panel_fits: dict[str, Callable[[], Forecaster]] | None = None,
@@ -351,7 +352,7 @@ def walk_forward(
     version: ModelVersion,
     data: PriceData,
     baselines: list[str],
-    quantile: float = 0.8,
+    quantile: float = REGIME_QUANTILE,
     refit_every: int = 63,
     on_refit: Callable[[int, int, pd.Timestamp], None] | None = None,
     reference: str = REFERENCE,

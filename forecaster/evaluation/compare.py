@@ -25,6 +25,7 @@ from forecaster.evaluation.backtest import (
     regime_summary,
     test_period,
 )
+from forecaster.evaluation.defaults import REGIME_QUANTILE
 from forecaster.evaluation.report import _clean, _fmt
 from forecaster.models.baselines import create_baseline, usable_baselines
 from forecaster.models.config import LSTMConfig
@@ -41,7 +42,7 @@ def compare(
     *,
     test_start: str | pd.Timestamp | None = None,
     test_fraction: float = 0.2,
-    quantile: float = 0.8,
+    quantile: float = REGIME_QUANTILE,
     reference: str = REFERENCE,
     baselines: list[str] | None = None,
     threads: int | None = None,

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from forecaster.errors import ConfigError, EvaluationError
+from forecaster.evaluation.defaults import REGIME_QUANTILE
 from forecaster.units import to_vol
 
 __all__ = ["RegimeThresholds", "fit_thresholds", "label"]
 
-DEFAULT_QUANTILE = 0.8
+DEFAULT_QUANTILE = REGIME_QUANTILE  # 0.8
 
 
 @dataclass(frozen=True)

@@ -342,19 +342,6 @@ class ForecastHistory:
             rows = connection.execute("SELECT * FROM promotions ORDER BY id").fetchall()
         return [dict(row) for row in rows]
 
-    def record_forecast(self, row: dict[str, Any]) -> bool:
-        """Insert one forecast in its own transaction; True when a row was added."""
-        with self.transaction() as connection:
-            return self.insert_forecast(connection, row)
-
-    def record_forecast_risk(self, forecast: dict[str, Any], risk: Mapping[str, Any]) -> bool:
-        """Insert one forecast and its VaR/ES in one transaction; True when it was added."""
-        with self.transaction() as connection:
-            added = self.insert_forecast(connection, forecast)
-            if added:
-                self.insert_risk(connection, forecast, risk)
-            return added
-
     def record_run(self, row: RunRecord | Mapping[str, Any]) -> None:
         """Append one run record in its own transaction."""
         with self.transaction() as connection:

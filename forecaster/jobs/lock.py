@@ -47,18 +47,6 @@ def _read_holder(descriptor: int) -> LockHolder | None:
         return None
 
 
-def read_holder(path: str | os.PathLike[str]) -> LockHolder | None:
-    """The holder recorded in the lock file at ``path`` (None if absent or unreadable)."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        return _read_holder(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _held_error(path: Path, descriptor: int) -> LockError:
     holder = _read_holder(descriptor)
     who = holder.describe() if holder else "holder unknown"

@@ -37,14 +37,13 @@ from forecaster import metrics
 from forecaster.data.store import PriceStore
 from forecaster.data.volatility import VARIANCE_FLOOR, daily_variance, log_returns
 from forecaster.errors import DataError, ForecasterError
+from forecaster.evaluation.defaults import REGIME_QUANTILE
 from forecaster.jobs.history import ForecastHistory, TickerHistory, load_history, now_utc
 from forecaster.settings import Settings
 from forecaster.units import to_vol
 
 #: Scored origins in the two recent windows of the summary table.
 RECENT_WINDOWS = (20, 60)
-#: Quantile above which an origin is in the high-volatility regime (as ``evaluate``).
-REGIME_QUANTILE = 0.8
 #: Trailing days of the ex-ante regime variable (as ``evaluate``).
 TRAILING_DAYS = 22
 #: Version of the payload's layout.

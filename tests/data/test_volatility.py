@@ -154,6 +154,14 @@ def test_yang_zhang_window_3_by_hand():
 
     v_rs = sum(rs_by_hand(*bar) for bar in BARS[1:]) / 3
     expected = sample_var(overnight) + k * sample_var(open_close) + (1 - k) * v_rs
+    # the same arithmetic done once on paper, to 4 significant digits:
+    # V_O = 3.317e-5, V_C = 7.489e-5, V_RS = 4.676e-4, k = 0.34 / 3.34 = 17/167 = 0.1018
+    # -> 3.317e-5 + 0.1018 * 7.489e-5 + 0.8982 * 4.676e-4 = 4.608e-4
+    assert sample_var(overnight) == pytest.approx(3.317e-5, rel=1e-3)
+    assert sample_var(open_close) == pytest.approx(7.489e-5, rel=1e-3)
+    assert v_rs == pytest.approx(4.676e-4, rel=1e-3)
+    assert k == pytest.approx(17 / 167, rel=1e-14)
+    assert expected == pytest.approx(4.608e-4, rel=1e-3)
     result = yang_zhang(frame_from_bars(BARS), window=3)
     assert result.iloc[:3].isna().all()
     assert result.iloc[3] == pytest.approx(expected, rel=1e-12)
@@ -339,12 +347,25 @@ def test_range_estimators_are_non_negative(draws):
     assert (garman_klass(prices) >= VARIANCE_FLOOR).all()
 
 
-@settings(max_examples=60, deadline=None)
-@given(window=st.integers(2, 100_000))
-def test_yang_zhang_k_matches_formula(window):
-    assert yang_zhang_k(window) == pytest.approx(
-        0.34 / (1.34 + (window + 1) / (window - 1)), rel=1e-15
-    )
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        # Yang & Zhang (2000), with alpha = 1.34: k = 0.34 / (1.34 + (n+1)/(n-1)).
+        # Multiply through by 100 (n-1): k = 34 (n-1) / (134 (n-1) + 100 (n+1)) = 34 (n-1) / (234 n - 34).
+        (2, 0.07834101382488479),  # 34 / 434 = 17/217
+        (5, 0.11971830985915492),  # 136 / 1136 = 17/142
+        (22, 0.1396167383652718),  # 34*21 / (234*22 - 34) = 714 / 5114 = 357/2557
+        (252, 0.14480605423015577),  # 34*251 / (234*252 - 34) = 8534 / 58934 = 4267/29467
+    ],
+)
+def test_yang_zhang_k_published_values(window, expected):
+    assert yang_zhang_k(window) == pytest.approx(expected, rel=1e-14)
+
+
+def test_yang_zhang_k_tends_to_0_34_over_2_34():
+    # n -> infinity: (n+1)/(n-1) -> 1, k -> 0.34 / 2.34 = 0.1452991452...
+    assert yang_zhang_k(10**9) == pytest.approx(0.1452991452991453, rel=1e-8)
+    assert yang_zhang_k(2) < yang_zhang_k(22) < yang_zhang_k(252) < 0.1452991452991453
 
 
 @settings(max_examples=25, deadline=None)

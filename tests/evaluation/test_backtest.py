@@ -11,7 +11,7 @@ import pytest
 
 from forecaster.data.loader import load_prices
 from forecaster.evaluation import backtest
-from forecaster.models.lstm_forecaster import train
+from forecaster.models.lstm_forecaster import load_forecaster, train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import TINY, make_prices, write_csv
@@ -129,28 +129,43 @@ def test_evaluate_table_highlights_and_defaults_to_all_champions(trained, tmp_pa
 
 
 def test_thresholds_and_baselines_ignore_the_test_period(trained):
+    """Perturb the prices after a test origin (four origins spread over the test period, in
+    turn): every forecast at or before it stays the same, the later ones move."""
     path, settings, version = trained
     data = load_prices("TEST", source="csv", csv_path=path, settings=settings)
-    first = backtest.held_out(version, data, ["har", "ewma", "naive", "gbm"])
-    prices = data.prices.copy()
-    test_start = pd.Timestamp(version.record.split["test_start"])
-    later = prices.index > test_start
-    prices.loc[later, ["open", "high", "low", "close"]] *= np.random.default_rng(1).uniform(
-        0.8, 1.2, (later.sum(), 1)
-    )
-    prices["high"] = prices[["open", "high", "low", "close"]].max(axis=1)
-    prices["low"] = prices[["open", "high", "low", "close"]].min(axis=1)
-    perturbed = backtest.held_out(
-        version,
-        data.__class__(**{**data.__dict__, "prices": prices}),
-        ["har", "ewma", "naive", "gbm"],
-    )
-    assert perturbed.thresholds == first.thresholds
-    # the first test origin's forecasts only use data up to that origin
-    row_first = first.predictions.iloc[0]
-    row_perturbed = perturbed.predictions.iloc[0]
-    for model in ("lstm", "har", "ewma", "naive", "gbm"):
-        assert row_perturbed[model] == row_first[model]
+    models = ["har", "ewma", "naive", "gbm"]
+    network = load_forecaster(version)
+    first = backtest.held_out(version, data, models, forecaster=network)
+    origins = first.predictions.index
+    assert len(origins) > 50
+    rng = np.random.default_rng(1)
+    for at in (0, len(origins) // 3, 2 * len(origins) // 3, len(origins) - 2):
+        cut = origins[at]
+        prices = data.prices.copy()
+        later = prices.index > cut
+        prices.loc[later, ["open", "high", "low", "close"]] *= rng.uniform(
+            0.8, 1.2, (later.sum(), 1)
+        )
+        prices.loc[later, "high"] *= 1.02  # a wider range too: every estimator moves
+        prices["high"] = prices[["open", "high", "low", "close"]].max(axis=1)
+        prices["low"] = prices[["open", "high", "low", "close"]].min(axis=1)
+        perturbed = backtest.held_out(
+            version,
+            data.__class__(**{**data.__dict__, "prices": prices}),
+            models,
+            forecaster=network,
+        )
+        assert perturbed.thresholds == first.thresholds, cut
+        assert perturbed.predictions.index.equals(origins)
+        for model in ("lstm", *models):
+            before = first.predictions[model].to_numpy()
+            after = perturbed.predictions[model].to_numpy()
+            # at and before the cut: nothing later was used
+            np.testing.assert_array_equal(
+                after[: at + 1], before[: at + 1], err_msg=f"{model} {cut}"
+            )
+            # after it, the perturbation reaches the forecasts (so the check above can fail)
+            assert not np.allclose(after[at + 1 :], before[at + 1 :]), (model, cut)
 
 
 @pytest.mark.slow

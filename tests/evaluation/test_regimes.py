@@ -9,8 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecaster.data.features import FeatureSpec, build_dataset
+from forecaster.data.volatility import VARIANCE_FLOOR
 from forecaster.errors import ConfigError, EvaluationError
+from forecaster.evaluation import backtest
 from forecaster.evaluation.regimes import RegimeThresholds, fit_thresholds, label
+from tests.conftest import make_prices
 
 
 def _linear_quantile(values: np.ndarray, quantile: float) -> float:
@@ -46,19 +50,57 @@ def test_fit_thresholds_are_training_quantiles(history, quantile):
     )
 
 
-def test_thresholds_ignore_rows_after_training(history):
-    n_train = 300
-    before = fit_thresholds(history["trailing"][:n_train], history["target"][:n_train])
+def _gk_by_hand(prices: pd.DataFrame) -> np.ndarray:
+    """Garman–Klass daily variance written out here, floored like the target."""
+    log_hl = np.log(prices["high"].to_numpy() / prices["low"].to_numpy())
+    log_co = np.log(prices["close"].to_numpy() / prices["open"].to_numpy())
+    return np.maximum(0.5 * log_hl**2 - (2 * math.log(2) - 1) * log_co**2, VARIANCE_FLOOR)
 
-    shocked = history.copy()
-    shocked.iloc[n_train:] *= 50.0  # a crash in the test period
-    after = fit_thresholds(shocked["trailing"][:n_train], shocked["target"][:n_train])
-    full = fit_thresholds(shocked["trailing"], shocked["target"])
 
-    assert after == before
-    # the shock would have moved thresholds fit on all rows: the test can fail
-    assert full.ex_ante_var > before.ex_ante_var
-    assert full.ex_post_var > before.ex_post_var
+@pytest.mark.parametrize("horizon", [1, 5])
+def test_backtest_thresholds_use_only_targets_realized_by_the_first_test_origin(horizon):
+    """The backtest's thresholds against quantiles computed here from the prices.
+
+    Reference: the 22-day trailing mean and the next-h-day mean of a hand-written
+    Garman–Klass variance, over the origins whose target window ends on or before
+    the first test origin. The test period is then shocked (every later day's range
+    widened) and the backtest's thresholds must not move.
+    """
+    prices = make_prices(420, seed=11)
+    spec = FeatureSpec(lookback=10, context=42, horizon=horizon)
+    dataset = build_dataset(prices, spec)
+    rows = np.flatnonzero(dataset.labeled())[-120:]  # the test period: the last 120 labeled
+    first_origin = dataset.origins[rows[0]]
+    cut = prices.index.get_loc(first_origin)
+
+    variance = _gk_by_hand(prices)
+    trailing, target = [], []
+    for position in range(21, cut - horizon + 1):  # its target window ends by the cut
+        if prices.index[position] < dataset.origins[0]:
+            continue  # not an origin of the dataset (too little history before it)
+        trailing.append(variance[position - 21 : position + 1].mean())
+        target.append(variance[position + 1 : position + 1 + horizon].mean())
+    assert len(trailing) == int(np.sum(dataset.origins < first_origin)) - horizon + 1
+
+    shocked = prices.copy()
+    later = prices.index > first_origin
+    shocked.loc[later, "high"] *= 1.5
+    shocked.loc[later, "low"] /= 1.5
+    for frame in (prices, shocked):
+        thresholds, labeled = backtest.test_period(build_dataset(frame, spec), rows, 0.8)
+        assert thresholds.quantile == 0.8
+        assert thresholds.ex_ante_var == pytest.approx(
+            _linear_quantile(np.array(trailing), 0.8), rel=1e-9
+        )
+        assert thresholds.ex_post_var == pytest.approx(
+            _linear_quantile(np.array(target), 0.8), rel=1e-9
+        )
+        assert labeled.index[0] == first_origin and len(labeled) == rows.size
+    # the shock moves thresholds that also see the targets realized after the cut
+    leaky = build_dataset(shocked, spec)
+    seen = slice(0, int(rows[0]) + 1)
+    moved = fit_thresholds(leaky.trailing_var[seen], leaky.floored_target()[seen])
+    assert moved.ex_post_var != pytest.approx(_linear_quantile(np.array(target), 0.8), rel=1e-6)
 
 
 def test_default_quantile_is_0_8(history):

@@ -446,7 +446,19 @@ def test_evaluate_reports_missing_fits_as_null_with_the_reason():
     assert result.frame["lstm_var_0.05"].isna().all()
     har = result.summary["models"]["har"]
     assert har["0.05"]["kupiec"] is not None and har["0.01"]["kupiec"] is not None
-    assert har["0.01"]["es_test"] is None or har["0.01"]["es_test"]["n_exceedances"] >= 5
+    # the ES test runs exactly when there are 5 breaches or more, counted here from the frame
+    for key in ("0.01", "0.05"):
+        hits = int((result.frame["return_h"] <= result.frame[f"har_var_{key}"]).sum())
+        assert har[key]["breaches"] == hits
+        if hits >= 5:
+            assert har[key]["es_test"]["n_exceedances"] == hits
+            assert "es_test" not in har[key]["unavailable"]
+        else:
+            assert har[key]["es_test"] is None
+            assert har[key]["unavailable"]["es_test"] == (
+                f"not enough data: the ES test needs at least 5 breaches, got {hits}"
+            )
+    assert har["0.01"]["es_test"] is None and har["0.05"]["es_test"] is not None  # both cases
     text = render_table({**summary_shell(), "risk": result.summary})
     assert "Risk view" in text and "n/a (lstm 0.01, lstm 0.05): not enough data" in text
     assert "level 0.01 (99% VaR)" in text and "Basel G/Y/R" in text

@@ -43,9 +43,10 @@ def _garman_klass(prices) -> np.ndarray:
 def test_same_forecast_twice_is_one_row(tmp_path):
     history = ForecastHistory(tmp_path / "forecasts.sqlite")
     prices = make_prices(50)
-    assert history.record_forecast(_forecast(prices, 10)) is True
-    assert history.record_forecast(_forecast(prices, 10, variance=9e-5)) is False
-    assert history.record_forecast(_forecast(prices, 10, version="v2")) is True
+    with history.transaction() as connection:
+        assert history.insert_forecast(connection, _forecast(prices, 10)) is True
+        assert history.insert_forecast(connection, _forecast(prices, 10, variance=9e-5)) is False
+        assert history.insert_forecast(connection, _forecast(prices, 10, version="v2")) is True
     rows = history.forecasts("SPY")
     assert [(row["model_version"], row["variance"]) for row in rows] == [("v1", 2e-5), ("v2", 2e-5)]
 
@@ -113,8 +114,9 @@ def test_load_history_scores_realized_forecasts_against_the_cache(tmp_path):
     PriceStore(tmp_path / "prices").write("SPY", "sample", prices.iloc[:70], "test prices")
     history = ForecastHistory(tmp_path / "forecasts.sqlite")
     variances = {60: 3e-5, 65: 1e-5, 68: 4e-5, 69: 2e-5}  # origin 69 is the cache's last day
-    for position, variance in variances.items():
-        history.record_forecast(_forecast(prices, position, variance=variance))
+    with history.transaction() as connection:
+        for position, variance in variances.items():
+            history.insert_forecast(connection, _forecast(prices, position, variance=variance))
 
     (spy,) = load_history(tmp_path / "forecasts.sqlite", tmp_path / "prices", "SPY")
     reference = _garman_klass(prices)
@@ -151,7 +153,8 @@ def test_load_history_scores_realized_forecasts_against_the_cache(tmp_path):
 def test_nothing_realized_scores_as_empty(tmp_path):
     prices = make_prices(40, seed=6)
     history = ForecastHistory(tmp_path / "forecasts.sqlite")
-    history.record_forecast(_forecast(prices, 39))
+    with history.transaction() as connection:
+        history.insert_forecast(connection, _forecast(prices, 39))
     (spy,) = load_history(tmp_path / "forecasts.sqlite", tmp_path / "prices")  # no cache at all
     assert spy.forecasts[0]["realized_var"] is None
     assert spy.score() == {

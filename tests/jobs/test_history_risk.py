@@ -45,8 +45,8 @@ PRICE_DAYS, PRICE_START = 500, "2014-06-02"
 class ConstantForecaster:
     """Forecasts the same daily variance at every origin (enough for forecast_risk)."""
 
-    def dataset(self, prices: pd.DataFrame):
-        return build_dataset(prices, LSTMConfig(init="zeros").feature_spec())
+    def dataset(self, prices: pd.DataFrame, exog: pd.DataFrame | None = None):
+        return build_dataset(prices, LSTMConfig(init="zeros").feature_spec(), exog)
 
     def predict(self, dataset, rows) -> np.ndarray:
         return np.full(len(rows), IN_SAMPLE_VARIANCE)
@@ -247,14 +247,16 @@ def scored(settings):
     squared = np.diff(np.log(prices["close"].to_numpy())) ** 2
     positions = list(range(100, 400))
     variances = {}
-    for position in positions:
-        # the last 20 days' mean squared return, often too small: breaches at 1%
-        recent = float(squared[position - 20 : position].mean())
-        variances[position] = recent * float(rng.uniform(0.2, 1.2))
-        forecast = _forecast(prices, position, variances[position])
-        assert history.record_forecast_risk(
-            forecast, _normal_risk(variances[position], (0.01, 0.05))
-        )
+    with history.transaction() as connection:  # as the nightly job stores them
+        for position in positions:
+            # the last 20 days' mean squared return, often too small: breaches at 1%
+            recent = float(squared[position - 20 : position].mean())
+            variances[position] = recent * float(rng.uniform(0.2, 1.2))
+            forecast = _forecast(prices, position, variances[position])
+            assert history.insert_forecast(connection, forecast)
+            history.insert_risk(
+                connection, forecast, _normal_risk(variances[position], (0.01, 0.05))
+            )
     return settings, prices, variances
 
 
@@ -328,8 +330,11 @@ def test_few_scored_days_give_reasons_not_numbers(tmp_path):
     prices = make_prices(60, seed=8)
     PriceStore(tmp_path / "prices").write("SPY", "sample", prices, "test prices")
     history = ForecastHistory(tmp_path / "forecasts.sqlite")
-    for position in range(40, 60):
-        history.record_forecast_risk(_forecast(prices, position, 1e-4), _normal_risk(1e-4, (0.01,)))
+    with history.transaction() as connection:
+        for position in range(40, 60):
+            forecast = _forecast(prices, position, 1e-4)
+            assert history.insert_forecast(connection, forecast)
+            history.insert_risk(connection, forecast, _normal_risk(1e-4, (0.01,)))
     (entry,) = load_history(tmp_path / "forecasts.sqlite", tmp_path / "prices")
     got = entry.score()["risk"]["levels"]["0.01"]
     assert got["n"] == 19 and got["breaches"] is not None
@@ -345,9 +350,11 @@ def test_overlapping_h_day_returns_are_thinned_for_the_tests(tmp_path):
     prices = make_prices(260, seed=9)
     PriceStore(tmp_path / "prices").write("SPY", "sample", prices, "test prices")
     history = ForecastHistory(tmp_path / "forecasts.sqlite")
-    for position in range(50, 255):
-        forecast = _forecast(prices, position, 1e-4, horizon=5)
-        history.record_forecast_risk(forecast, _normal_risk(1e-4, (0.05,), horizon=5))
+    with history.transaction() as connection:
+        for position in range(50, 255):
+            forecast = _forecast(prices, position, 1e-4, horizon=5)
+            assert history.insert_forecast(connection, forecast)
+            history.insert_risk(connection, forecast, _normal_risk(1e-4, (0.05,), horizon=5))
     (entry,) = load_history(tmp_path / "forecasts.sqlite", tmp_path / "prices")
     got = entry.score()["risk"]["levels"]["0.05"]
     close = prices["close"].to_numpy()

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from forecaster.errors import LockError
-from forecaster.jobs.lock import nightly_lock, read_holder
+from forecaster.jobs.lock import LockHolder, nightly_lock
 
 
 def test_lock_writes_holder_and_clears_it_on_release(tmp_path):
@@ -22,7 +22,7 @@ def test_lock_writes_holder_and_clears_it_on_release(tmp_path):
         written = json.loads(path.read_text())
         assert written["pid"] == os.getpid() == holder.pid
         assert written["host"] == socket.gethostname()
-        assert read_holder(path) == holder
+        assert LockHolder(**written) == holder
     assert path.read_text() == ""
     with nightly_lock(path):  # free again
         pass
@@ -39,7 +39,8 @@ def test_second_holder_in_the_same_process_is_refused_with_the_holder_named(tmp_
         with pytest.raises(LockError, match=re.escape(message)):
             with nightly_lock(path):
                 pass
-        assert read_holder(path) == holder  # the refused attempt did not wipe the entry
+        # the refused attempt did not wipe the entry
+        assert LockHolder(**json.loads(path.read_text())) == holder
 
 
 def test_lock_is_released_when_the_block_raises(tmp_path):

@@ -8,10 +8,12 @@ parsed back from the visible cells and the embedded JSON and compared with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import shutil
+import sqlite3
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -162,33 +164,84 @@ def _report(path: Path, *args: str) -> tuple[_Page, dict, str]:
     return page, json.loads(page.blob), text
 
 
-def test_page_numbers_equal_history_score_json(filled, tmp_path):
+def _spy_from_the_database(settings: Settings, prices) -> dict:
+    """SPY's forecasts and VaR read with sqlite3, scored here from the prices by hand.
+
+    Realized variance: the next day's Garman–Klass variance (floored), written out
+    here; realized return: the next day's log close-to-close return.
+    """
+    with contextlib.closing(sqlite3.connect(settings.forecasts_db)) as db:
+        forecasts = db.execute(
+            "SELECT origin, variance, vol FROM forecasts WHERE ticker = 'SPY' ORDER BY origin"
+        ).fetchall()
+        risk = db.execute(
+            "SELECT origin, level, var, es FROM forecast_risk "
+            "WHERE ticker = 'SPY' AND level IS NOT NULL"
+        ).fetchall()
+    high, low = prices["high"].to_numpy(), prices["low"].to_numpy()
+    open_, close = prices["open"].to_numpy(), prices["close"].to_numpy()
+    gk = 0.5 * np.log(high / low) ** 2 - (2 * math.log(2) - 1) * np.log(close / open_) ** 2
+    gk = np.maximum(gk, VARIANCE_FLOOR)
+    dates = [f"{day:%Y-%m-%d}" for day in prices.index]
+    realized = [(o, v) for o, v, _ in forecasts if dates.index(o) + 1 < len(dates)]
+    y = np.array([gk[dates.index(origin) + 1] for origin, _ in realized])
+    f = np.array([variance for _, variance in realized])
+    vol_y, vol_f = np.sqrt(252 * y), np.sqrt(252 * f)
+    levels = {}
+    for level in (0.01, 0.05):
+        rows = [
+            (o, var) for o, lv, var, _ in risk if lv == level and dates.index(o) + 1 < len(dates)
+        ]
+        hits = [
+            math.log(close[dates.index(o) + 1] / close[dates.index(o)]) <= var for o, var in rows
+        ]
+        levels[f"{level:g}"] = {"n": len(rows), "breaches": int(sum(hits))}
+    latest = {(o, lv): (var, es) for o, lv, var, es in risk if o == forecasts[-1][0]}
+    return {
+        "vols": [vol for _, _, vol in forecasts],
+        "latest_origin": forecasts[-1][0],
+        "latest_risk": latest,
+        "score": {
+            "n": len(realized),
+            "n_pending": len(forecasts) - len(realized),
+            "qlike": float(np.mean(y / f - np.log(y / f) - 1)),
+            "mse": float(np.mean((y - f) ** 2)),
+            "mae_vol": float(np.mean(np.abs(vol_f - vol_y))),
+            "bias": float(np.mean(vol_f - vol_y)),
+        },
+        "levels": levels,
+    }
+
+
+def test_page_numbers_equal_values_computed_from_the_database(filled, tmp_path):
     settings, prices, _, last = filled
     page, payload, text = _report(tmp_path / "r.html")
+    expected = _spy_from_the_database(settings, prices)
+    assert payload["as_of"] == last and expected["latest_origin"] == last
+    assert expected["score"]["n"] == DAYS - FIRST - 1 and expected["score"]["n_pending"] == 1
+    # visible cells: shown text and raw value against the stored forecasts
+    latest, previous = expected["vols"][-1], expected["vols"][-2]
+    assert page.cells[("SPY", "vol")]["text"] == f"{latest:.2%}"
+    assert json.loads(page.cells[("SPY", "vol")]["value"]) == pytest.approx(latest, rel=1e-12)
+    assert page.cells[("SPY", "change")]["text"] == f"{latest - previous:+.2%}"
+    for level in (0.01, 0.05):
+        var, es = expected["latest_risk"][(last, level)]
+        for kind, value in (("var", var), ("es", es)):
+            cell = page.cells[("SPY", f"{kind}_{level:g}")]
+            assert json.loads(cell["value"]) == pytest.approx(value, rel=1e-12)
+            assert cell["text"] == f"{value:.2%}"
+    # the live score paragraph against the score computed here
+    (score_attrs,) = page.scores
+    for key, value in expected["score"].items():
+        assert json.loads(score_attrs[f"data-{key}"]) == pytest.approx(value, rel=1e-9), key
+    for key, entry in expected["levels"].items():  # the live VaR backtest
+        rate = entry["breaches"] / entry["n"]
+        shown = f"VaR {float(key) * 100:g}%: {entry['breaches']} breaches in {entry['n']} "
+        assert shown + f"({rate:.2%}, expected" in text
+    # the embedded history is the one `forecast history --score --format json` prints
     result = run_cli("history", "--score", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    assert payload["history"] == json.loads(result.stdout)  # the same functions, verbatim
-    (spy,) = [entry for entry in payload["history"] if entry["ticker"] == "SPY"]
-    latest, previous = spy["forecasts"][-1], spy["forecasts"][-2]
-    assert payload["as_of"] == last and latest["origin"] == last and latest["realized_var"] is None
-    # visible cells: shown text and raw value both from the history's numbers
-    assert page.cells[("SPY", "vol")]["text"] == f"{latest['vol']:.2%}"
-    assert json.loads(page.cells[("SPY", "vol")]["value"]) == latest["vol"]
-    change = latest["vol"] - previous["vol"]
-    assert page.cells[("SPY", "change")]["text"] == f"{change:+.2%}"
-    for key in ("0.01", "0.05"):
-        for kind in ("var", "es"):
-            cell = page.cells[("SPY", f"{kind}_{key}")]
-            assert json.loads(cell["value"]) == latest["risk"]["levels"][key][kind]
-            assert cell["text"] == f"{latest['risk']['levels'][key][kind]:.2%}"
-    # the live score paragraph: data attributes equal the history's score
-    (score_attrs,) = page.scores
-    for key in ("n", "n_pending", "qlike", "mse", "mae_vol", "bias"):
-        assert json.loads(score_attrs[f"data-{key}"]) == spy["score"][key]
-    assert spy["score"]["n"] == DAYS - FIRST - 1
-    for key, entry in spy["score"]["risk"]["levels"].items():  # the live VaR backtest
-        shown = f"VaR {float(key) * 100:g}%: {entry['breaches']} breaches in {entry['n']} "
-        assert shown + f"({entry['breach_rate']:.2%}, expected" in text
+    assert payload["history"] == json.loads(result.stdout)
     # decisions: SPY's last night kept (with its reason), QQQ kept too, nothing failed
     assert page.cells[("SPY", "outcome")]["text"] == "kept"
     assert page.cells[("QQQ", "outcome")]["text"] == "kept"
@@ -231,6 +284,29 @@ def test_recent_scores_and_har_are_computed_at_each_origin_without_look_ahead(fi
         assert cell["text"] == f"{model_qlike / har_qlike:.3f} ({days}d)"
 
 
+def test_high_vol_means_what_it_means_in_evaluate(filled, tmp_path):
+    """The page's regime threshold is the --regime-quantile default of `evaluate` (also
+    fit_thresholds' default) of every trailing 22-day mean variance known at the origin."""
+    from forecaster.cli.evaluate import evaluate
+    from forecaster.evaluation.regimes import fit_thresholds
+
+    settings, prices, _, last = filled
+    (default,) = [param.default for param in evaluate.params if param.name == "regime_quantile"]
+    _, payload, _ = _report(tmp_path / "r.html")
+    (spy,) = [item for item in payload["tickers"] if item["ticker"] == "SPY"]
+    assert payload["regime_quantile"] == default == spy["regime"]["quantile"]
+    assert spy["regime"]["origin"] == last
+    high, low = prices["high"].to_numpy(), prices["low"].to_numpy()
+    open_, close = prices["open"].to_numpy(), prices["close"].to_numpy()
+    gk = 0.5 * np.log(high / low) ** 2 - (2 * math.log(2) - 1) * np.log(close / open_) ** 2
+    gk = np.maximum(gk, VARIANCE_FLOOR)
+    known = np.array([gk[end - 21 : end + 1].mean() for end in range(21, len(gk))])
+    thresholds = fit_thresholds(known, known)  # the library's default quantile
+    assert thresholds.quantile == default
+    assert spy["regime"]["threshold_vol"] == pytest.approx(thresholds.ex_ante_vol, rel=1e-9)
+    assert spy["regime"]["trailing_vol"] == pytest.approx(math.sqrt(252 * known[-1]), rel=1e-9)
+
+
 def test_as_of_hides_later_forecasts_runs_and_prices(filled, tmp_path):
     settings, prices, _, _ = filled
     night = f"{prices.index[260]:%Y-%m-%d}"
@@ -255,7 +331,9 @@ def test_failures_section_iff_the_latest_run_failed_and_strings_are_escaped(fill
     assert "failures" in page.ids
     assert payload["failures"] == [{"ticker": "QQQ", "night": last, "error": error}]
     assert "<script>alert(1)" not in text and "<b>'QQQ'</b>" not in text
-    escaped = "price cache &lt;b&gt;&#x27;QQQ&#x27;&lt;/b&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;"
+    escaped = (
+        "price cache &lt;b&gt;&#x27;QQQ&#x27;&lt;/b&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;"
+    )
     assert f"<code>error: {escaped} is unreadable</code>" in text
     assert page.cells[("QQQ", "outcome")]["text"] == "failed"
     # a later successful run of QQQ: no failure left, no section
@@ -281,14 +359,18 @@ def test_a_hostile_ticker_name_is_escaped_everywhere(filled):
     assert json.loads(blob.group(1))["tickers"][0]["ticker"] == name
 
 
-def test_default_path_under_the_home_and_atomic_write(filled, tmp_path):
+def test_default_path_under_the_home_and_atomic_write(filled, tmp_path, monkeypatch):
     settings, _, _, last = filled
     home = settings.home
     result = run_cli("report")
     assert result.exit_code == 0, result.stderr
     written = home / "reports" / f"{last}.html"
     assert written.stat().st_size > 1_000_000  # plotly.js is inside
-    assert f"wrote {written}" in result.stderr or f"wrote reports/{last}.html" in result.stderr
+    assert result.stderr == f"wrote {written}\n"  # the one line; absolute outside the cwd
+    monkeypatch.chdir(home)
+    result = run_cli("report")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == f"wrote reports/{last}.html\n"  # relative under the cwd
     # a failing run leaves the previous page as it was, with no temporary file beside it
     target = tmp_path / "out" / "report.html"
     target.parent.mkdir()
@@ -315,20 +397,21 @@ def test_a_night_with_forecasts_but_nothing_scored_yet(home, tmp_path):
     prices = make_prices(60, seed=2)
     PriceStore(settings.prices_dir).write("SPY", "sample", prices, "test prices")
     night = f"{prices.index[-1]:%Y-%m-%d}"
-    ForecastHistory(settings.forecasts_db).record_forecast_risk(
-        {
-            "ticker": "SPY",
-            "origin": night,
-            "horizon": 1,
-            "model_version": "v1",
-            "estimator": "garman-klass",
-            "estimator_window": 22,
-            "source": "sample",
-            "variance": 1e-4,
-            "vol": math.sqrt(252e-4),
-        },
-        _risk(1e-4),
-    )
+    forecast = {
+        "ticker": "SPY",
+        "origin": night,
+        "horizon": 1,
+        "model_version": "v1",
+        "estimator": "garman-klass",
+        "estimator_window": 22,
+        "source": "sample",
+        "variance": 1e-4,
+        "vol": math.sqrt(252e-4),
+    }
+    history = ForecastHistory(settings.forecasts_db)
+    with history.transaction() as connection:
+        assert history.insert_forecast(connection, forecast)
+        history.insert_risk(connection, forecast, _risk(1e-4))
     page, payload, text = _report(tmp_path / "r.html")
     assert "Nothing scored yet (1 pending)" in text
     assert page.cells[("SPY", "qlike_ratio_20")]["text"] == "not scored yet"
@@ -342,13 +425,19 @@ def test_nightly_report_writes_the_night_page_failures_included(home, monkeypatc
     prices = make_prices(200, seed=1)
     write_csv(folder / "AAA.csv", prices)  # BBB has no file: it fails every night
     nights = [f"{day:%Y-%m-%d}" for day in prices.index[-2:]]
-    for night in nights:
+    for night, cwd in zip(nights, (None, home), strict=True):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)  # the second night runs from the home: a relative path
         result = run_cli(
             "nightly", "--tickers", "AAA,BBB", "--source", "csv", "--csv-dir", str(folder),
             "--as-of", night, "--window-days", str(WINDOW), "--report",
         )  # fmt: skip
         assert result.exit_code == 1, result.stderr
-        assert f"wrote reports/{night}.html" in result.stderr or str(home) in result.stderr
+        shown = home / "reports" / f"{night}.html" if cwd is None else f"reports/{night}.html"
+        # the page is written after every ticker and retention, before the failure summary
+        *_, wrote, summary = result.stderr.splitlines()
+        assert wrote == f"wrote {shown}"
+        assert summary.startswith("error: 1 of 2 tickers failed: BBB")
         assert (home / "reports" / f"{night}.html").is_file()
     page = _Page((home / "reports" / f"{nights[-1]}.html").read_text(encoding="utf-8"))
     payload = json.loads(page.blob)

@@ -80,8 +80,9 @@ def registry(settings) -> ModelRegistry:
     registry.promote("AAA", version_id(5))
     PriceStore(settings.prices_dir).write("AAA", "csv", PRICES, "test prices")
     history = ForecastHistory(settings.forecasts_db)
-    history.record_forecast(forecast(version_id(1), f"{PRICES.index[-10]:%Y-%m-%d}"))
-    history.record_forecast(forecast(version_id(2), f"{PRICES.index[-1]:%Y-%m-%d}"))
+    with history.transaction() as connection:
+        for number, day in ((1, PRICES.index[-10]), (2, PRICES.index[-1])):
+            history.insert_forecast(connection, forecast(version_id(number), f"{day:%Y-%m-%d}"))
     return registry
 
 
