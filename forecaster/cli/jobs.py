@@ -41,6 +41,8 @@ def _progress_line(record: dict[str, Any]) -> str:
             f"{ticker}: unchanged — this data was already processed, nothing retrained or "
             f"issued (then: {record['decision']}, {scores}; {forecast}) ({seconds} s)"
         )
+    if record.get("dm_pvalue") is not None:
+        scores += f", one-sided DM p {record['dm_pvalue']:.3g}"
     return f"{ticker}: ok, {record['decision']} ({scores}); {forecast} ({seconds} s)"
 
 
@@ -145,6 +147,24 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     help="Recent labeled origins on which challenger and champion are compared.",
 )
 @click.option(
+    "--promotion-level",
+    type=click.FloatRange(0.0, 0.5, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    metavar="ALPHA",
+    help="A challenger replaces the champion only if a one-sided Diebold-Mariano test of "
+    "their QLIKE losses on the window rejects equal accuracy at this level (about the share "
+    "of nights an equally good challenger is promoted).",
+)
+@click.option(
+    "--min-scored",
+    type=click.IntRange(3, MAX_REFIT_DAYS),
+    default=40,
+    show_default=True,
+    help="Window origins forecast by both models needed before any promotion (at least "
+    "2h+1 for horizon h).",
+)
+@click.option(
     "--keep",
     type=KeepType(),
     default=str(DEFAULT_NIGHTLY_KEEP),
@@ -177,6 +197,8 @@ def nightly(
     tls_cert,
     tls_key,
     window_days,
+    promotion_level,
+    min_scored,
     distribution,
     var_levels,
     html_report,
@@ -187,8 +209,10 @@ def nightly(
 
     Per ticker: update the price cache, train a challenger with the champion's
     settings, score both on the same recent window (the last --window-days
-    realized origins), promote the challenger only if its QLIKE is no worse,
-    and record the champion's next forecast in the forecast history. A ticker
+    realized origins), promote the challenger only if it is significantly
+    better (one-sided Diebold-Mariano at --promotion-level on at least
+    --min-scored origins; the figures and the reason are in the history and the
+    report), and record the champion's next forecast in the forecast history. A ticker
     without a champion gets its first one. A night already completed on the
     same data is skipped. One ticker's failure never stops the others; the
     exit code is 1 if any failed. A lock keeps two runs from overlapping.
@@ -261,6 +285,8 @@ def nightly(
         tls_cert=tls_cert,
         tls_key=tls_key,
         window_days=window_days,
+        promotion_level=promotion_level,
+        min_scored=min_scored,
         on_record=progress,
         distribution=distribution,
         levels=levels,

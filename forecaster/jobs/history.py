@@ -55,8 +55,12 @@ from forecaster.jobs.record import RunRecord, stored_fields
 
 #: 1: forecasts and runs; 2: + promotions (the write-ahead log of champion moves);
 #: 3: + forecast_risk (VaR/ES of each issued forecast). An older file gets the new
-#: tables when it is first opened; its rows are untouched.
-SCHEMA_VERSION = 3
+#: tables when it is first opened; its rows are untouched. 4: + the promotion test in
+#: ``runs`` (``dm_stat``, ``dm_pvalue``, ``decision_reason``; null in older rows).
+SCHEMA_VERSION = 4
+#: Columns added to ``runs`` after ``created_at`` (an older file gets them by ALTER TABLE,
+#: which appends; a new file puts them in the same place, so both have one layout).
+_ADDED_RUN_COLUMNS = ("dm_stat", "dm_pvalue", "decision_reason")
 
 _FORECASTS_TABLE = """
 CREATE TABLE IF NOT EXISTS forecasts (
@@ -104,12 +108,21 @@ def _column_sql(name: str, hint: Any) -> str:
     return f"{name} {_SQL_TYPES[hint]}" + ("" if nullable else " NOT NULL")
 
 
-#: The ``runs`` columns: the stored fields of :class:`RunRecord`, then the row's write time.
-RUN_COLUMNS = (*(name for name, _ in stored_fields()), "created_at")
+_BASE_RUN_FIELDS = [(n, h) for n, h in stored_fields() if n not in _ADDED_RUN_COLUMNS]
+_ADDED_RUN_FIELDS = [(n, h) for n, h in stored_fields() if n in _ADDED_RUN_COLUMNS]
+#: The ``runs`` columns: the stored fields of :class:`RunRecord`, the row's write time, then
+#: the fields added later (schema 4).
+RUN_COLUMNS = (
+    *(name for name, _ in _BASE_RUN_FIELDS),
+    "created_at",
+    *(name for name, _ in _ADDED_RUN_FIELDS),
+)
 _RUNS_TABLE = (
     "CREATE TABLE IF NOT EXISTS runs (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
-    + "".join(f"    {_column_sql(name, hint)},\n" for name, hint in stored_fields())
-    + "    created_at TEXT NOT NULL\n);\n"
+    + "".join(f"    {_column_sql(name, hint)},\n" for name, hint in _BASE_RUN_FIELDS)
+    + "    created_at TEXT NOT NULL"
+    + "".join(f",\n    {_column_sql(name, hint)}" for name, hint in _ADDED_RUN_FIELDS)
+    + "\n);\n"
     "CREATE INDEX IF NOT EXISTS runs_by_data ON runs (ticker, fingerprint, status);\n"
 )
 _PROMOTIONS_TABLE = """
@@ -175,6 +188,10 @@ class ForecastHistory:
             connection.row_factory = sqlite3.Row
             if connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 connection.executescript(_SCHEMA)
+                present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+                for name, hint in _ADDED_RUN_FIELDS:
+                    if name not in present:
+                        connection.execute(f"ALTER TABLE runs ADD COLUMN {_column_sql(name, hint)}")
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise DataError(

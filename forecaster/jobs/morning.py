@@ -164,7 +164,10 @@ def _decision(run: dict[str, Any] | None) -> dict[str, Any] | None:
         outcome, reason = "failed", run["error"] or "failed (no error recorded)"
     elif decision == "first":
         outcome, reason = "promoted", "first champion of this ticker (no champion before)"
-    elif decision == "promoted":
+    elif decision in ("promoted", "kept") and run.get("decision_reason"):
+        outcome = decision
+        reason = str(run["decision_reason"]).removeprefix("nightly: ")
+    elif decision == "promoted":  # a run recorded before the promotion test (schema < 4)
         outcome = "promoted"
         reason = f"challenger QLIKE {challenger:.4f} <= champion {champion:.4f} on the recent window"
     elif decision == "kept":
@@ -182,6 +185,8 @@ def _decision(run: dict[str, Any] | None) -> dict[str, Any] | None:
         "champion_version": run["champion_version"],
         "challenger_qlike": challenger,
         "champion_qlike": champion,
+        "dm_stat": run.get("dm_stat"),
+        "dm_pvalue": run.get("dm_pvalue"),
         "window_start": run["window_start"],
         "window_end": run["window_end"],
         "error": run["error"],

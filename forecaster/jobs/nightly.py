@@ -21,7 +21,9 @@ as values. Per ticker:
    folder of the worker, holding the champion's files, which is deleted after;
 3. task, :func:`decide_step`: scores challenger and champion on exactly the
    same window rows (QLIKE on floored targets, and bias) and keeps the champion
-   unless the challenger's QLIKE is no worse;
+   unless the challenger is significantly better: a one-sided Diebold–Mariano
+   test of the QLIKE losses at :attr:`PromotionRule.level` on at least
+   :attr:`PromotionRule.min_scored` scored origins (:func:`decide`);
 4. task, :func:`forecast_step`: the next forecast of the (possibly new)
    champion, made at the last close, with its VaR and ES. The task returns a
    :class:`TickerResult`: the run record, the verdict, the forecast and the
@@ -96,6 +98,11 @@ if TYPE_CHECKING:
 
 #: Trading days in the recent window on which challenger and champion are compared.
 DEFAULT_WINDOW_DAYS = 63
+#: One-sided level of the Diebold–Mariano test a challenger must pass to replace the
+#: champion (``--promotion-level``): the rule's intended false-promotion rate per night.
+DEFAULT_PROMOTION_LEVEL = 0.05
+#: Window origins scored by both models needed before any promotion (``--min-scored``).
+DEFAULT_MIN_SCORED = 40
 
 
 #: Re-runs of a task whose worker was lost, on a local cluster (Dask's
@@ -123,6 +130,7 @@ class TickerTask:
     default_options: dict[str, Any] | None = None
     distribution: str = DEFAULT_DISTRIBUTION
     levels: tuple[float, ...] = DEFAULT_LEVELS
+    promotion: PromotionRule = dataclasses.field(default_factory=lambda: PromotionRule())
 
 
 @dataclass
@@ -379,22 +387,85 @@ def challenge_step(
 
 
 @dataclass(frozen=True)
+class PromotionRule:
+    """When a challenger replaces the champion.
+
+    The challenger must beat the champion in a one-sided Diebold–Mariano test
+    (:func:`forecaster.metrics.diebold_mariano`: QLIKE losses, HAC variance over
+    ``horizon - 1`` lags, HLN correction) at ``level``, on at least
+    ``min_scored`` window origins that both models forecast. Under equal
+    accuracy a challenger is then promoted on about ``level`` of the nights
+    (measured in ``bench/promotion.md``), where "lower QLIKE by any margin" did
+    so about half the time.
+    """
+
+    level: float = DEFAULT_PROMOTION_LEVEL
+    min_scored: int = DEFAULT_MIN_SCORED
+
+    def __post_init__(self) -> None:
+        level, scored = self.level, self.min_scored
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not (
+            0.0 < level < 0.5
+        ):
+            raise ConfigError(
+                f"--promotion-level must be a number strictly between 0 and 0.5, received "
+                f"{level!r}; 0.05 promotes an equally good challenger on about 5% of nights"
+            )
+        if isinstance(scored, bool) or not isinstance(scored, int) or scored < 3:
+            raise ConfigError(
+                f"--min-scored must be an integer of at least 3, received {scored!r}"
+            )
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """The decision, and the reason recorded in the pointer when the challenger is promoted."""
+    """The decision, why, and the test behind it.
+
+    ``reason`` is recorded in the champion pointer when the challenger is
+    promoted and in the run record either way; ``dm_stat`` and ``dm_pvalue``
+    (one-sided: small = the challenger is better) are None when no test ran.
+    """
 
     decision: Decision
-    reason: str | None  # None when the champion is kept
+    reason: str
+    dm_stat: float | None = None
+    dm_pvalue: float | None = None
 
     @property
     def promotes(self) -> bool:
         return self.decision != "kept"
 
 
-def decide(challenger_qlike: float, champion_qlike: float | None) -> Decision:
-    """``first`` (no champion), ``promoted`` (challenger no worse) or ``kept``."""
-    if champion_qlike is None:
-        return "first"
-    return "promoted" if challenger_qlike <= champion_qlike else "kept"
+def decide(
+    challenger_losses: np.ndarray,
+    champion_losses: np.ndarray | None,
+    horizon: int,
+    rule: PromotionRule | None = None,
+) -> Verdict:
+    """``first`` (no champion), ``promoted`` (significantly better) or ``kept``.
+
+    ``challenger_losses`` and ``champion_losses`` are the QLIKE losses of the
+    two models on the same scored origins. The reason names the test's figures.
+    """
+    rule = rule or PromotionRule()
+    n = int(np.size(challenger_losses))
+    challenger_qlike = float(np.mean(challenger_losses)) if n else math.nan
+    if champion_losses is None:
+        return Verdict("first", f"first champion, qlike {challenger_qlike:.6f} on {n} origins")
+    champion_qlike = float(np.mean(champion_losses))
+    scores = f"challenger qlike {challenger_qlike:.6f} vs champion {champion_qlike:.6f}"
+    needed = max(rule.min_scored, 2 * int(horizon) + 1)
+    if n < needed:
+        return Verdict(
+            "kept", f"{scores} on {n} origins, fewer than the {needed} needed to test"
+        )
+    test = metrics.diebold_mariano(challenger_losses, champion_losses, int(horizon))
+    stat, two_sided = test["stat"], test["p_value"]
+    p_value = two_sided / 2.0 if stat < 0 else 1.0 - two_sided / 2.0
+    figures = f"{scores} on {n} origins; one-sided DM {stat:.2f}, p {p_value:.4f}"
+    if p_value < rule.level:
+        return Verdict("promoted", f"{figures} < {rule.level:g}", stat, p_value)
+    return Verdict("kept", f"{figures} >= {rule.level:g}", stat, p_value)
 
 
 def _window_score(target: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
@@ -409,12 +480,19 @@ def _saw_window(champion: ModelVersion, window_start: pd.Timestamp) -> bool | No
         return None
 
 
-def decide_step(challenge: Challenge, window_days: int, record: RunRecord) -> Verdict:
-    """Step 3: score both models on the same window rows and decide.
+def decide_step(
+    challenge: Challenge,
+    window_days: int,
+    record: RunRecord,
+    rule: PromotionRule | None = None,
+    horizon: int | None = None,
+) -> Verdict:
+    """Step 3: score both models on the same window rows and decide (:func:`decide`).
 
     The rows are the window origins where the target and every model's
     forecast are finite; QLIKE and bias are computed on exactly those. Fills
-    ``window_rows``, the scores, ``champion_saw_window`` and ``decision``.
+    ``window_rows``, the scores, ``champion_saw_window``, ``decision``, the
+    test's ``dm_stat``/``dm_pvalue`` and ``decision_reason``.
     """
     window, target = challenge.window, challenge.target
     candidate = challenge.challenger_forecasts.reindex(window).to_numpy()
@@ -431,9 +509,16 @@ def decide_step(challenge: Challenge, window_days: int, record: RunRecord) -> Ve
         )
     challenger_score = _window_score(target[usable], candidate[usable])
     champion_score: dict[str, float | None] = {"qlike": None, "bias": None}
+    champion_losses = None
     if incumbent is not None:
         champion_score = _window_score(target[usable], incumbent[usable])
-    decision = decide(challenger_score["qlike"], champion_score["qlike"])
+        champion_losses = metrics.qlike_losses(target[usable], incumbent[usable])
+    horizon = int(horizon if horizon is not None else (record.horizon or 1))
+    verdict = decide(
+        metrics.qlike_losses(target[usable], candidate[usable]), champion_losses, horizon, rule
+    )
+    span = f"{window[0]:%Y-%m-%d}..{window[-1]:%Y-%m-%d}"
+    verdict = dataclasses.replace(verdict, reason=f"nightly: {verdict.reason} ({span})")
     record.window_rows = int(usable.sum())
     record.challenger_qlike = challenger_score["qlike"]
     record.challenger_bias = challenger_score["bias"]
@@ -442,19 +527,14 @@ def decide_step(challenge: Challenge, window_days: int, record: RunRecord) -> Ve
     record.champion_saw_window = (
         _saw_window(challenge.champion, window[0]) if challenge.champion is not None else None
     )
-    record.decision = decision
-
-    span = f"{window[0]:%Y-%m-%d}..{window[-1]:%Y-%m-%d}"
-    if decision == "first":
-        reason = f"nightly: first champion (qlike {challenger_score['qlike']:.6f} on {span})"
-    elif decision == "promoted":
-        reason = (
-            f"nightly: qlike {challenger_score['qlike']:.6f} <= {champion_score['qlike']:.6f} "
-            f"on {span}"
-        )
-    else:
-        reason = None
-    return Verdict(decision, reason)
+    record.decision = verdict.decision
+    # A constant loss differential gives an infinite statistic: stored as null (JSON has no
+    # infinity); its p-value (0 or 1) and the reason still say what happened.
+    finite = verdict.dm_stat is not None and math.isfinite(verdict.dm_stat)
+    record.dm_stat = verdict.dm_stat if finite else None
+    record.dm_pvalue = verdict.dm_pvalue
+    record.decision_reason = verdict.reason
+    return verdict
 
 
 # --- step 4, forecast (task) and the commit (driver) ----------------------------------
@@ -694,7 +774,9 @@ def run_challenge(job: TickerJob) -> TickerResult:
                 _write_champion(registry, ticker, job.champion)
             challenge = challenge_step(job.task, job.data, registry, record)
             challenger = registry.version_files(ticker, challenge.challenger.version)
-            verdict = decide_step(challenge, job.task.window_days, record)
+            verdict = decide_step(
+                challenge, job.task.window_days, record, job.task.promotion
+            )
             issue = forecast_step(job.task, job.data, challenge, verdict, record)
         seconds = round(time.perf_counter() - started, 2)
         return TickerResult(record, seconds, verdict, issue, challenger)
@@ -1154,6 +1236,8 @@ def run_nightly(
     scheduler: str | None = None,
     default_options: Any = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
+    promotion_level: float = DEFAULT_PROMOTION_LEVEL,
+    min_scored: int = DEFAULT_MIN_SCORED,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     distribution: str = DEFAULT_DISTRIBUTION,
     levels: Iterable[float] | str = DEFAULT_LEVELS,
@@ -1190,6 +1274,10 @@ def run_nightly(
         Settings of a ticker's first champion (default ``LSTMConfig()``).
     window_days : int
         Labeled origins in the recent comparison window.
+    promotion_level, min_scored : float, int
+        The :class:`PromotionRule`: a challenger replaces the champion when a
+        one-sided Diebold–Mariano test rejects equal accuracy at
+        ``promotion_level`` on at least ``min_scored`` scored window origins.
     on_record : callable, optional
         Called with each ticker's record as it completes.
     distribution : {"normal", "t", "fhs"}
@@ -1239,6 +1327,12 @@ def run_nightly(
         raise ConfigError(
             f"--window-days must be an integer of at least 2, received {window_days!r}"
         )
+    promotion = PromotionRule(promotion_level, min_scored)
+    if min_scored > window_days:
+        raise ConfigError(
+            f"--min-scored {min_scored} is more than --window-days {window_days}: no challenger "
+            "could ever be promoted; lower --min-scored or widen --window-days"
+        )
     if csv_dir is not None and source != "csv":
         raise ConfigError(
             f"--csv-dir was given with --source {source}; use --source csv --csv-dir DIR"
@@ -1285,6 +1379,7 @@ def run_nightly(
             default_options=defaults,
             distribution=distribution,
             levels=levels,
+            promotion=promotion,
         )
         for name in names
     ]

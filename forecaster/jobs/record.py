@@ -38,7 +38,9 @@ class RunRecord:
     ``forecast_risk`` table). Fields without a column (``source``, ``rows``,
     ``rows_added``, ``champion_saw_window``, ``traceback``, ``risk``, ``worker``:
     the Dask worker that trained the challenger, None in-process) appear in the
-    report only.
+    report only. ``dm_stat``/``dm_pvalue`` are the promotion test's statistic and
+    one-sided p-value (None when no test ran) and ``decision_reason`` says why
+    the champion was kept or replaced.
     """
 
     ticker: str = _column(1, default=dataclasses.MISSING)
@@ -70,6 +72,9 @@ class RunRecord:
     seconds: float | None = _column(22)
     risk: dict[str, Any] | None = None
     worker: str | None = None
+    dm_stat: float | None = _column(23)
+    dm_pvalue: float | None = _column(24)
+    decision_reason: str | None = _column(25)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name, in field order (the report's and the CLI's form)."""

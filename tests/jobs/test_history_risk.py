@@ -445,7 +445,7 @@ def test_a_schema_2_history_opens_and_records_var(settings, csv_dir, dates, chal
     ]
     assert {row["origin"] for row in history.risks("AAA")} == {record["origin"]}
     connection = sqlite3.connect(settings.forecasts_db)
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     connection.close()
     (entry,) = load_history(settings.forecasts_db, settings.prices_dir)
     old = entry.to_dict()["forecasts"][0]

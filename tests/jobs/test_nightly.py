@@ -120,11 +120,13 @@ def set_scale(version, scale: float) -> None:
 # --- the decision rule and the inputs -----------------------------------------------
 
 
-def test_decision_rule_promotes_a_challenger_that_is_no_worse():
-    assert decide(0.50, None) == "first"
-    assert decide(0.50, 0.50) == "promoted"
-    assert decide(0.49, 0.50) == "promoted"
-    assert decide(0.51, 0.50) == "kept"
+def test_decision_rule_promotes_only_a_significantly_better_challenger():
+    rng = np.random.default_rng(0)
+    champion = rng.gamma(2.0, 0.2, 63)
+    assert decide(champion, None, 1).decision == "first"
+    assert decide(champion, champion, 1).decision == "kept"  # no worse is not enough now
+    assert decide(champion * 0.5, champion, 1).decision == "promoted"
+    assert decide(champion * 1.5, champion, 1).decision == "kept"
 
 
 def test_universe_file_has_one_ticker_per_line_and_comments(tmp_path):
@@ -254,7 +256,11 @@ def test_worse_champion_is_replaced_and_scores_are_recorded(settings, csv_dir, d
     assert record["variance"] == pytest.approx(challenger_forecast[-1], rel=1e-9)
 
     pointer = json.loads((settings.models_dir / "AAA" / "champion.json").read_text())
-    assert pointer["reason"].startswith(f"nightly: qlike {record['challenger_qlike']:.6f} <= ")
+    assert pointer["reason"].startswith(
+        f"nightly: challenger qlike {record['challenger_qlike']:.6f} vs champion "
+        f"{record['champion_qlike']:.6f} on {WINDOW} origins; one-sided DM "
+    )
+    assert record["dm_pvalue"] < 0.05 and record["decision_reason"] == pointer["reason"]
     (forecast,) = ForecastHistory(settings.forecasts_db).forecasts("AAA")
     assert forecast["model_version"] == record["challenger_version"]
     assert forecast["origin"] == dates[0] and forecast["estimator"] == "garman-klass"

@@ -153,9 +153,13 @@ def test_nightly_promotes_through_the_registry(settings, csv_dir, dates, perfect
     registry = ModelRegistry(settings.models_dir)
     assert registry.champion_id("AAA") == second["champion_version"] == second["challenger_version"]
     assert json.loads(pointer(registry).read_text())["reason"] == (
-        f"nightly: qlike 0.000000 <= {second['champion_qlike']:.6f} on "
-        f"{second['window_start']}..{second['window_end']}"
+        f"nightly: challenger qlike 0.000000 vs champion {second['champion_qlike']:.6f} on "
+        f"{WINDOW} origins; one-sided DM -inf, p 0.0000 < 0.05 "
+        f"({second['window_start']}..{second['window_end']})"
     )
+    assert second["dm_stat"] is None and second["dm_pvalue"] == 0.0 and second["decision_reason"] == json.loads(
+        pointer(registry).read_text()
+    )["reason"]
     history = ForecastHistory(settings.forecasts_db)
     assert [row["model_version"] for row in history.forecasts("AAA")] == [
         first["champion_version"],

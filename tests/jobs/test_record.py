@@ -89,6 +89,9 @@ LEGACY_RECORD_KEYS = (
     "seconds",
     "risk",  # added at the end (report only): the issued forecast's VaR/ES
     "worker",  # added at the end (report only): the Dask worker that ran the task
+    "dm_stat",  # added at the end (schema 4): the promotion test's statistic,
+    "dm_pvalue",  # its one-sided p-value
+    "decision_reason",  # and why the champion was kept or replaced
 )
 
 
@@ -160,7 +163,15 @@ def test_runs_table_is_derived_with_the_legacy_columns_and_types(tmp_path):
     legacy, fresh = tmp_path / "legacy.sqlite", tmp_path / "fresh.sqlite"
     legacy_history(legacy)
     ForecastHistory(fresh).record_run(completed_record())
-    assert table_info(fresh) == table_info(legacy)  # names, order, types, NOT NULL, key
+    before = table_info(legacy)
+    assert table_info(fresh)[: len(before)] == before  # names, order, types, NOT NULL, key
+    ForecastHistory(legacy).runs()  # opening it adds the schema-4 columns at the end
+    assert table_info(fresh) == table_info(legacy)
+    assert [row[1] for row in table_info(fresh)[len(before) :]] == [
+        "dm_stat",
+        "dm_pvalue",
+        "decision_reason",
+    ]
     assert RUN_COLUMNS == tuple(row[1] for row in table_info(legacy))[1:]  # all but id
 
 
