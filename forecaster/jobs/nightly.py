@@ -570,6 +570,63 @@ def issue_risk(
     )
 
 
+def warm_risk(
+    task: TickerTask, data: PriceData, chosen: ModelVersion, variance: float, scratch: Path
+) -> dict[str, bytes]:
+    """The VaR/ES fit cache ``forecast predict`` would write for ``chosen`` (task side).
+
+    ``forecast predict`` fits the t or FHS distribution on the serving model's
+    training residuals the first time it serves a version (seconds of forward
+    passes) and caches the fit under the home's risk cache. A night that
+    promotes a champion does that work here, with the engine predict uses by
+    default (``auto``), for the night's ``--dist`` and ``--var-levels``: the
+    files come back as bytes (path relative to the risk cache folder) for the
+    driver to store. ``normal`` has nothing to fit. Best effort: any failure
+    returns nothing (predict then fits on first use, as before).
+    """
+    if task.distribution == "normal":
+        return {}
+    from forecaster.evaluation.risk_cache import FitCache
+    from forecaster.models.lstm_forecaster import dataset_of, load_forecaster
+
+    folder = scratch / "risk"
+    try:
+        forecaster = load_forecaster(chosen, engine="auto")
+        dataset = dataset_of(forecaster, data)
+        forecaster = forecaster.for_ticker(task.ticker, dataset)
+        test_start = chosen.record.split["test_start"]
+        cache = FitCache.for_prices(
+            folder,
+            chosen.version,
+            task.ticker,
+            getattr(forecaster.model, "engine", "keras"),
+            data.prices,
+            dataset,
+            test_start,
+        )
+        forecast_risk(
+            forecaster, dataset, variance, test_start, task.distribution, task.levels, cache=cache
+        )
+        return {
+            path.relative_to(folder).as_posix(): path.read_bytes()
+            for path in folder.rglob("*.json")
+        }
+    except Exception:  # a cache: its absence costs only predict's first call
+        return {}
+
+
+def store_risk_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Driver: write a task's :func:`warm_risk` files under the home's risk cache (atomic)."""
+    from forecaster.data.store import atomic_write_bytes
+
+    for name, payload in files.items():
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts or len(relative.parts) != 2:
+            continue  # never write outside <risk cache>/<TICKER>/<file>
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(folder / relative, payload)
+
+
 @dataclass(frozen=True)
 class Issue:
     """The forecast to record (a ``forecasts`` row) and its VaR/ES (``forecast_risk``)."""
@@ -704,7 +761,9 @@ class TickerResult:
 
     ``challenger`` holds the files of the challenger version it trained (also
     when a later step failed: it is kept for the record, like any challenger);
-    ``seconds`` is the task's own time.
+    ``risk_files`` the VaR/ES fit cache of a newly promoted champion as
+    ``forecast predict`` reads it (:func:`warm_risk`: path under the risk cache
+    folder -> bytes); ``seconds`` is the task's own time.
     """
 
     record: RunRecord
@@ -712,6 +771,7 @@ class TickerResult:
     verdict: Verdict | None = None
     issue: Issue | None = None
     challenger: dict[str, bytes] | None = None
+    risk_files: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -778,8 +838,13 @@ def run_challenge(job: TickerJob) -> TickerResult:
                 challenge, job.task.window_days, record, job.task.promotion
             )
             issue = forecast_step(job.task, job.data, challenge, verdict, record)
+            risk_files = (
+                warm_risk(job.task, job.data, challenge.challenger, record.variance, Path(scratch))
+                if verdict.promotes
+                else {}
+            )
         seconds = round(time.perf_counter() - started, 2)
-        return TickerResult(record, seconds, verdict, issue, challenger)
+        return TickerResult(record, seconds, verdict, issue, challenger, risk_files)
     except Exception as exc:  # one ticker's failure never stops the others
         _fail(record, exc)
         return TickerResult(record, round(time.perf_counter() - started, 2), None, None, challenger)
@@ -844,14 +909,22 @@ def commit_step(
     registry: ModelRegistry,
     history: ForecastHistory,
     seconds: Callable[[], float],
+    risk_cache_dir: Path | None = None,
 ) -> RunRecord:
-    """Driver, step 5: store the challenger, then issue (or record the failure)."""
+    """Driver, step 5: store the challenger, then issue (or record the failure).
+
+    After a committed promotion, the new champion's VaR/ES fit cache
+    (:func:`warm_risk`) is stored under ``risk_cache_dir``, so the next
+    ``forecast predict`` does not fit it again.
+    """
     record = result.record
     try:
         if result.challenger is not None:
             registry.add_files(task.ticker, record.challenger_version, result.challenger)
         if result.succeeded:
             issue_step(task, result.issue, result.verdict, registry, history, record, seconds)
+            if risk_cache_dir is not None and result.risk_files:
+                store_risk_files(risk_cache_dir, result.risk_files)
             record.seconds = seconds()
             return record
     except Exception as exc:
@@ -964,7 +1037,10 @@ def _drive(
         def seconds(spent: float = spent, committing: float = committing) -> float:
             return round(spent + time.perf_counter() - committing, 2)
 
-        finish(index, commit_step(job.task, result, registry, history, seconds))
+        finish(
+            index,
+            commit_step(job.task, result, registry, history, seconds, settings.risk_cache_dir),
+        )
         refill()
     return records
 

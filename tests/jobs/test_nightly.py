@@ -471,3 +471,35 @@ def test_nightly_reads_a_panel_and_isolates_its_bad_ticker(settings, dates, tmp_
     assert report.source == "panel" and report.exit_code == 1
     with pytest.raises(ConfigError, match="--panel holds the prices"):
         run_nightly(["AAA"], settings=settings, panel_path=panel, source="yahoo")
+
+
+def test_a_promoting_night_leaves_predict_a_warm_var_fit(invoke, settings, csv_dir, dates, monkeypatch):
+    (record,) = nightly(settings, csv_dir, dates[0], tickers=["AAA"]).records
+    assert record["decision"] == "first"
+    champion = record["champion_version"]
+    cached = sorted(p.name for p in (settings.risk_cache_dir / "AAA").iterdir())
+    assert cached == [f"{champion}.t.numpy.json"]  # predict's default engine and --dist
+
+    from forecaster.evaluation import risk
+
+    def refit(*args, **kwargs):
+        raise AssertionError("predict fit the VaR distribution again")
+
+    original = risk.in_sample_residuals
+    monkeypatch.setattr(risk, "in_sample_residuals", refit)
+    result = invoke(
+        "predict", "--ticker", "AAA", "--source", "csv", "--csv", str(csv_dir / "AAA.csv"),
+        "--end", dates[0], "--format", "json",
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["model_version"] == champion and payload["risk"]["levels"] is not None
+    # the warm fit is the one predict would have made: same numbers after dropping the cache
+    monkeypatch.setattr(risk, "in_sample_residuals", original)
+    (settings.risk_cache_dir / "AAA" / cached[0]).unlink()
+    cold = json.loads(invoke(
+        "predict", "--ticker", "AAA", "--source", "csv", "--csv", str(csv_dir / "AAA.csv"),
+        "--end", dates[0], "--format", "json",
+    ).stdout)
+    for level, values in payload["risk"]["levels"].items():
+        assert cold["risk"]["levels"][level] == pytest.approx(values, rel=1e-9)
