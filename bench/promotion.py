@@ -55,6 +55,10 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+#: Levels whose promotion rates are reported besides the default rule's.
+LEVELS = (0.01, 0.025, 0.05, 0.10)
+
+
 def replay(
     challenger: np.ndarray, champion: np.ndarray, target: np.ndarray, horizon: int, rule
 ) -> list[dict]:
@@ -67,10 +71,12 @@ def replay(
     for j in range(window + horizon - 1, target.size):
         rows = slice(j - horizon - window + 1, j - horizon + 1)
         verdict = decide(challenger_loss[rows], champion_loss[rows], horizon, rule)
+        p_value = 1.0 if verdict.dm_pvalue is None else verdict.dm_pvalue
         nights.append(
             {
                 "new": verdict.decision == "promoted",
                 "old": bool(challenger_loss[rows].mean() <= champion_loss[rows].mean()),
+                **{f"at {level:g}": bool(p_value < level) for level in LEVELS},
             }
         )
     return nights
@@ -122,6 +128,16 @@ def run(args) -> dict:
                 "twin_promoted_new": sum(n["new"] for n in twin) / len(twin),
                 "twin_promoted_old": sum(n["old"] for n in twin) / len(twin),
                 "better_promoted_new": sum(n["new"] for n in better) / len(better),
+                **{
+                    f"twin {key}": sum(n[key] for n in twin) / len(twin)
+                    for key in twin[0]
+                    if key.startswith("at ")
+                },
+                **{
+                    f"better {key}": sum(n[key] for n in better) / len(better)
+                    for key in better[0]
+                    if key.startswith("at ")
+                },
                 "better_first_night_new": first_new,
                 "better_wait_median": float(np.median(waits)) if waits else None,
                 "qlike_ratio_seed1_seed0": float(
@@ -143,6 +159,13 @@ def run(args) -> dict:
             ),
             "better_never": int(frame["better_first_night_new"].isna().sum()),
             "better_wait_median": float(pd.to_numeric(frame["better_wait_median"]).median()),
+            "by_level": {
+                f"{level:g}": {
+                    "twin": float(frame[f"twin at {level:g}"].mean()),
+                    "better": float(frame[f"better at {level:g}"].mean()),
+                }
+                for level in LEVELS
+            },
         }
     return result
 
@@ -175,6 +198,16 @@ def render(result: dict) -> str:
             f"{row['better_wait_median']:.0f} | "
             f"{row['better_never']} of {len(row['per_ticker'])} |"
         )
+    lines += [
+        "",
+        "Share of nights promoted at other levels of the same test (mean over tickers):",
+        "",
+        "| h | level | twin promoted | better promoted |",
+        "|---|---|---|---|",
+    ]
+    for h, row in result["horizons"].items():
+        for level, rates in row["by_level"].items():
+            lines.append(f"| {h} | {level} | {rates['twin']:.1%} | {rates['better']:.1%} |")
     lines += [
         "",
         "Twin = the champion retrained with another seed (no real improvement): the share of "

@@ -46,12 +46,29 @@ def _progress_line(record: dict[str, Any]) -> str:
     return f"{ticker}: ok, {record['decision']} ({scores}); {forecast} ({seconds} s)"
 
 
+def _universe_line(summary: dict[str, Any]) -> str:
+    """One line on a --universal night's universe step."""
+    if summary["error"] is not None:
+        kept = f"; still serving {summary['version']}" if summary["version"] else ""
+        return f"refit failed — {summary['error']}{kept}"
+    if summary["refit"]:
+        return (
+            f"refit ({summary['reason']}): {summary['version']} fit in {summary['seconds']} s, "
+            f"test period from {summary['cut']}"
+        )
+    return (
+        f"{summary['version']} (fit on data to {summary['fitted_on']}); next refit in "
+        f"{summary['next_refit']} weekdays"
+    )
+
+
 def _nightly_table(report: Any) -> str:
     counts = report.counts()
     lines = [
         f"nightly run as of {report.as_of or 'latest data'} (source {report.source}, "
         f"{report.fan_out}): {len(report.records)} tickers in {report.seconds:.1f} s — "
         f"{counts['ok']} ok, {counts['unchanged']} unchanged, {counts['failed']} failed",
+        *([f"universe: {_universe_line(report.universe)}"] if report.universe else []),
         f"{'ticker':<8} {'status':<9} {'decision':<8} {'chall QLIKE':>11} {'champ QLIKE':>11} "
         f"{'origin':<10} {'h':>2} {'vol':>7}  champion",
     ]
@@ -147,6 +164,27 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     help="Recent labeled origins on which challenger and champion are compared.",
 )
 @click.option(
+    "--universal",
+    is_flag=True,
+    help="Serve the book from one universal model fit on all its tickers: refit every "
+    "--universe-refit weekdays (and when there is none or the book changed); on a refit night "
+    "each ticker's challenger is its view of the new model or its fine-tune, on the other "
+    "nights the champions only issue.",
+)
+@click.option(
+    "--universe-refit",
+    type=click.IntRange(1, 10_000),
+    metavar="N",
+    help="With --universal: weekdays between refits of the universal model [default: 20].",
+)
+@click.option(
+    "--fine-tune/--no-fine-tune",
+    default=True,
+    show_default=True,
+    help="With --universal, on a refit night: also fine-tune each ticker from the new model "
+    "and use the fine-tune where it scores better on the validation rows.",
+)
+@click.option(
     "--promotion-level",
     type=click.FloatRange(0.0, 0.5, min_open=True, max_open=True),
     default=0.05,
@@ -197,6 +235,9 @@ def nightly(
     tls_cert,
     tls_key,
     window_days,
+    universal,
+    universe_refit,
+    fine_tune,
     promotion_level,
     min_scored,
     distribution,
@@ -271,6 +312,9 @@ def nightly(
         if record.get("traceback"):
             click.echo(record["traceback"].rstrip(), err=True)
 
+    def universe_progress(summary: dict[str, Any]) -> None:
+        click.echo(f"universe: {_universe_line(summary)}", err=True)
+
     report = run_nightly(
         names,
         settings=app.settings,
@@ -285,6 +329,10 @@ def nightly(
         tls_cert=tls_cert,
         tls_key=tls_key,
         window_days=window_days,
+        universal=universal,
+        universe_refit=universe_refit,
+        fine_tune=fine_tune,
+        on_universe=universe_progress,
         promotion_level=promotion_level,
         min_scored=min_scored,
         on_record=progress,

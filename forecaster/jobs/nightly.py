@@ -131,6 +131,25 @@ class TickerTask:
     distribution: str = DEFAULT_DISTRIBUTION
     levels: tuple[float, ...] = DEFAULT_LEVELS
     promotion: PromotionRule = dataclasses.field(default_factory=lambda: PromotionRule())
+    universal: UniversalTask | None = None
+
+
+@dataclass(frozen=True)
+class UniversalTask:
+    """A ticker's part of a ``--universal`` night (:mod:`forecaster.jobs.universe`).
+
+    ``version`` is the current universal model (None when there is none and
+    tonight's refit failed). On a ``refit`` night the ticker's challenger is that
+    version's view of it, or its fine-tune when ``fine_tune`` (training
+    settings) is given and the fine-tune scores better on the validation rows;
+    on the other nights the champion only issues (``next_refit`` weekdays to go).
+    """
+
+    version: str | None
+    refit: bool
+    fine_tune: dict[str, Any] | None = None
+    next_refit: int | None = None
+    note: str | None = None  # why there is no refit tonight, e.g. the refit failed
 
 
 @dataclass
@@ -150,6 +169,8 @@ class NightlyReport:
     recovered: list[str] = dataclasses.field(default_factory=list)
     #: Retention at the end of the run (:func:`forecaster.jobs.retention.prune_after_run`).
     pruned: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: A ``--universal`` night's universe step (:func:`_universe_step`), else None.
+    universe: dict[str, Any] | None = None
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -175,6 +196,7 @@ class NightlyReport:
             "counts": self.counts(),
             "recovered": list(self.recovered),
             "pruned": list(self.pruned),
+            "universe": self.universe,
             "tickers": [
                 {key: value for key, value in record.items() if key != "traceback"}
                 for record in self.records
@@ -266,6 +288,9 @@ class Challenge:
     champion_forecasts: pd.Series | None
     challenger_forecaster: Any = None
     champion_forecaster: Any = None
+    note: str | None = None  # how the challenger was chosen (universal nights)
+    ship_challenger: bool = True  # False: the driver already has its files
+    serve_only: bool = False  # no challenger tonight: the champion issues
 
 
 def recent_window(dataset: Any, window_days: int) -> np.ndarray:
@@ -380,6 +405,113 @@ def challenge_step(
         champion_forecasts=champion_forecasts,
         challenger_forecaster=outcome.forecaster,
         champion_forecaster=champion_forecaster,
+    )
+
+
+def universal_challenge_step(
+    task: TickerTask, data: PriceData, registry: ModelRegistry, record: RunRecord
+) -> Challenge:
+    """Step 2 of a ``--universal`` night: the universal model's challenger, or none.
+
+    On a refit night (or for a ticker without a champion) the challenger is the
+    universal version's view of the ticker, or its fine-tune from that version
+    (``task.universal.fine_tune`` settings, test period = the recent window)
+    when the fine-tune has the lower QLIKE on the validation rows, which both
+    models used for early stopping; the choice and both scores are in
+    ``note``. Any other night there is no challenger: the champion's forecasts
+    are scored on the window for the record and it issues (``serve_only``).
+    """
+    from forecaster.data.features import build_dataset, split_dataset
+    from forecaster.models.lstm_forecaster import fine_tune_config, load_forecaster, train
+
+    universal = task.universal
+    assert universal is not None
+    ticker = task.ticker
+    champion_id = registry.champion_id(ticker)
+    champion = registry.get(ticker, champion_id) if champion_id is not None else None
+    record.previous_champion = champion_id
+    champion_forecaster = load_forecaster(champion) if champion is not None else None
+    if not universal.refit and champion is not None:
+        dataset = build_dataset(data.prices, champion.record.config.feature_spec())
+        rows = recent_window(dataset, task.window_days)
+        window = dataset.origins[rows]
+        record.window_start = f"{window[0]:%Y-%m-%d}"
+        record.window_end = f"{window[-1]:%Y-%m-%d}"
+        record.horizon = int(champion.record.horizon)
+        forecasts = model_forecasts(champion_forecaster, data.prices)
+        return Challenge(
+            champion=champion,
+            challenger=champion,
+            window=window,
+            target=dataset.floored_target()[rows],
+            challenger_forecasts=forecasts,
+            champion_forecasts=forecasts,
+            challenger_forecaster=champion_forecaster,
+            champion_forecaster=champion_forecaster,
+            note=universal.note
+            or f"no universal refit tonight (next in {universal.next_refit} weekdays)",
+            ship_challenger=False,
+            serve_only=True,
+        )
+    if universal.version is None:
+        raise ModelError(
+            f"{ticker} has no champion and there is no universal model to give it one"
+            + (f" ({universal.note})" if universal.note else "")
+        )
+    parent = registry.get(ticker, universal.version)
+    view = load_forecaster(parent)
+    dataset = build_dataset(data.prices, parent.record.config.feature_spec())
+    rows = recent_window(dataset, task.window_days)
+    window = dataset.origins[rows]
+    record.window_start = f"{window[0]:%Y-%m-%d}"
+    record.window_end = f"{window[-1]:%Y-%m-%d}"
+    record.horizon = int(parent.record.horizon)
+    chosen, chosen_forecaster, ship = parent, view, False
+    note = f"challenger: universal {parent.version}"
+    if universal.fine_tune is not None:
+        outcome = train(
+            data,
+            fine_tune_config(parent.record, **universal.fine_tune),
+            registry,
+            test_start=window[0],
+            promote=False,
+            parent=parent,
+            nightly={
+                "as_of": task.as_of,
+                "window_start": record.window_start,
+                "window_end": record.window_end,
+                "window_days": task.window_days,
+                "champion_at_training": champion_id,
+                "universal": parent.version,
+            },
+        )
+        validation = split_dataset(dataset, test_start=window[0]).validation
+        truth = dataset.floored_target()[validation]
+        tuned_qlike = metrics.qlike(truth, outcome.forecaster.predict(dataset, validation))
+        view_qlike = metrics.qlike(truth, view.predict(dataset, validation))
+        better = tuned_qlike < view_qlike
+        if better:
+            chosen, chosen_forecaster, ship = outcome.version, outcome.forecaster, True
+        note = (
+            f"challenger: {'fine-tuned ' + outcome.version.version if better else 'universal'} "
+            f"(validation qlike fine-tuned {tuned_qlike:.4f} vs universal {view_qlike:.4f})"
+        )
+    record.challenger_version = chosen.version
+    challenger_forecasts = model_forecasts(chosen_forecaster, data.prices)
+    champion_forecasts = (
+        model_forecasts(champion_forecaster, data.prices) if champion is not None else None
+    )
+    return Challenge(
+        champion=champion,
+        challenger=chosen,
+        window=window,
+        target=dataset.floored_target()[rows],
+        challenger_forecasts=challenger_forecasts,
+        champion_forecasts=champion_forecasts,
+        challenger_forecaster=chosen_forecaster,
+        champion_forecaster=champion_forecaster,
+        note=note,
+        ship_challenger=ship,
     )
 
 
@@ -518,7 +650,8 @@ def decide_step(
         metrics.qlike_losses(target[usable], candidate[usable]), champion_losses, horizon, rule
     )
     span = f"{window[0]:%Y-%m-%d}..{window[-1]:%Y-%m-%d}"
-    verdict = dataclasses.replace(verdict, reason=f"nightly: {verdict.reason} ({span})")
+    note = f"; {challenge.note}" if challenge.note else ""
+    verdict = dataclasses.replace(verdict, reason=f"nightly: {verdict.reason} ({span}){note}")
     record.window_rows = int(usable.sum())
     record.challenger_qlike = challenger_score["qlike"]
     record.challenger_bias = challenger_score["bias"]
@@ -535,6 +668,20 @@ def decide_step(
     record.dm_pvalue = verdict.dm_pvalue
     record.decision_reason = verdict.reason
     return verdict
+
+
+def serve_step(challenge: Challenge, record: RunRecord) -> Verdict:
+    """Step 3 of a night without a challenger: score the champion on the window; keep it."""
+    window, target = challenge.window, challenge.target
+    forecast = challenge.champion_forecasts.reindex(window).to_numpy()
+    usable = np.isfinite(target) & np.isfinite(forecast)
+    if usable.any():
+        score = _window_score(target[usable], forecast[usable])
+        record.champion_qlike, record.champion_bias = score["qlike"], score["bias"]
+    record.window_rows = int(usable.sum())
+    record.decision = "kept"
+    record.decision_reason = f"nightly: {challenge.note}"
+    return Verdict("kept", record.decision_reason)
 
 
 # --- step 4, forecast (task) and the commit (driver) ----------------------------------
@@ -753,6 +900,7 @@ class TickerJob:
     data: PriceData
     champion: ChampionFiles | None
     record: RunRecord
+    universal: ChampionFiles | None = None  # the universal version, when the task needs it
 
 
 @dataclass(frozen=True)
@@ -791,13 +939,20 @@ def _fail(record: RunRecord, exc: BaseException) -> None:
         record.traceback = traceback.format_exc()
 
 
-def _write_champion(registry: ModelRegistry, ticker: str, champion: ChampionFiles) -> None:
-    """Put the champion's files into a scratch registry, as the data home holds them."""
+def _write_champion(
+    registry: ModelRegistry, ticker: str, champion: ChampionFiles, pointer: bool = True
+) -> None:
+    """Put a version's files into a scratch registry, as the data home holds them.
+
+    ``pointer``: also write its ``champion.json`` (False for the universal version).
+    """
     folder = registry.models_dir / ticker
-    (folder / champion.version).mkdir(parents=True)
-    for name, payload in champion.files.items():
-        (folder / champion.version / name).write_bytes(payload)
-    (folder / "champion.json").write_bytes(champion.pointer)
+    if not (folder / champion.version).is_dir():
+        (folder / champion.version).mkdir(parents=True)
+        for name, payload in champion.files.items():
+            (folder / champion.version / name).write_bytes(payload)
+    if pointer:
+        (folder / "champion.json").write_bytes(champion.pointer)
 
 
 def _worker_address() -> str | None:
@@ -832,11 +987,20 @@ def run_challenge(job: TickerJob) -> TickerResult:
             registry = ModelRegistry(Path(scratch) / "models")
             if job.champion is not None:
                 _write_champion(registry, ticker, job.champion)
-            challenge = challenge_step(job.task, job.data, registry, record)
-            challenger = registry.version_files(ticker, challenge.challenger.version)
-            verdict = decide_step(
-                challenge, job.task.window_days, record, job.task.promotion
-            )
+            if job.universal is not None:
+                _write_champion(registry, ticker, job.universal, pointer=False)
+            if job.task.universal is not None:
+                challenge = universal_challenge_step(job.task, job.data, registry, record)
+            else:
+                challenge = challenge_step(job.task, job.data, registry, record)
+            if challenge.ship_challenger:
+                challenger = registry.version_files(ticker, challenge.challenger.version)
+            if challenge.serve_only:
+                verdict = serve_step(challenge, record)
+            else:
+                verdict = decide_step(
+                    challenge, job.task.window_days, record, job.task.promotion
+                )
             issue = forecast_step(job.task, job.data, challenge, verdict, record)
             risk_files = (
                 warm_risk(job.task, job.data, challenge.challenger, record.variance, Path(scratch))
@@ -880,8 +1044,21 @@ def prepare_job(
             registry.pointer_bytes(task.ticker) or b"",
         )
     record.previous_champion = champion_id
+    universal = None
+    wanted = task.universal
+    if (
+        wanted is not None
+        and wanted.version is not None
+        and wanted.version != champion_id
+        and (wanted.refit or champion_id is None)
+    ):
+        universal = ChampionFiles(
+            wanted.version, registry.version_files(task.ticker, wanted.version), b""
+        )
     # The cache's path means nothing on a worker.
-    return TickerJob(task, dataclasses.replace(data, cache_path=None), champion, record)
+    return TickerJob(
+        task, dataclasses.replace(data, cache_path=None), champion, record, universal
+    )
 
 
 def lost_task(job: TickerJob, exc: BaseException) -> TickerResult:
@@ -953,6 +1130,9 @@ class _InProcess:
     def submit(self, index: int, job: TickerJob) -> None:
         self._queue.append((index, job))
 
+    def run_one(self, function: Callable[[Any], Any], argument: Any) -> Any:
+        return function(argument)
+
     def results(self) -> Iterator[tuple[int, Callable[[], TickerResult]]]:
         while self._queue:
             index, job = self._queue.popleft()
@@ -976,6 +1156,15 @@ class _OnDask:
         future = self._client.submit(run_challenge, job, key=key, pure=False)
         self._index[future.key] = index
         self._done.add(future)
+
+    def run_one(self, function: Callable[[Any], Any], argument: Any) -> Any:
+        """One task on the cluster (the universal refit), waited for."""
+        key = f"nightly-universe-{secrets.token_hex(4)}"
+        future = self._client.submit(function, argument, key=key, pure=False)
+        try:
+            return future.result()
+        finally:
+            future.release()
 
     def results(self) -> Iterator[tuple[int, Callable[[], TickerResult]]]:
         for future in self._done:
@@ -1043,6 +1232,115 @@ def _drive(
         )
         refill()
     return records
+
+
+def _universe_step(
+    tasks: list[TickerTask],
+    settings: Settings,
+    runner: _InProcess | _OnDask,
+    every: int,
+    config: dict[str, Any],
+    fine_tune: dict[str, Any] | None,
+) -> tuple[list[TickerTask], dict[str, Any]]:
+    """Driver: refit the universal model if due (one task), then give each task its part.
+
+    The refit's files are stored under every ticker it was fit on, then the
+    pointer moves (both by this process only). A failed refit keeps the previous
+    universal model, if any: tonight the champions issue, and the summary says why.
+    """
+    from forecaster.jobs import universe
+    from forecaster.models.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.models_dir)
+    pointer = universe.read_pointer(settings)
+    names = [task.ticker for task in tasks]
+    datas, night_end = [], None
+    for task in tasks:  # the prices as tonight's tasks will see them (through the cache)
+        try:
+            data = load_prices(
+                task.ticker,
+                source=task.source,
+                csv_path=task.csv_path,
+                panel_path=task.panel_path,
+                end=parse_date(task.as_of, "--as-of"),
+                settings=settings,
+                allow_fallback=False,
+            )
+        except (DataError, ConfigError):
+            continue  # that ticker fails in its own task, with its own error
+        datas.append(data)
+        night_end = max(night_end or data.end, data.end)
+    night = f"{night_end:%Y-%m-%d}" if night_end is not None else (tasks[0].as_of or "")
+    reason = universe.refit_reason(pointer, names, night, every, registry)
+    summary: dict[str, Any] = {
+        "refit": reason is not None,
+        "reason": reason,
+        "version": pointer.version if pointer else None,
+        "fitted_on": pointer.data_end if pointer else None,
+        "seconds": None,
+        "error": None,
+    }
+    note = None
+    if reason is not None:
+        result = None
+        if len(datas) < 2:
+            error = (
+                f"{len(datas)} of the {len(names)} tickers have prices; a universal model needs "
+                "at least two"
+            )
+        else:
+            job = universe.UniverseJob(tuple(datas), config, tasks[0].window_days, tasks[0].as_of)
+            try:
+                result = runner.run_one(universe.fit_universe, job)
+                error = result.error
+            except Exception as exc:  # the worker was lost
+                error = f"the refit task could not run ({type(exc).__name__}: {exc})"
+        summary["seconds"] = result.seconds if result is not None else None
+        if error is None and result is not None:
+            stored: list[str] = []
+            try:
+                for ticker, files in result.files.items():
+                    registry.add_files(ticker, result.version, files)
+                    stored.append(ticker)
+            except Exception as exc:
+                for ticker in stored:  # no ticker keeps a universal version without a pointer
+                    with contextlib.suppress(Exception):
+                        registry.delete(ticker, result.version)
+                error = f"the refit's files could not be stored ({exc})"
+            else:
+                pointer = universe.UniversePointer(
+                    version=result.version,
+                    as_of=tasks[0].as_of,
+                    data_end=night,
+                    cut=result.cut,
+                    tickers=tuple(names),
+                    fitted=tuple(result.files),
+                    created_at=now_utc(),
+                )
+                universe.write_pointer(settings, pointer)
+                summary.update(version=result.version, fitted_on=night, cut=result.cut)
+        if error is not None:
+            summary["error"] = error
+            note = f"the universal refit failed ({error}); the champion issues"
+    refit = reason is not None and summary["error"] is None
+    next_refit = None
+    if pointer is not None:
+        next_refit = max(0, every - universe.weekdays_between(pointer.data_end, night))
+    summary["next_refit"] = next_refit
+    parts = [
+        dataclasses.replace(
+            task,
+            universal=UniversalTask(
+                version=pointer.version if pointer is not None else None,
+                refit=refit,
+                fine_tune=fine_tune if refit else None,
+                next_refit=next_refit,
+                note=note,
+            ),
+        )
+        for task in tasks
+    ]
+    return parts, summary
 
 
 def _import_distributed() -> Any:
@@ -1322,6 +1620,11 @@ def run_nightly(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     scheduler_timeout: float = SCHEDULER_TIMEOUT_SECONDS,
+    universal: bool = False,
+    universe_refit: int | None = None,
+    universal_options: Any = None,
+    fine_tune: Any = True,
+    on_universe: Callable[[dict[str, Any]], None] | None = None,
 ) -> NightlyReport:
     """Run the nightly protocol for every ticker under the nightly lock.
 
@@ -1369,6 +1672,21 @@ def run_nightly(
     scheduler_timeout : float
         Seconds to connect to ``scheduler`` and get its Dask handshake
         (:func:`check_scheduler`; default :data:`SCHEDULER_TIMEOUT_SECONDS`).
+    universal : bool
+        Serve the book from one universal model (:mod:`forecaster.jobs.universe`):
+        refit (one task) when due, then each ticker's challenger is its view of
+        it or its fine-tune; on other nights the champions only issue.
+    universe_refit : int, optional
+        Weekdays between refits (default :data:`~forecaster.jobs.universe.DEFAULT_UNIVERSE_REFIT`).
+    universal_options : LSTMConfig or dict, optional
+        Settings of the universal model (default ``LSTMConfig`` with
+        :data:`~forecaster.jobs.universe.UNIVERSAL_DEFAULTS`).
+    fine_tune : bool or dict
+        On a refit night, also fine-tune each ticker from the new model
+        (``True``: :data:`~forecaster.jobs.universe.FINE_TUNE_DEFAULTS`; a dict:
+        those training settings; ``False``: never).
+    on_universe : callable, optional
+        Called with the universe step's summary (refit or not, version, seconds).
 
     Notes
     -----
@@ -1404,6 +1722,34 @@ def run_nightly(
             f"--window-days must be an integer of at least 2, received {window_days!r}"
         )
     promotion = PromotionRule(promotion_level, min_scored)
+    universe_config: dict[str, Any] = {}
+    tune: dict[str, Any] | None = None
+    every = universe_refit
+    if universal:
+        from forecaster.jobs import universe as universes
+        from forecaster.models.config import LSTMConfig
+
+        every = universes.DEFAULT_UNIVERSE_REFIT if every is None else every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ConfigError(f"--universe-refit must be at least 1 weekday, received {every!r}")
+        options = (
+            universal_options.to_dict()
+            if hasattr(universal_options, "to_dict")
+            else {**universes.UNIVERSAL_DEFAULTS, **dict(universal_options or {})}
+        )
+        config = LSTMConfig.from_dict(options)  # invalid settings fail before the lock
+        if config.market or config.exog:
+            raise ConfigError(
+                "the nightly universal model reads only each ticker's own prices; drop "
+                "market/exog from its options"
+            )
+        universe_config = config.to_dict()
+        if fine_tune is True:
+            tune = dict(universes.FINE_TUNE_DEFAULTS)
+        elif fine_tune:
+            tune = dict(fine_tune)
+    elif universe_refit is not None:
+        raise ConfigError("--universe-refit needs --universal")
     if min_scored > window_days:
         raise ConfigError(
             f"--min-scored {min_scored} is more than --window-days {window_days}: no challenger "
@@ -1464,15 +1810,28 @@ def run_nightly(
     with nightly_lock(settings.lock_path):
         # First undo what a killed run left half done (and its leftovers).
         recovered = reconcile(settings)
+        summary = None
+
+        def run(runner: _InProcess | _OnDask) -> list[dict[str, Any]]:
+            nonlocal summary
+            todo = tasks
+            if universal:
+                todo, summary = _universe_step(
+                    tasks, settings, runner, every, universe_config, tune
+                )
+                if on_universe is not None:
+                    on_universe(summary)
+            return _drive(todo, settings, runner, on_record)
+
         if workers is None and scheduler is None:
-            records = _drive(tasks, settings, _InProcess(), on_record)
+            records = run(_InProcess())
             fan_out = "sequential"
         else:
             distributed = _import_distributed()
             with _dask_client(
                 distributed, workers, scheduler, security, scheduler_timeout, settings.dask_dir
             ) as client:
-                records = _drive(tasks, settings, _OnDask(client, distributed), on_record)
+                records = run(_OnDask(client, distributed))
             fan_out = f"dask {scheduler}" if scheduler else f"dask local, {workers} workers"
         pruned = prune_after_run(settings, records, keep)
     return NightlyReport(
@@ -1484,4 +1843,5 @@ def run_nightly(
         fan_out=fan_out,
         recovered=recovered,
         pruned=pruned,
+        universe=summary,
     )

@@ -10,6 +10,8 @@ model per ticker per night. :func:`prune` keeps, per ticker:
   go back to with ``forecast models promote``;
 - every version that issued a forecast **still being scored**: a row of the
   forecast history whose realized variance is not in the price cache yet;
+- the **current universal model** of ``forecast nightly --universal``
+  (``models/universal.json``);
 - the ``keep`` newest of the other versions (by version id, which starts with
   the UTC time it was saved; ``keep=0`` keeps none of them).
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forecaster.data.store import remove_stale_temporaries
-from forecaster.errors import ConfigError
+from forecaster.errors import ConfigError, DataError
 from forecaster.jobs.history import ForecastHistory, load_history
 from forecaster.settings import Settings
 
@@ -74,11 +76,17 @@ def check_keep(keep: Any) -> int:
 
 
 def protected_versions(
-    ticker: str, registry: Any, history: ForecastHistory, pending: Iterable[str]
+    ticker: str,
+    registry: Any,
+    history: ForecastHistory,
+    pending: Iterable[str],
+    universal: str | None = None,
 ) -> dict[str, list[str]]:
     """Versions of ``ticker`` that pruning must keep, each with why.
 
-    ``pending`` lists the versions whose issued forecasts are not yet scored.
+    ``pending`` lists the versions whose issued forecasts are not yet scored;
+    ``universal`` is the current universal model's version
+    (``models/universal.json``), which tonight's refit-less nights still serve.
     """
     reasons: dict[str, list[str]] = {}
 
@@ -98,6 +106,8 @@ def protected_versions(
                 break
     for version in pending:
         protect(version, "forecast pending")
+    if universal is not None:
+        protect(universal, "current universal model")
     return reasons
 
 
@@ -128,7 +138,19 @@ def plan_ticker(settings: Settings, ticker: str, keep: int) -> TickerPrune:
     versions = registry.version_ids(ticker)  # oldest first
     if not versions:
         return plan
-    protected = protected_versions(ticker, registry, history, _pending_versions(settings, ticker))
+    from forecaster.jobs.universe import read_pointer
+
+    try:
+        pointer = read_pointer(settings)
+    except DataError:
+        pointer = None  # a corrupt pointer protects nothing; the next night refits
+    protected = protected_versions(
+        ticker,
+        registry,
+        history,
+        _pending_versions(settings, ticker),
+        pointer.version if pointer is not None else None,
+    )
     plan.protected = {version: protected[version] for version in versions if version in protected}
     others = [version for version in versions if version not in protected]
     doomed = others[: max(0, len(others) - keep)]
