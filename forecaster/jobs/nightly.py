@@ -430,8 +430,10 @@ def universal_challenge_step(
     champion_id = registry.champion_id(ticker)
     champion = registry.get(ticker, champion_id) if champion_id is not None else None
     record.previous_champion = champion_id
-    champion_forecaster = load_forecaster(champion) if champion is not None else None
     if not universal.refit and champion is not None:
+        # Serving only: NumPy on the saved weights where it can (as `forecast predict` does),
+        # so a night without a refit needs no TensorFlow.
+        champion_forecaster = load_forecaster(champion, engine="auto")
         dataset = build_dataset(data.prices, champion.record.config.feature_spec())
         rows = recent_window(dataset, task.window_days)
         window = dataset.origins[rows]
@@ -458,6 +460,7 @@ def universal_challenge_step(
             f"{ticker} has no champion and there is no universal model to give it one"
             + (f" ({universal.note})" if universal.note else "")
         )
+    champion_forecaster = load_forecaster(champion) if champion is not None else None
     parent = registry.get(ticker, universal.version)
     view = load_forecaster(parent)
     dataset = build_dataset(data.prices, parent.record.config.feature_spec())
