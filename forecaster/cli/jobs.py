@@ -209,7 +209,8 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     show_default=True,
     help="After the run, prune each ticker that did not fail to this many unprotected "
     "versions (the champion, the previous champion and versions with forecasts still "
-    "pending are always kept; see `forecast models prune`); 'all' keeps every version.",
+    "pending are always kept; see `forecast models prune`); 'all' keeps every version. "
+    "With --report, reports/ also keeps this many night pages.",
 )
 @risk_options
 @click.option(
@@ -263,7 +264,8 @@ def nightly(
     not fail is pruned to --keep versions besides the protected ones (every
     night adds a version per ticker; 5 leave a week of losing challengers to
     inspect), with what was deleted and the bytes freed on stderr. --report
-    then writes the morning report (see `forecast report`), failures included.
+    then writes the morning report (see `forecast report`), failures included,
+    and prunes reports/ to the --keep newest night pages.
 
     With --workers or --scheduler, Dask workers train and forecast; they need
     the package but no data home: this process sends them prices and champions
@@ -351,7 +353,7 @@ def nightly(
     if html_report:
         from forecaster.cli.report import write_report
 
-        write_report(app, as_of=report.as_of)
+        write_report(app, as_of=report.as_of, keep=keep)
     if report.failed:
         failed = report.failed
         names = summarize([record["ticker"] for record in failed])

@@ -5,6 +5,7 @@ Importing this module imports neither pandas, TensorFlow nor Plotly.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -42,12 +43,44 @@ def check_reports_folder(folder: Path) -> None:
         ) from None
 
 
-def write_report(app: AppContext, as_of: str | None = None, html_path: str | None = None) -> None:
+#: A night's page under ``reports/``: the only files report pruning ever deletes.
+_PAGE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}\.html$")
+
+
+def prune_reports(folder: Path, keep: int, written: Path | None = None) -> list[Path]:
+    """Delete all but the ``keep`` newest night pages (``YYYY-MM-DD.html``) in ``folder``.
+
+    Newest means the latest night in the name; ``written`` (the page just
+    made) is never deleted. Other files in the folder are never touched.
+    Returns the deleted paths.
+    """
+    if not folder.is_dir():
+        return []
+    pages = sorted((p for p in folder.iterdir() if _PAGE_NAME.match(p.name)), reverse=True)
+    doomed = [page for page in pages[keep:] if page != written]
+    deleted = []
+    for page in doomed:
+        try:
+            page.unlink()
+        except FileNotFoundError:
+            continue
+        deleted.append(page)
+    return deleted
+
+
+def write_report(
+    app: AppContext,
+    as_of: str | None = None,
+    html_path: str | None = None,
+    keep: int | None = None,
+) -> None:
     """Build and write the report, and say where (``wrote PATH`` on stderr).
 
     ``html_path`` follows the output policy of every ``-o`` (atomic replace,
     checked before any work); the default under the home is written
-    atomically too, its ``reports/`` folder created if needed.
+    atomically too, its ``reports/`` folder created if needed. With ``keep``,
+    the home's ``reports/`` then holds at most that many night pages
+    (:func:`prune_reports`; what went is said on stderr).
     """
     from forecaster.data.loader import parse_date
     from forecaster.data.store import atomic_write_bytes
@@ -75,6 +108,15 @@ def write_report(app: AppContext, as_of: str | None = None, html_path: str | Non
     path = default_path(app, payload["as_of"])
     atomic_write_bytes(path, page)
     click.echo(f"wrote {shown_path(path)}", err=True)
+    if keep is not None:
+        deleted = prune_reports(path.parent, keep, written=path)
+        if deleted:
+            names = ", ".join(p.name for p in deleted[:3]) + (" ..." if len(deleted) > 3 else "")
+            click.echo(
+                f"retention: deleted {len(deleted)} older report page(s) ({names}); "
+                f"reports/ keeps the {keep} newest",
+                err=True,
+            )
 
 
 @click.command()
@@ -85,8 +127,14 @@ def write_report(app: AppContext, as_of: str | None = None, html_path: str | Non
     help="Write the page here (default: reports/<as-of>.html under the home).",
 )
 @click.option("--as-of", help="The night to report (YYYY-MM-DD; default: the latest).")
+@click.option(
+    "--keep",
+    type=click.IntRange(1, 100_000),
+    help="Then delete all but the N newest night pages (YYYY-MM-DD.html) in the home's "
+    "reports/ folder (never other files, never the page just written).",
+)
 @pass_app
-def report(app: AppContext, html_path, as_of) -> None:
+def report(app: AppContext, html_path, as_of, keep) -> None:
     """Write the morning report: one self-contained HTML page for a night.
 
     From the forecast history and the model registry: a summary of every
@@ -104,4 +152,11 @@ def report(app: AppContext, html_path, as_of) -> None:
       forecast report --as-of 2018-02-09 --html morning.html
       forecast nightly --tickers SPY,QQQ --report
     """
-    write_report(app, as_of, html_path)
+    if keep is not None and html_path is not None:
+        from forecaster.errors import ConfigError
+
+        raise ConfigError(
+            "--keep prunes the home's reports/ folder; it cannot be combined with --html FILE "
+            "(drop one of them)"
+        )
+    write_report(app, as_of, html_path, keep)

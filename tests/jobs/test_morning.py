@@ -471,3 +471,22 @@ def test_the_page_renders_offline_in_headless_chromium(filled, tmp_path):
     assert result.requests == [page.resolve().as_uri()]
     assert len(result.check) == charts == 1 and all(traces >= 3 for traces in result.check)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_report_keep_prunes_old_night_pages_and_nothing_else(filled):
+    settings, _, _, last = filled
+    folder = settings.home / "reports"
+    folder.mkdir()
+    old = [folder / f"2001-01-0{day}.html" for day in range(1, 5)]
+    for page in old:
+        page.write_text("old page")
+    (folder / "notes.html").write_text("the user's own file")
+    result = run_cli("report", "--keep", "2")
+    assert result.exit_code == 0, result.stderr
+    kept = sorted(p.name for p in folder.iterdir())
+    # the page just written is the newest night; one older page survives besides it
+    assert kept == ["2001-01-04.html", f"{last}.html", "notes.html"]
+    assert "retention: deleted 3 older report page(s) (2001-01-03.html" in result.stderr
+    refused = run_cli("report", "--keep", "2", "--html", str(settings.home / "x.html"))
+    assert refused.exit_code == 1 and "--keep prunes the home's reports/ folder" in refused.stderr
+    assert run_cli("report", "--keep", "0").exit_code == 2
