@@ -1,6 +1,6 @@
 """``forecast report``: the morning report, one self-contained HTML page per night.
 
-Importing this module imports neither pandas, TensorFlow nor Plotly.
+Importing this module imports neither pandas nor TensorFlow.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def report(app: AppContext, html_path, as_of, keep) -> None:
     the top, and per ticker forecast vs realized vol with high-vol days
     shaded, the running bias on high-vol days and the champion lineage.
     Scores are those of `forecast history --score`. The file needs no server
-    or network (the chart library is inside it).
+    or network (charts are inline SVG).
 
     \b
     Example:

@@ -1,14 +1,14 @@
-"""The morning report as one self-contained HTML page (no server, network or CDN).
+"""The morning report as one self-contained HTML page (no server, network, CDN or script).
 
 :func:`render_html` turns the payload of :func:`forecaster.jobs.morning.build_report`
-(a plain dict: this module imports nothing from the jobs layer) into a page with
-Plotly's JavaScript inlined, so it opens from a mail attachment or a shared
-drive with the network off. Every string that comes from data (tickers,
-versions, error lines) is HTML-escaped; the payload itself is embedded as JSON
-(``<script type="application/json" id="report-data">``) so every number in the
-page can be checked against ``forecast history --score --format json``.
-
-Plotly is imported only here, when a page is rendered.
+(a plain dict: this module imports nothing from the jobs layer) into a page whose
+charts are inline SVG drawn here, so it opens from a mail attachment or a shared
+drive with the network off, and stays small for a book of hundreds of tickers (a
+few kilobytes per chart; no charting library inside). Every string that comes
+from data (tickers, versions, error lines) is HTML-escaped; the summary is
+embedded as JSON (``<script type="application/json" id="report-data">``,
+:func:`_embedded`); the per-night rows and scores are what
+``forecast history --score --format json`` prints.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 import html
 import json
 from typing import Any
-
-from forecaster.errors import ConfigError
 
 #: Marker colours of the issuing versions, in lineage order (chart and lineage table).
 PALETTE = ("#2f6fdf", "#e07b00", "#1f9e5a", "#b0309a", "#8a6d00", "#0091a8", "#c2412d")
@@ -43,6 +41,15 @@ td.text, th.text { text-align: left; white-space: normal; max-width: 420px; }
 .up { color: #b42318; } .down { color: #1f7a3a; }
 .high { background: #fff1d6; font-weight: 600; }
 .failed { color: #a01818; font-weight: 600; } .promoted { color: #1f7a3a; font-weight: 600; }
+figure.chart { margin: 8px 0; } svg.chart { max-width: 100%; height: auto; font-size: 11px; }
+svg.chart polyline { fill: none; stroke-width: 1.6; } svg.chart .realized { stroke: #1d2733; }
+svg.chart .har { stroke: #8c96a3; } svg.chart .grid { stroke: #e5e9ef; }
+svg.chart .zero { stroke: #8c96a3; } svg.chart .high { fill: #f5a623; opacity: 0.18; }
+svg.chart .bias-ante { stroke: #d9480f; } svg.chart .bias-post { stroke: #7048e8; }
+svg.chart .axis, svg.chart .title { fill: #5b6776; }
+.key { margin-right: 8px; } .key.realized { color: #1d2733; } .key.har { color: #8c96a3; }
+.key.shade { color: #c47f00; } .key.bias-ante { color: #d9480f; }
+.key.bias-post { color: #7048e8; }
 """
 
 
@@ -68,6 +75,22 @@ def _script_json(payload: Any) -> str:
     """JSON safe inside a <script> element (no ``</script>``, ``<!--`` or ``&`` can close it)."""
     text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+#: What each ticker keeps in the page's embedded JSON: the summary table's sources. Its
+#: per-night rows (``series``), recent scores, running bias and forecast history are left
+#: out so the page grows with the number of tickers only (a few KB each):
+#: ``forecast history --score --format json`` prints them.
+EMBEDDED_KEYS = ("ticker", "champion", "latest", "regime", "decision", "lineage")
+
+
+def _embedded(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as embedded in the page (:data:`EMBEDDED_KEYS` per ticker, no history)."""
+    summary = {key: value for key, value in payload.items() if key != "history"}
+    summary["tickers"] = [
+        {key: item[key] for key in EMBEDDED_KEYS if key in item} for item in payload["tickers"]
+    ]
+    return summary
 
 
 def _levels(reports: list[dict[str, Any]]) -> list[str]:
@@ -188,126 +211,136 @@ def _spans(dates: list[str], flags: list[bool | None]) -> list[tuple[str, str]]:
     return spans
 
 
-def _figure(item: dict[str, Any], index: int) -> str:
-    import pandas as pd
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+#: Origins drawn in each ticker's chart (about five months of nights).
+CHART_NIGHTS = 100
+_W, _LEFT, _RIGHT = 720, 56, 12  # chart width and margins (SVG user units = CSS pixels)
+_TOP_H, _BOTTOM_H, _GAP = 190, 80, 34  # panel heights and the space between them
 
-    series = item["series"]
-    figure = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        row_heights=[0.68, 0.32],
-        vertical_spacing=0.08,
-        subplot_titles=(
-            "forecast vs realized vol (annualized); shaded: high-vol days ex-ante",
-            "running bias on high-vol days (forecast − realized vol)",
-        ),
-    )
-    dates = [row["origin"] for row in series]
-    realized = [row for row in series if row["realized_vol"] is not None]
-    figure.add_trace(
-        go.Scatter(
-            x=[row["origin"] for row in realized],
-            y=[row["realized_vol"] for row in realized],
-            name="realized",
-            mode="lines+markers",
-            line={"color": "#1d2733", "width": 2},
-        ),
-        row=1,
-        col=1,
-    )
-    if len(series) > 1:
-        figure.add_trace(
-            go.Scatter(
-                x=dates,
-                y=[row["vol"] for row in series],
-                name="forecast",
-                mode="lines",
-                line={"color": "#9db7e8", "width": 1},
-                showlegend=False,
-                hoverinfo="skip",
-            ),
-            row=1,
-            col=1,
+
+def _polyline(points: list[tuple[float, float]], css: str, dashed: bool = False) -> str:
+    if len(points) < 2:
+        return "".join(
+            f'<circle class="{css}" cx="{x:.0f}" cy="{y:.0f}" r="2.5"/>' for x, y in points
         )
+    coordinates = " ".join(f"{x:.0f},{y:.0f}" for x, y in points)
+    dash = ' stroke-dasharray="4 3"' if dashed else ""
+    return f'<polyline class="{css}" points="{coordinates}"{dash}/>'
+
+
+def _ticks(low: float, high: float, count: int = 4) -> list[float]:
+    step = (high - low) / count
+    return [low + step * k for k in range(count + 1)]
+
+
+def _figure(item: dict[str, Any], index: int) -> str:
+    """One ticker's chart as inline SVG: forecast vs realized vol, then the running bias.
+
+    The last :data:`CHART_NIGHTS` origins: realized vol (dark), the issued
+    forecasts coloured by issuing version (lineage colours), HAR fit at each
+    origin (dotted), high-vol days ex ante shaded; below, the running bias on
+    high-vol days. Plain SVG (no script), a few kilobytes per ticker, so a page
+    for a book of hundreds of tickers stays small.
+    """
+    series = item["series"][-CHART_NIGHTS:]
+    n = len(series)
+    dates = [row["origin"] for row in series]
+    position = {date: k for k, date in enumerate(dates)}
+    width = _W - _LEFT - _RIGHT
+
+    def x(k: int) -> float:
+        return _LEFT + (k * width / (n - 1) if n > 1 else width / 2)
+
+    har = [(k, (252.0 * row["har_var"]) ** 0.5) for k, row in enumerate(series) if row["har_var"]]
+    values = [row["vol"] for row in series] + [
+        row["realized_vol"] for row in series if row["realized_vol"] is not None
+    ] + [vol for _, vol in har]
+    top = max(values) * 1.1 if values else 1.0
+
+    def y(vol: float) -> float:
+        return 8 + _TOP_H * (1 - vol / top)
+
+    parts = [
+        f'<svg class="chart" id="chart-{index}" viewBox="0 0 {_W} '
+        f'{8 + _TOP_H + _GAP + _BOTTOM_H + 26}" width="{_W}" role="img" '
+        f'aria-label="{_e(item["ticker"])}: forecast vs realized vol">'
+    ]
+    for first, last in _spans(dates, [row["high_ex_ante"] for row in series]):
+        x0, x1 = x(position[first]) - 2, x(position[last]) + 2
+        parts.append(
+            f'<rect class="high" x="{x0:.0f}" y="8" width="{max(x1 - x0, 3):.0f}" '
+            f'height="{_TOP_H}"><title>high vol ex ante {first}..{last}</title></rect>'
+        )
+    for tick in _ticks(0.0, top):
+        parts.append(
+            f'<line class="grid" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y(tick):.0f}" '
+            f'y2="{y(tick):.0f}"/><text class="axis" x="{_LEFT - 6}" y="{y(tick) + 4:.0f}" '
+            f'text-anchor="end">{tick:.0%}</text>'
+        )
+    realized = [(x(k), y(row["realized_vol"])) for k, row in enumerate(series)
+                if row["realized_vol"] is not None]
+    parts.append(_polyline([(x(k), y(vol)) for k, vol in har], "har", dashed=True))
+    parts.append(_polyline(realized, "realized"))
     versions = [entry["version"] for entry in item["lineage"]]
     for number, version in enumerate(versions):
-        rows = [row for row in series if row["model_version"] == version]
-        if not rows:
-            continue
-        figure.add_trace(
-            go.Scatter(
-                x=[row["origin"] for row in rows],
-                y=[row["vol"] for row in rows],
-                name=f"forecast by {html.escape(version)}",
-                mode="markers",
-                marker={"color": PALETTE[number % len(PALETTE)], "size": 7},
-                line={"color": PALETTE[number % len(PALETTE)]},
-            ),
-            row=1,
-            col=1,
-        )
-    har = [row for row in series if row["har_var"] is not None]
-    if har:
-        figure.add_trace(
-            go.Scatter(
-                x=[row["origin"] for row in har],
-                y=[(252.0 * row["har_var"]) ** 0.5 for row in har],
-                name="HAR (fit at each origin)",
-                mode="lines",
-                line={"color": "#8c96a3", "dash": "dot"},
-            ),
-            row=1,
-            col=1,
-        )
-    day = pd.Timedelta(hours=12)
-    for start, end in _spans(dates, [row["high_ex_ante"] for row in series]):
-        figure.add_vrect(
-            x0=str(pd.Timestamp(start) - day),
-            x1=str(pd.Timestamp(end) + day),
-            fillcolor="#f5a623",
-            opacity=0.18,
-            line_width=0,
-            row=1,
-            col=1,
-        )
-    labels = {"high_ex_ante": "high ex-ante", "high_ex_post": "high ex-post"}
-    colors = {"high_ex_ante": "#d9480f", "high_ex_post": "#7048e8"}
-    for sense, points in item["running_bias"].items():
-        if points:
-            figure.add_trace(
-                go.Scatter(
-                    x=[point["origin"] for point in points],
-                    y=[point["bias"] for point in points],
-                    name=f"bias, {labels[sense]}",
-                    mode="lines+markers",
-                    line={"color": colors[sense]},
-                ),
-                row=2,
-                col=1,
-            )
-    figure.add_hline(y=0, line_color="#8c96a3", line_width=1, row=2, col=1)
-    grid = {"showgrid": True, "gridcolor": "#e5e9ef", "zeroline": False}
-    figure.update_xaxes(**grid)
-    figure.update_yaxes(**grid)
-    figure.update_yaxes(tickformat=".0%", row=1, col=1)
-    figure.update_yaxes(tickformat="+.1%", row=2, col=1)
-    figure.update_layout(
-        height=520,
-        margin={"l": 60, "r": 20, "t": 40, "b": 30},
-        legend={"orientation": "h", "y": -0.08},
-        template="none",  # the default template costs a second of deep copies per chart
-        paper_bgcolor="white",
-        plot_bgcolor="white",
-        font={"family": "Helvetica, Arial, sans-serif", "size": 12, "color": "#1d2733"},
+        colour = PALETTE[number % len(PALETTE)]
+        run: list[tuple[float, float]] = []
+        for k, row in enumerate(series + [None]):  # runs of consecutive origins by one version
+            if row is not None and row["model_version"] == version:
+                run.append((x(k), y(row["vol"])))
+                continue
+            if run:
+                parts.append(_polyline(run, "forecast").replace(
+                    'class="forecast"', f'class="forecast" stroke="{colour}" fill="{colour}"'
+                ))
+                run = []
+    bias_points = {
+        sense: [(position[p["origin"]], p["bias"]) for p in points if p["origin"] in position]
+        for sense, points in item["running_bias"].items()
+    }
+    biases = [abs(b) for points in bias_points.values() for _, b in points] or [0.01]
+    span = max(biases) * 1.1 or 0.01
+    base = 8 + _TOP_H + _GAP
+
+    def yb(bias: float) -> float:
+        return base + _BOTTOM_H * (0.5 - bias / (2 * span))
+
+    parts.append(
+        f'<line class="zero" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{yb(0):.0f}" y2="{yb(0):.0f}"/>'
     )
-    return figure.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        div_id=f"chart-{index}",
-        config={"displaylogo": False, "responsive": True},
+    for tick in (-span, span):
+        parts.append(
+            f'<text class="axis" x="{_LEFT - 6}" y="{yb(tick) + 4:.0f}" '
+            f'text-anchor="end">{tick:+.1%}</text>'
+        )
+    for sense, css in (("high_ex_ante", "bias-ante"), ("high_ex_post", "bias-post")):
+        parts.append(_polyline([(x(k), yb(b)) for k, b in bias_points.get(sense, [])], css))
+    bottom = base + _BOTTOM_H + 18
+    for k in sorted({0, n // 2, n - 1}):
+        anchor = "start" if k == 0 else "end" if k == n - 1 else "middle"
+        parts.append(
+            f'<text class="axis" x="{x(k):.0f}" y="{bottom}" text-anchor="{anchor}">'
+            f"{_e(dates[k])}</text>"
+        )
+    parts.append(
+        f'<text class="title" x="{_LEFT}" y="{base - 8}">running bias on high-vol days '
+        "(forecast − realized vol)</text></svg>"
+    )
+    legend = (
+        '<span class="key realized">realized</span> '
+        + " ".join(
+            f'<span class="key" style="color:{PALETTE[number % len(PALETTE)]}">forecast by '
+            f"{_e(version)}</span>"
+            for number, version in enumerate(versions)
+        )
+        + ' <span class="key har">HAR (fit at each origin)</span>'
+        ' <span class="key shade">shaded: high-vol days ex ante</span>'
+        ' <span class="key bias-ante">bias, high ex-ante</span>'
+        ' <span class="key bias-post">bias, high ex-post</span>'
+    )
+    shown = f"the last {n} origins" if len(item["series"]) > n else f"{n} origins"
+    return (
+        f'<figure class="chart">{"".join(parts)}<figcaption class="note">Forecast vs '
+        f"realized vol (annualized), {shown}: {legend}</figcaption></figure>"
     )
 
 
@@ -361,18 +394,7 @@ def _lineage(item: dict[str, Any]) -> str:
 def render_html(payload: dict[str, Any]) -> str:
     """The page for one :func:`~forecaster.jobs.morning.build_report` payload.
 
-    Raises
-    ------
-    ConfigError
-        Plotly is not installed.
     """
-    try:
-        from plotly.offline import get_plotlyjs
-    except ImportError:
-        raise ConfigError(
-            "the HTML report needs the plotly package, which is not installed; install it "
-            "with `pip install plotly` (it is a dependency of forecaster: `pip install -e .`)"
-        ) from None
     histories = {entry["ticker"]: entry for entry in payload["history"]}
     sections = []
     for index, item in enumerate(payload["tickers"]):
@@ -388,8 +410,7 @@ def render_html(payload: dict[str, Any]) -> str:
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-        f"<style>{_STYLE}</style>"
-        f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
+        f"<style>{_STYLE}</style></head><body>"
         f"<h1>{_e(title)}</h1>"
         f'<p class="note">Generated {_e(payload["generated_at"])} from the forecast history '
         "and the model registry. Vol is annualized (0.18 = 18%); a forecast is scored once "
@@ -398,6 +419,7 @@ def render_html(payload: dict[str, Any]) -> str:
         f"{_failures(payload)}"
         f"<h2>Summary</h2>{_summary(payload)}"
         f"{''.join(sections)}"
-        f'<script type="application/json" id="report-data">{_script_json(payload)}</script>'
+        f'<script type="application/json" id="report-data">{_script_json(_embedded(payload))}'
+        "</script>"
         "</body></html>\n"
     )

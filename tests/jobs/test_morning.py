@@ -157,11 +157,26 @@ class _Page(HTMLParser):
 
 
 def _report(path: Path, *args: str) -> tuple[_Page, dict, str]:
+    """The page, the full payload it was made from, and its text.
+
+    The page embeds the payload's summary (``_embedded``: no per-night rows); the full
+    payload is rebuilt here for the same night and checked to be the one embedded.
+    """
+    import os
+
+    from forecaster.evaluation.html_report import _embedded
+    from forecaster.jobs.morning import build_report
+
     result = run_cli("report", "--html", str(path), *args)
     assert result.exit_code == 0, result.stderr
     text = path.read_text(encoding="utf-8")
     page = _Page(text)
-    return page, json.loads(page.blob), text
+    embedded = json.loads(page.blob)
+    full = build_report(Settings.resolve(os.environ["FORECAST_HOME"]), embedded["as_of"])
+    expected = json.loads(json.dumps(_embedded(full)))
+    assert {**embedded, "generated_at": None} == {**expected, "generated_at": None}
+    assert "history" not in embedded and all("series" not in t for t in embedded["tickers"])
+    return page, full, text
 
 
 def _spy_from_the_database(settings: Settings, prices) -> dict:
@@ -365,7 +380,7 @@ def test_default_path_under_the_home_and_atomic_write(filled, tmp_path, monkeypa
     result = run_cli("report")
     assert result.exit_code == 0, result.stderr
     written = home / "reports" / f"{last}.html"
-    assert written.stat().st_size > 1_000_000  # plotly.js is inside
+    assert 5_000 < written.stat().st_size < 60_000  # inline SVG charts, no charting library
     assert result.stderr == f"wrote {written}\n"  # the one line; absolute outside the cwd
     monkeypatch.chdir(home)
     result = run_cli("report")
@@ -442,7 +457,8 @@ def test_nightly_report_writes_the_night_page_failures_included(home, monkeypatc
     page = _Page((home / "reports" / f"{nights[-1]}.html").read_text(encoding="utf-8"))
     payload = json.loads(page.blob)
     history = json.loads(run_cli("history", "--score", "--format", "json").stdout)
-    assert payload["history"] == history and history[0]["score"]["n"] == 1
+    assert history[0]["score"]["n"] == 1
+    assert [json.loads(score["data-n"]) for score in page.scores] == [1]
     assert page.cells[("AAA", "outcome")]["text"] == "promoted"
     assert page.cells[("BBB", "outcome")]["text"] == "failed" and "failures" in page.ids
     (failure,) = payload["failures"]
@@ -452,7 +468,7 @@ def test_nightly_report_writes_the_night_page_failures_included(home, monkeypatc
 @pytest.mark.slow
 def test_the_page_renders_offline_in_headless_chromium(filled, tmp_path):
     """A real browser, network emulated offline: no console error, no request but the file,
-    every chart drawn (Plotly is inside the page), and a screenshot."""
+    every chart drawn (inline SVG, laid out by the browser), and a screenshot."""
     from tests.browser import render, require_chromium
 
     require_chromium()  # skips without it, fails under CI
@@ -463,8 +479,9 @@ def test_the_page_renders_offline_in_headless_chromium(filled, tmp_path):
     result = render(
         page,
         shot,
-        check="Array.from(document.querySelectorAll('.js-plotly-plot'))"
-        ".map(chart => chart.querySelectorAll('.scatterlayer .trace').length)",
+        check="Array.from(document.querySelectorAll('svg.chart'))"
+        ".map(chart => Array.from(chart.querySelectorAll('polyline'))"
+        ".filter(line => line.getBBox().width > 100).length)",
     )
     assert result.loaded
     assert result.errors == []
