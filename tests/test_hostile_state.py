@@ -31,6 +31,7 @@ from forecaster.jobs.nightly import Challenge, run_nightly
 from forecaster.models.registry import ModelRegistry, new_version_id
 from forecaster.settings import Settings
 from tests.conftest import TINY, fake_record, make_prices, run_cli, stand_in_challenge, write_csv
+from tests.contract import checked
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models_0_1"
 WINDOW = 40
@@ -410,7 +411,7 @@ def test_the_untampered_model_forecasts(model_home):
     home, version = model_home
     result = predict_csv(home, "--format", "json")
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+    (payload,) = checked(result.stdout, "predict")["forecasts"]
     assert payload["model_version"] == version and 0 < payload["vol"] < 1
 
 

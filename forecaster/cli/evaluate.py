@@ -25,6 +25,7 @@ from forecaster.cli.options import (
     risk_options,
 )
 from forecaster.cli.output import check_destinations, shown_path, write_files, write_output
+from forecaster.cli.schemas import schema_id
 
 if TYPE_CHECKING:
     from forecaster.data.loader import PriceData
@@ -235,7 +236,7 @@ def evaluate(
         files.append((plot_path, report.plot_png(runs[0].predictions, results[0], frame)))
     write_files(files)
     if fmt == "json":
-        text = report.render_json(results)
+        text = report.render_json(results, schema=schema_id("evaluate"))
     elif fmt == "markdown":
         text = "\n".join(report.render_markdown(r) for r in results)
     else:

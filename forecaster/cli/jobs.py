@@ -22,6 +22,7 @@ from forecaster.cli.options import (
     risk_options,
 )
 from forecaster.cli.output import annualized_vol, echo_json, number, percent, summarize
+from forecaster.cli.schemas import schema_id
 
 #: ``forecast nightly --keep`` default (forecaster.jobs.retention.DEFAULT_NIGHTLY_KEEP; that
 #: module imports pandas, which --help must not).
@@ -423,8 +424,9 @@ def history(app: AppContext, ticker, with_score, fmt) -> None:
     price cache holds the h trading days after it; its realized variance uses
     the estimator of the model that issued it. --score gives QLIKE, MSE, MAE
     (annualized vol) and bias over the realized ones: the live record, not a
-    backtest. JSON with --ticker is one object {"ticker", "forecasts", "score"};
-    without --ticker, a list of them. CSV prints the score to stderr.
+    backtest. JSON is {"schema", "tickers": [{"ticker", "forecasts", "score"}]}
+    (score null without --score; with --ticker, that one ticker, even with no
+    forecasts). CSV prints the score to stderr.
 
     \b
     Example:
@@ -440,14 +442,12 @@ def history(app: AppContext, ticker, with_score, fmt) -> None:
     where = f" for {name}" if name else ""
     where += f" in {settings.forecasts_db}"
     if fmt == "json":
-        if name is not None:
+        if name is not None and not histories:
             from forecaster.jobs.history import TickerHistory
 
-            entry = histories[0] if histories else TickerHistory(name)
-            payload: Any = entry.to_dict(with_score)
-        else:
-            payload = [entry.to_dict(with_score) for entry in histories]
-        echo_json(payload)
+            histories = [TickerHistory(name)]
+        entries = [{"score": None, **entry.to_dict(with_score)} for entry in histories]
+        echo_json({"schema": schema_id("history"), "tickers": entries})
     elif fmt == "csv":
         click.echo(_history_csv(histories), nl=False)
         if with_score:

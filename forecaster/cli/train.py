@@ -8,6 +8,7 @@ TensorFlow only when they run.
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -40,7 +41,8 @@ from forecaster.cli.options import (
     split_options,
     strategy_names,
 )
-from forecaster.cli.output import check_destinations, write_output
+from forecaster.cli.output import check_destinations, echo_json, write_output
+from forecaster.cli.schemas import schema_id
 
 
 def _test_start(test_start: str | None, test_fraction: float):
@@ -77,6 +79,7 @@ def _test_start(test_start: str | None, test_fraction: float):
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the champion.")
 @pooled_options
 @exog_options
+@format_option("table", "json")
 @pass_app
 def train(
     app: AppContext,
@@ -93,6 +96,7 @@ def train(
     parent_version,
     market,
     exog_pairs,
+    fmt,
     **settings,
 ) -> None:
     """Train an LSTM forecaster and save it as a new model version.
@@ -107,6 +111,7 @@ def train(
       forecast train --ticker SPY
       forecast train --ticker SPY --init learned --horizon 5 --seed 3
       forecast train --ticker SPY --init encoder --init-option encoder_units=8
+      forecast train --ticker SPY --format json      # version, split, metrics, timings
 
     A pooled model: one network on several tickers (each scaled by its own
     training rows, one test start for all), saved under every ticker; then
@@ -126,6 +131,7 @@ def train(
     """
     from forecaster.models.lstm_forecaster import train as train_model
 
+    started = time.monotonic()
     parsed_test_start = _test_start(test_start, test_fraction)
     chosen_options = init_options(init, init_option)
     if state_stddev is not None and init == "random":
@@ -152,7 +158,7 @@ def train(
     )
     if pooled:
         _train_pooled(app, pooled, config, csv_dir, parsed_test_start, test_fraction, threads,
-                      not no_promote, settings, exog)
+                      not no_promote, settings, exog, fmt, started)
         return
     data = load_from_settings(app, settings)
     if exog is not None:
@@ -174,6 +180,7 @@ def train(
             err=True,
         )
 
+    loaded = time.monotonic()
     outcome = train_model(
         data,
         config,
@@ -189,6 +196,13 @@ def train(
     split = record.split
     if parent is not None:
         _warn_if_not_out_of_sample(record)
+    if fmt == "json":
+        timings = _timings(started, loaded)
+        echo_json(
+            _train_payload(outcome.version.version, outcome.promoted, record, [data.ticker],
+                           parent, timings)
+        )
+        return
     validation = record.metrics["validation"]
     training = record.training
     click.echo(f"version: {outcome.version.version}{' (champion)' if outcome.promoted else ''}")
@@ -264,12 +278,53 @@ def _fine_tune_config(app: AppContext, parent_version: str, **settings):
     return fine_tune_config(parent.record, **changes), parent
 
 
+def _timings(started: float, loaded: float) -> dict[str, float]:
+    """Seconds spent loading the data, fitting (and saving), and in all."""
+    now = time.monotonic()
+    return {
+        "load_seconds": round(loaded - started, 3),
+        "fit_seconds": round(now - loaded, 3),
+        "total_seconds": round(now - started, 3),
+    }
+
+
+def _train_payload(version, promoted, record, tickers, parent, timings) -> dict:
+    """``forecast train --format json`` (schema ``forecaster.train/1``)."""
+    series = record.series or {tickers[0]: {"split": record.split, "metrics": record.metrics}}
+    training = record.training
+    return {
+        "schema": schema_id("train"),
+        "version": version,
+        "champion": bool(promoted),
+        "tickers": list(tickers),
+        "fine_tuned_from": parent.version if parent is not None else None,
+        "init": record.init,
+        "horizon": record.horizon,
+        "estimator": record.estimator,
+        "series": [
+            {
+                "ticker": ticker,
+                "split": series[ticker]["split"],
+                "validation": series[ticker]["metrics"]["validation"],
+            }
+            for ticker in tickers
+        ],
+        "training": {
+            "epochs_run": training["epochs_run"],
+            "best_epoch": training["best_epoch"],
+            "seconds": training["seconds"],
+        },
+        "scale": record.scale,
+        "timings": timings,
+    }
+
+
 def _train_pooled(
-    app, tickers, config, csv_dir, test_start, test_fraction, threads, promote, settings, exog
+    app, tickers, config, csv_dir, test_start, test_fraction, threads, promote, settings, exog,
+    fmt="table", started=None,
 ) -> None:
     """Load every ticker, fit one pooled model, save it under each and report."""
     import dataclasses
-    import time
     from pathlib import Path
 
     from forecaster.cli.options import load_from_options
@@ -295,10 +350,10 @@ def _train_pooled(
     if show_progress:
         shown = ", ".join(tickers[:10]) + (f" and {len(tickers) - 10} more" if len(tickers) > 10 else "")
         click.echo(f"training one {config.init} LSTM on {len(tickers)} tickers: {shown}", err=True)
-    started = [time.monotonic()]
+    loaded = time.monotonic()
 
     def progress(epoch: int, train_loss: float, val_loss: float) -> None:
-        per_epoch = (time.monotonic() - started[0]) / epoch
+        per_epoch = (time.monotonic() - loaded) / epoch
         left = per_epoch * (config.epochs - epoch)
         click.echo(
             f"  epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  val_loss {val_loss:.4f}"
@@ -317,6 +372,10 @@ def _train_pooled(
         on_epoch=progress if show_progress else None,
     )
     record = outcome.record
+    if fmt == "json":
+        timings = _timings(loaded if started is None else started, loaded)
+        echo_json(_train_payload(outcome.version, outcome.promoted, record, tickers, None, timings))
+        return
     named = ", ".join(tickers) if len(tickers) <= 10 else f"{len(tickers)} tickers"
     champion = f" (champion of {named})" if outcome.promoted else ""
     click.echo(f"version: {outcome.version}{champion}")
@@ -396,7 +455,7 @@ def compare(
     from forecaster.errors import ConfigError
     from forecaster.evaluation.compare import compare as run_compare
     from forecaster.evaluation.compare import render_compare_markdown, render_compare_table
-    from forecaster.evaluation.report import render_json
+    from forecaster.evaluation.report import render_object
     from forecaster.models.baselines import parse_baselines
 
     valid = strategy_names()
@@ -429,7 +488,7 @@ def compare(
         on_progress=progress if sys.stderr.isatty() else None,
     )
     if fmt == "json":
-        text = render_json([result])
+        text = render_object(result)
     elif fmt == "markdown":
         text = render_compare_markdown(result)
     else:

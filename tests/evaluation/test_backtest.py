@@ -16,6 +16,7 @@ from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import TINY, make_prices, write_csv
 from tests.conftest import run_cli as run
+from tests.contract import checked
 
 N = 460
 
@@ -68,7 +69,9 @@ def test_evaluate_json_matches_predictions_csv(trained, tmp_path):
         str(png_out),
     )
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+    document = checked(result.stdout, "evaluate")
+    assert document["panel"] is None
+    (payload,) = document["results"]  # one ticker: still a list of one record
     assert payload["model_version"] == version.version and payload["init"] == "encoder"
     for key in (
         "ticker",

@@ -29,6 +29,7 @@ from forecaster.models.lstm_forecaster import load_forecaster, train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import TINY, make_prices, write_csv
+from tests.contract import checked
 
 #: Champions seeded on the full sample (about 4,900 days): one epoch of large batches.
 TINY_SAMPLE = dataclasses.replace(TINY, epochs=1, batch_size=256)
@@ -196,7 +197,7 @@ def test_replay_of_sample_nights_grows_the_cache_and_scores_the_history(invoke, 
 
     result = invoke("history", "--ticker", "SPY", "--score", "--format", "json")
     assert result.exit_code == 0
-    payload = json.loads(result.stdout)
+    (payload,) = checked(result.stdout, "history")["tickers"]
     forecasts = payload["forecasts"]
     assert [row["origin"] for row in forecasts] == nights
     runs = ForecastHistory(settings.forecasts_db).runs("SPY")
@@ -373,7 +374,8 @@ def test_history_of_a_ticker_without_forecasts(invoke, settings):
     assert result.stdout.strip() == (
         f"no forecasts for SPY in {settings.forecasts_db}; run `forecast nightly` to issue some"
     )
-    payload = json.loads(invoke("history", "--ticker", "SPY", "--score", "--format", "json").stdout)
+    document = invoke("history", "--ticker", "SPY", "--score", "--format", "json").stdout
+    (payload,) = checked(document, "history")["tickers"]
     assert payload == {
         "ticker": "SPY",
         "forecasts": [],
@@ -393,7 +395,9 @@ def test_history_of_a_ticker_without_forecasts(invoke, settings):
             },
         },
     }
-    assert json.loads(invoke("history", "--format", "json").stdout) == []
+    assert checked(invoke("history", "--format", "json").stdout, "history")["tickers"] == []
+    (entry,) = checked(invoke("history", "-t", "spy", "--format", "json").stdout, "history")["tickers"]
+    assert entry == {"ticker": "SPY", "forecasts": [], "score": None}  # null without --score
 
 
 def test_auto_source_never_substitutes_the_sample(settings, monkeypatch):

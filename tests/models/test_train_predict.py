@@ -11,6 +11,7 @@ from forecaster.models.initial_state import available_strategies
 from forecaster.models.lstm_forecaster import load_forecaster
 from forecaster.models.registry import ModelRegistry
 from tests.conftest import make_prices, write_csv
+from tests.contract import checked
 
 TINY = ["--units", "4", "--lookback", "10", "--context", "42", "--epochs", "2", "--patience", "1"]
 TINY += ["--ensemble", "1"]
@@ -43,7 +44,8 @@ def predict(run, csv_file, *extra: str) -> dict:
         *extra,
     )
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    (row,) = checked(result.stdout, "predict")["forecasts"]
+    return row
 
 
 @pytest.mark.parametrize("init", available_strategies())
@@ -61,7 +63,11 @@ def test_every_strategy_trains_and_predicts(run, csv_file, home, init):
         "model_version",
         "init",
         "risk",
+        "status",
+        "engine",
+        "error",
     }
+    assert payload["status"] == "ok" and payload["error"] is None
     assert payload["risk"]["reason"] is None and payload["risk"]["levels"]["0.01"]["var"] < 0
     assert payload["init"] == init and payload["horizon"] == 1
     assert payload["origin"] == make_prices(420, seed=3).index[-1].strftime("%Y-%m-%d")
@@ -184,7 +190,7 @@ def test_predict_model_version_without_ticker_finds_its_ticker(run, csv_file):
         "predict", "--model", version, "--source", "csv", "--csv", csv_file, "--format", "json"
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["ticker"] == "TEST"
+    assert checked(result.stdout, "predict")["forecasts"][0]["ticker"] == "TEST"
 
 
 def test_meta_without_horizon_is_one_error_line(run, csv_file, home):

@@ -1,0 +1,75 @@
+"""The JSON contract: one shape per command, whatever the ticker count, checked by its schema.
+
+Most commands' payloads are also checked where their numbers are tested
+(``tests.contract.checked``); here: the schemas themselves, ``train`` and
+``fetch --format json``, and the README's examples.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forecaster.cli.schemas import SCHEMAS, schema_id, validate
+from tests.conftest import make_prices, write_csv
+from tests.contract import checked
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+TINY = ["--units", "4", "--lookback", "10", "--context", "42", "--epochs", "2", "--patience", "1"]
+TINY += ["--ensemble", "1"]
+
+
+def test_the_validator_rejects_the_old_shapes():
+    """The schemas can fail: yesterday's one-ticker object and bare list are refused."""
+    one_ticker = {"ticker": "SPY", "model_version": "v", "horizon": 1}
+    assert validate(one_ticker, SCHEMAS["evaluate"])  # no schema/results keys
+    assert validate([one_ticker], SCHEMAS["predict"]) == ["$: expected object, got list"]
+    history = {"schema": schema_id("history"), "tickers": [{"ticker": "SPY", "forecasts": []}]}
+    assert validate(history, SCHEMAS["history"]) == ["$.tickers[0]: missing key 'score'"]
+    history["tickers"][0]["score"] = None
+    assert validate(history, SCHEMAS["history"]) == []
+    history["schema"] = "forecaster.history/0"
+    assert validate(history, SCHEMAS["history"])
+    bad_row = {"schema": schema_id("predict"), "forecasts": [{"ticker": "SPY"}], "failed": []}
+    assert any("missing key 'vol'" in error for error in validate(bad_row, SCHEMAS["predict"]))
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    path = tmp_path / "prices.csv"
+    write_csv(path, make_prices(420, seed=3))
+    return str(path)
+
+
+def test_fetch_json_is_one_record_in_a_list(run, csv_file, home):
+    args = ("fetch", "--ticker", "TEST", "--source", "csv", "--csv", csv_file, "--format", "json")
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    payload = checked(result.stdout, "fetch")
+    (record,) = payload["tickers"]
+    assert payload["skipped"] == []
+    assert record["ticker"] == "TEST" and record["rows"] == 420 and record["source"] == "csv"
+    assert record["from_cache"] is False and record["added"] == 420
+    assert Path(record["cache"]).resolve() == (home / "data" / "prices" / "TEST.csv.parquet")
+    again = checked(run(*args).stdout, "fetch")["tickers"][0]
+    assert again["from_cache"] is False and again["added"] == 0  # a CSV is re-read, nothing new
+
+
+def test_train_json_has_version_split_metrics_and_timings(run, csv_file, home):
+    result = run(
+        "train", "--ticker", "TEST", "--source", "csv", "--csv", csv_file, *TINY,
+        "--format", "json",
+    )
+    assert result.exit_code == 0, result.output
+    payload = checked(result.stdout, "train")
+    version = payload["version"]
+    assert payload["tickers"] == ["TEST"] and payload["champion"] is True
+    meta = json.loads((home / "models" / "TEST" / version / "meta.json").read_text())
+    (series,) = payload["series"]
+    assert series["split"] == meta["split"]
+    assert series["validation"] == meta["metrics"]["validation"]
+    timings = payload["timings"]
+    assert 0 <= timings["load_seconds"] <= timings["total_seconds"]
+    assert timings["fit_seconds"] >= payload["training"]["seconds"] > 0
