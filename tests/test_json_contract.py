@@ -8,6 +8,7 @@ Most commands' payloads are also checked where their numbers are tested
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,20 @@ def test_train_json_has_version_split_metrics_and_timings(run, csv_file, home):
     timings = payload["timings"]
     assert 0 <= timings["load_seconds"] <= timings["total_seconds"]
     assert timings["fit_seconds"] >= payload["training"]["seconds"] > 0
+def _readme_examples() -> dict[str, str]:
+    """The JSON after each ``$ forecast COMMAND ... --format json`` in the README's section."""
+    text = README.read_text()
+    section = text.split("## Machine-readable output", 1)[1].split("\n## ", 1)[0]
+    found = {}
+    for command, body in re.findall(
+        r"```console\n\$ forecast (\w+) [^\n]*--format json[^\n]*\n(.*?)```", section, re.S
+    ):
+        found[command] = body
+    return found
+
+
+def test_the_readme_has_a_valid_example_for_every_command():
+    examples = _readme_examples()
+    assert set(examples) == set(SCHEMAS)
+    for command, body in examples.items():
+        checked(body, command)
