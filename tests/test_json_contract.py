@@ -71,6 +71,15 @@ def test_train_json_has_version_split_metrics_and_timings(run, csv_file, home):
     (series,) = payload["series"]
     assert series["split"] == meta["split"]
     assert series["validation"] == meta["metrics"]["validation"]
+    listed = home / "models.json"
+    assert run("models", "list", "--format", "json", "-o", str(listed)).stdout == ""
+    assert [row["version"] for row in json.loads(listed.read_text())] == [version]
+    table = home / "forecast.txt"
+    forecast = run("predict", "--ticker", "TEST", "--source", "csv", "--csv", csv_file,
+                   "-o", str(table))
+    assert forecast.exit_code == 0, forecast.output
+    text = table.read_text()
+    assert text.startswith("TEST as of ") and text.endswith("\n") and text.count("\n") == 3
     timings = payload["timings"]
     assert 0 <= timings["load_seconds"] <= timings["total_seconds"]
     assert timings["fit_seconds"] >= payload["training"]["seconds"] > 0

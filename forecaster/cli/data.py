@@ -15,6 +15,7 @@ from forecaster.cli.daily import check_daily_options, daily_options, realized_ba
 from forecaster.cli.options import (
     MAX_ROWS,
     MAX_WINDOW,
+    TICKERS,
     estimator_option,
     format_option,
     given,
@@ -37,7 +38,9 @@ if TYPE_CHECKING:
 @click.command()
 @price_options
 @click.option(
-    "--tickers", help="With --panel: comma-separated tickers to fetch, or all (the default)."
+    "--tickers",
+    type=TICKERS,
+    help="With --panel: comma-separated tickers to fetch, or all (the default).",
 )
 @click.option("--refresh", is_flag=True, help="Ignore the cache and fetch the whole history again.")
 @format_option("table", "json")

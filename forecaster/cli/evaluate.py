@@ -10,8 +10,11 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    BASELINES,
     MAX_REFIT_DAYS,
     SOURCE_CHOICE,
+    TICKER,
+    TICKERS,
     BaselinesCommand,
     NamesOption,
     baseline_names,
@@ -33,7 +36,9 @@ if TYPE_CHECKING:
 
 
 @click.command(cls=BaselinesCommand)
-@click.option("--ticker", "-t", help="Ticker (default: every ticker with a champion).")
+@click.option(
+    "--ticker", "-t", type=TICKER, help="Ticker (default: every ticker with a champion)."
+)
 @click.option("--model", "model_version", help="Model version (default: the champion).")
 @click.option(
     "--source",
@@ -52,12 +57,14 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--tickers",
+    type=TICKERS,
     help="With --panel: comma-separated tickers to score, or all (the default).",
 )
 @click.option(
     "--baselines",
     cls=NamesOption,
     names=baseline_names,
+    type=BASELINES,
     show_default=True,
     help="Comma-separated baselines ({names}; 'none').",
 )

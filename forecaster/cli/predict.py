@@ -19,6 +19,7 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    TICKERS,
     exog_inputs,
     format_option,
     given,
@@ -45,7 +46,11 @@ ENGINE_CHOICES = ("auto", "numpy", "keras")
 
 @click.command()
 @price_options
-@click.option("--tickers", help="Forecast each of these comma-separated tickers (SPY,QQQ).")
+@click.option(
+    "--tickers",
+    type=TICKERS,
+    help="Forecast each of these comma-separated tickers (SPY,QQQ); with --panel, or all.",
+)
 @click.option("--all", "all_tickers", is_flag=True, help="Forecast every ticker with a champion.")
 @click.option(
     "--csv-dir",

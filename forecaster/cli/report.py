@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from forecaster.cli.app import AppContext, pass_app
+from forecaster.cli.options import DATE
 from forecaster.cli.output import check_destinations, shown_path, write_files
 
 
@@ -50,8 +51,8 @@ def write_report(app: AppContext, as_of: str | None = None, html_path: str | Non
     atomically too, its ``reports/`` folder created if needed.
     """
     from forecaster.data.loader import parse_date
-    from forecaster.data.store import atomic_write_bytes
     from forecaster.evaluation.html_report import render_html
+    from forecaster.data.store import atomic_write_bytes
     from forecaster.jobs.morning import build_report
 
     if as_of is not None:
@@ -84,7 +85,9 @@ def write_report(app: AppContext, as_of: str | None = None, html_path: str | Non
     type=click.Path(dir_okay=False),
     help="Write the page here (default: reports/<as-of>.html under the home).",
 )
-@click.option("--as-of", help="The night to report (YYYY-MM-DD; default: the latest).")
+@click.option(
+    "--as-of", type=DATE, help="The night to report (YYYY-MM-DD; default: the latest)."
+)
 @pass_app
 def report(app: AppContext, html_path, as_of) -> None:
     """Write the morning report: one self-contained HTML page for a night.

@@ -14,11 +14,13 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    BASELINES,
     FINE_TUNE_OPTIONS,
     INIT_CHOICE,
     MAX_SEED,
     MAX_SEEDS,
     MAX_STATE_STDDEV,
+    STRATEGIES,
     NamesOption,
     baseline_names,
     exog_inputs,
@@ -409,6 +411,7 @@ def _duration(seconds: float) -> str:
     "--inits",
     cls=NamesOption,
     names=strategy_names,
+    type=STRATEGIES,
     show_default=True,
     help="Comma-separated strategies to compare.",
 )
@@ -421,6 +424,7 @@ def _duration(seconds: float) -> str:
     "--baselines",
     cls=NamesOption,
     names=baseline_names,
+    type=BASELINES,
     show_default=True,
     help="Comma-separated baselines scored on the same rows ({names}; 'none').",
 )
@@ -452,20 +456,12 @@ def compare(
       forecast compare --ticker SPY --seeds 2
       forecast compare --ticker SPY --inits zeros,encoder --horizon 5 --format markdown
     """
-    from forecaster.errors import ConfigError
     from forecaster.evaluation.compare import compare as run_compare
     from forecaster.evaluation.compare import render_compare_markdown, render_compare_table
     from forecaster.evaluation.report import render_object
     from forecaster.models.baselines import parse_baselines
 
-    valid = strategy_names()
-    chosen = [name.strip() for name in inits.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in valid]
-    if unknown or not chosen:
-        raise ConfigError(
-            f"--inits {inits!r} has unknown strategies {', '.join(unknown) or '(none given)'}; "
-            f"expected a comma-separated subset of {', '.join(valid)}"
-        )
+    chosen = [name.strip() for name in inits.split(",") if name.strip()]  # checked: STRATEGIES
     check_destinations(output)
     parsed = _test_start(test_start, test_fraction)
     config = lstm_config(**settings)

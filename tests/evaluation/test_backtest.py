@@ -253,7 +253,8 @@ def test_compare_two_seeds_json(home, tmp_path):
 
 def test_compare_unknown_init(home):
     result = run("compare", "--inits", "zeros,bogus")
-    assert result.exit_code == 1 and "unknown strategies bogus" in result.stderr
+    assert result.exit_code == 2 and "unknown strategies bogus" in result.stderr
+    assert "Invalid value for '--inits'" in result.stderr  # click's usage error, before any work
 
 
 def test_predictions_csv_round_trips(trained):

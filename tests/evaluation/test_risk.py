@@ -599,19 +599,14 @@ def test_risk_summary_needs_a_risk_backtest(trained):
     assert "return_h" not in pd.read_csv(io.StringIO(text)).columns  # only with a risk result
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (
-            ("--dist", "laplace"),
-            "error: unknown return distribution 'laplace'; expected one of normal, t, fhs",
-        ),
-    ],
-)
-def test_bad_risk_options_are_one_error_line(trained, args, message):
-    result = evaluate(trained, *args)
-    assert result.exit_code == 1
-    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+@pytest.mark.parametrize("command", ["evaluate", "predict", "nightly"])
+def test_an_unknown_distribution_is_a_usage_error(trained, command):
+    home, _, _ = trained
+    result = run_cli("--home", str(home), command, "--dist", "laplace")
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--dist': 'laplace' is not one of 'normal', 't', 'fhs'" in (
+        result.stderr
+    )
     assert "Traceback" not in result.output
 
 

@@ -212,6 +212,20 @@ def test_replay_of_sample_nights_grows_the_cache_and_scores_the_history(invoke, 
     realized = [float(variance[position]) for position in after]
     assert [row["realized_var"] for row in forecasts[:2]] == pytest.approx(realized, rel=1e-12)
     assert forecasts[2]["realized_var"] is None
+
+    # --as-of: the history as it stood at the second night's close (nothing later seen)
+    earlier = invoke(
+        "history", "-t", "SPY", "--score", "--as-of", nights[1], "--format", "json"
+    )
+    (then,) = checked(earlier.stdout, "history")["tickers"]
+    assert [row["origin"] for row in then["forecasts"]] == nights[:2]
+    assert then["forecasts"][0]["realized_var"] == forecasts[0]["realized_var"]
+    assert then["forecasts"][1]["realized_var"] is None and then["score"]["n"] == 1
+    # -o: the same document in a file, ending with a newline
+    target = settings.home / "history.json"
+    written = invoke("history", "-t", "SPY", "--score", "--format", "json", "-o", str(target))
+    assert written.exit_code == 0 and written.stdout == ""
+    assert target.read_text() == result.stdout and result.stdout.endswith("}\n")
     score = payload["score"]
     assert score["n"] == 2 and score["n_pending"] == 1
     expected = reference_qlike(realized, [row["variance"] for row in forecasts[:2]])

@@ -270,9 +270,7 @@ def test_cli_pooled_train_predict_fine_tune_and_evaluate(run, home, csv_dir):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--tickers", " , "], "--tickers names no ticker"),
         (["--tickers", "AAA"], "needs at least two tickers"),
-        (["--tickers", "AAA,B/B"], "ticker 'B/B' is not usable"),
         (["--universe", "missing.txt"], "cannot read universe file"),
         (["--universe", "EMPTY"], "lists no ticker|names no ticker"),
         (["--tickers", "AAA,BBB", "--init", "stateful"], "cannot be pooled"),
@@ -288,6 +286,16 @@ def test_cli_bad_ticker_lists_are_one_error_line(run, home, csv_dir, tmp_path, a
     assert result.exit_code == 1, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert pd.Series([result.stderr]).str.contains(message).all(), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(" , ", "--tickers names no ticker"), ("AAA,B/B", "ticker 'B/B' is not usable")],
+)
+def test_cli_malformed_ticker_lists_are_usage_errors(run, csv_dir, value, message):
+    result = run("train", "--tickers", value, "--source", "csv", "--csv-dir", str(csv_dir))
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--tickers'" in result.stderr and message in result.stderr
 
 
 def test_cli_universe_file_pools_its_tickers(run, home, csv_dir, tmp_path):

@@ -126,16 +126,29 @@ def test_init_option_reaches_the_strategy_and_is_listed_in_help(run, csv_file, h
     ("args", "message"),
     [
         (["--init", "zeros", "--init-option", "encoder_units=3"], "strategy 'zeros' has no option"),
-        (["--init", "encoder", "--init-option", "encoder_units"], "expects NAME=VALUE"),
-        (["--init", "encoder", "--init-option", "encoder_units=x"], "expected a int value"),
-        (["--init", "encoder", "--init-option", "encoder_units=0"], "encoder_units must be an"),
     ],
 )
-def test_bad_init_option_is_one_error_line(run, csv_file, args, message):
+def test_init_option_of_another_strategy_is_one_error_line(run, csv_file, args, message):
+    """Whether an option fits the chosen --init depends on two options: a runtime error."""
     result = run("train", "--ticker", "TEST", "--source", "csv", "--csv", csv_file, *TINY, *args)
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--init", "encoder", "--init-option", "encoder_units"], "expects NAME=VALUE"),
+        (["--init", "encoder", "--init-option", "encoder_units=x"], "expected a int value"),
+        (["--init", "encoder", "--init-option", "encoder_units=0"], "encoder_units must be an"),
+        (["--init", "encoder", "--init-option", "encoder_units=2000"], "must be an integer <= 1024"),
+    ],
+)
+def test_malformed_init_option_is_a_usage_error(run, csv_file, args, message):
+    result = run("train", "--ticker", "TEST", "--source", "csv", "--csv", csv_file, *TINY, *args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--init-option'" in result.stderr and message in result.stderr
 
 
 def test_saved_model_reloads_with_identical_predictions(run, csv_file, home):
