@@ -570,7 +570,7 @@ def test_a_killed_save_leaves_a_staging_folder_that_the_next_save_removes(tmp_pa
     old_release = folder / ".tmp-20260101T000000-zeros-a1b2c3-d4e5f6"  # 0.1's naming
     old_release.mkdir()
     os.utime(old_release, (0, 0))
-    from forecaster.data.store import temporary_name
+    from forecaster.files import temporary_name
 
     live = folder / temporary_name("v9", "abcdef")  # a save in progress in this process
     live.mkdir()

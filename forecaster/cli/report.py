@@ -52,7 +52,7 @@ def write_report(app: AppContext, as_of: str | None = None, html_path: str | Non
     """
     from forecaster.data.loader import parse_date
     from forecaster.evaluation.html_report import render_html
-    from forecaster.data.store import atomic_write_bytes
+    from forecaster.files import atomic_write_bytes
     from forecaster.jobs.morning import build_report
 
     if as_of is not None:
