@@ -400,6 +400,26 @@ def _train_pooled(
     )
 
 
+def _compare_init_options(chosen: list[str], pairs: tuple[str, ...]) -> dict[str, dict]:
+    """``--init-option`` pairs given to each compared strategy that has the option."""
+    from forecaster.errors import ConfigError
+    from forecaster.models.initial_state import STRATEGIES, parse_option
+
+    per_init: dict[str, dict] = {name: {} for name in chosen}
+    for pair in pairs:
+        name = pair.partition("=")[0].strip().replace("-", "_")
+        owners = [init for init in chosen if name in STRATEGIES[init].defaults]
+        if not owners:
+            raise ConfigError(
+                f"--init-option {pair!r} applies to none of the compared strategies "
+                f"({', '.join(chosen)}); add its strategy to --inits, or drop it"
+            )
+        for init in owners:
+            key, value = parse_option(init, pair)
+            per_init[init][key] = value
+    return per_init
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
@@ -415,6 +435,7 @@ def _duration(seconds: float) -> str:
     show_default=True,
     help="Comma-separated strategies to compare.",
 )
+@init_option
 @int_option("--seeds", 1, 3, "Seeds per strategy (0..N-1).", maximum=MAX_SEEDS)
 @model_options
 @split_options
@@ -434,6 +455,7 @@ def _duration(seconds: float) -> str:
 def compare(
     app: AppContext,
     inits,
+    init_option,
     seeds,
     threads,
     test_start,
@@ -455,6 +477,9 @@ def compare(
     Example:
       forecast compare --ticker SPY --seeds 2
       forecast compare --ticker SPY --inits zeros,encoder --horizon 5 --format markdown
+      forecast compare --ticker SPY --inits zeros,encoder --init-option encoder_units=8
+
+    --init-option NAME=VALUE applies to each compared strategy that has option NAME.
     """
     from forecaster.evaluation.compare import compare as run_compare
     from forecaster.evaluation.compare import render_compare_markdown, render_compare_table
@@ -462,6 +487,7 @@ def compare(
     from forecaster.models.baselines import parse_baselines
 
     chosen = [name.strip() for name in inits.split(",") if name.strip()]  # checked: STRATEGIES
+    per_init = _compare_init_options(chosen, init_option)
     check_destinations(output)
     parsed = _test_start(test_start, test_fraction)
     config = lstm_config(**settings)
@@ -482,6 +508,7 @@ def compare(
         baselines=parse_baselines(baselines),
         threads=threads,
         on_progress=progress if sys.stderr.isatty() else None,
+        init_options=per_init,
     )
     if fmt == "json":
         text = render_object(result)

@@ -257,6 +257,32 @@ def test_compare_unknown_init(home):
     assert "Invalid value for '--inits'" in result.stderr  # click's usage error, before any work
 
 
+def test_compare_gives_init_options_to_the_strategies_that_have_them(home, monkeypatch):
+    from forecaster.errors import ModelError
+    from forecaster.evaluation import compare as compare_module
+
+    path = home / "prices.csv"
+    write_csv(path, make_prices(N, seed=5))
+    source = ("--ticker", "TEST", "--source", "csv", "--csv", str(path))
+    seen = {}
+
+    class Recorder:  # records the first strategy's config, then stops the run
+        def __init__(self, config, threads=None):
+            seen[config.init] = dict(config.init_options)
+            raise ModelError("stop here: the config is recorded")
+
+    monkeypatch.setattr(compare_module, "LSTMForecaster", Recorder)
+    for inits in ("encoder,zeros", "zeros,encoder"):
+        args = ("compare", *source, "--inits", inits, "--seeds", "1")
+        result = run(*args, "--init-option", "encoder_units=3")
+        assert result.exit_code == 1 and "stop here" in result.stderr
+    assert seen == {"zeros": {}, "encoder": {"encoder_units": 3}}
+
+    wrong = run("compare", *source, "--inits", "zeros,learned", "--init-option", "encoder_units=3")
+    assert wrong.exit_code == 1 and wrong.stderr.count("\n") == 1
+    assert "applies to none of the compared strategies (zeros, learned)" in wrong.stderr
+
+
 def test_predictions_csv_round_trips(trained):
     path, settings, version = trained
     data = load_prices("TEST", source="csv", csv_path=path, settings=settings)
