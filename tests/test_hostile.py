@@ -195,7 +195,7 @@ def test_every_destination_is_checked_before_any_is_written(tmp_path):
 def test_overlong_ticker_is_one_error(run, home, csv_file, length):
     before = snapshot(home)
     result = run("fetch", "--source", "csv", "--csv", csv_file, "--ticker", "A" * length)
-    line = one_error(result, 1, "is not usable", f"({length} characters)", "1 to 20 characters")
+    line = one_error(result, 2, "is not usable", f"({length} characters)", "1 to 20 characters")
     assert len(line) < 300
     assert snapshot(home) == before
 
@@ -212,7 +212,10 @@ def test_overlong_ticker_is_one_error(run, home, csv_file, length):
 def test_dates_outside_the_supported_range_are_one_error(run, home, args):
     before = snapshot(home)
     option, value = args[-2:]
-    one_error(run(*args), 1, f"{option} {value} is outside 1800-01-01 to today")
+    # a malformed command line is click's usage error (exit 2); nightly still checks its
+    # --as-of when the job runs (its options are being reworked on another branch)
+    code = 1 if args[0] == "nightly" else 2
+    one_error(run(*args), code, f"{option} {value} is outside 1800-01-01 to today")
     assert snapshot(home) == before
 
 
@@ -300,7 +303,7 @@ def test_literal_today_in_the_data_is_not_a_date(run, home, tmp_path):
 
 @pytest.mark.parametrize("value", ["06/01/2018", "2018-6-1", "20180601", "today", "2018-02-30"])
 def test_command_line_dates_are_iso_only(run, home, value):
-    one_error(run("fetch", "--source", "sample", "--end", value), 1, "expected YYYY-MM-DD")
+    one_error(run("fetch", "--source", "sample", "--end", value), 2, "expected YYYY-MM-DD")
     assert parse_date("2018-06-01", "--end") == pd.Timestamp("2018-06-01")
     assert parse_date(f"{today():%Y-%m-%d}", "--end") == today()
 
@@ -356,7 +359,7 @@ def test_every_numeric_option_states_its_upper_bound_in_help(run):
 def test_ticker_outside_the_character_set_is_one_escaped_line(run, home, ticker):
     before = snapshot(home)
     for args in (["fetch", "--source", "sample"], ["realized", "--source", "sample"]):
-        one_error(run(*args, "--ticker", ticker), 1, f"ticker {ticker!r} is not usable")
+        one_error(run(*args, "--ticker", ticker), 2, f"ticker {ticker!r} is not usable")
     assert snapshot(home) == before
 
 

@@ -31,6 +31,7 @@ from forecaster.jobs.nightly import Challenge, run_nightly
 from forecaster.models.registry import ModelRegistry, new_version_id
 from forecaster.settings import Settings
 from tests.conftest import TINY, fake_record, make_prices, run_cli, stand_in_challenge, write_csv
+from tests.contract import checked
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models_0_1"
 WINDOW = 40
@@ -410,7 +411,7 @@ def test_the_untampered_model_forecasts(model_home):
     home, version = model_home
     result = predict_csv(home, "--format", "json")
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+    (payload,) = checked(result.stdout, "predict")["forecasts"]
     assert payload["model_version"] == version and 0 < payload["vol"] < 1
 
 
@@ -569,7 +570,7 @@ def test_a_killed_save_leaves_a_staging_folder_that_the_next_save_removes(tmp_pa
     old_release = folder / ".tmp-20260101T000000-zeros-a1b2c3-d4e5f6"  # 0.1's naming
     old_release.mkdir()
     os.utime(old_release, (0, 0))
-    from forecaster.data.store import temporary_name
+    from forecaster.files import temporary_name
 
     live = folder / temporary_name("v9", "abcdef")  # a save in progress in this process
     live.mkdir()

@@ -6,12 +6,11 @@ tests/conftest.py, and predict fails each ticker before loading a model.
 
 from __future__ import annotations
 
-import json
-
 from forecaster.cli.output import MAX_CELL, cell, summarize
 from forecaster.jobs import nightly
 from forecaster.models.registry import ModelRegistry
 from tests.conftest import fake_record, make_prices, run_cli, stand_in_challenge, write_csv
+from tests.contract import checked
 
 
 def test_summarize_lists_the_first_names_and_counts_the_rest():
@@ -75,8 +74,9 @@ def test_predict_batch_table_keeps_columns_bounded_and_json_keeps_the_full_error
     assert table.exit_code == 1
     assert max(len(line) for line in table.stdout.splitlines()) <= 100
     assert "T009 and 20 more" in table.stderr and "T029" not in table.stderr
-    rows = json.loads(run_cli(*args, "--format", "json").stdout)
-    assert len(rows) == 30 and all(len(row["error"]) > MAX_CELL for row in rows)
+    document = checked(run_cli(*args, "--format", "json").stdout, "predict")
+    rows = document["forecasts"]
+    assert document["failed"] == names and len(rows) == 30 and all(len(row["error"]) > MAX_CELL for row in rows)
 
 
 def test_an_empty_output_path_is_named_as_empty_not_a_folder(home):

@@ -15,6 +15,7 @@ from forecaster.data.loader import PriceData
 from forecaster.models.lstm_forecaster import train
 from forecaster.models.registry import ModelRegistry
 from tests.conftest import TINY, make_prices, run_cli, write_csv
+from tests.contract import checked
 
 pytestmark = pytest.mark.usefixtures("tf_configured")
 SEEDS = {"AAA": 21, "BBB": 22}
@@ -52,7 +53,8 @@ def one(home, ticker: str, *extra: str) -> dict:
         home, "--ticker", ticker, "--source", "csv", "--csv", path, "--format", "json", *extra
     )
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    (row,) = checked(result.stdout, "predict")["forecasts"]
+    return row
 
 
 def test_batch_formats_give_each_tickers_own_forecast(batch_home):
@@ -73,8 +75,14 @@ def test_batch_formats_give_each_tickers_own_forecast(batch_home):
     for row in rows:
         single = singles[row["ticker"]]
         assert row["status"] == "ok" and row["error"] is None and row["engine"] == "numpy"
-        assert row["variance"] == single["variance"] and row["risk"] == single["risk"]
-        assert row["model_version"] == single["model_version"]
+        assert row == single  # one record shape, for one ticker or many
+    document = checked(
+        forecast(
+            batch_home, "--all", "--source", "csv", "--csv-dir", csv_dir, "--format", "json"
+        ).stdout,
+        "predict",
+    )
+    assert document["forecasts"] == rows and document["failed"] == []
 
     target = batch_home / "out.csv"
     written = forecast(
@@ -187,7 +195,7 @@ def test_single_ticker_predict_imports_no_tensorflow_and_matches_keras(batch_hom
     assert done.returncode == 0, done.stderr
     *forecast_lines, imported = done.stdout.strip().splitlines()
     assert json.loads(imported) == []
-    fast = json.loads("\n".join(forecast_lines))
+    (fast,) = checked("\n".join(forecast_lines), "predict")["forecasts"]
     keras_path = one(batch_home, "BBB", "--engine", "keras")
     assert fast["variance"] == pytest.approx(keras_path["variance"], rel=1e-6, abs=0)
     # VaR/ES come from a t fit by an optimizer: its tolerance (not the network) limits agreement
@@ -226,4 +234,4 @@ def test_a_cached_risk_fit_gives_the_cold_output_without_importing_scipy_stats(
     assert done.returncode == 0, done.stderr
     *forecast_lines, imported = done.stdout.strip().splitlines()
     assert json.loads(imported) == []
-    assert json.loads("\n".join(forecast_lines)) == cold
+    assert checked("\n".join(forecast_lines), "predict")["forecasts"] == [cold]

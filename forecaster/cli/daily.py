@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from forecaster.cli.options import bundle, given
+from forecaster.cli.options import TIME_ZONE, bundle, given
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +41,7 @@ daily_options = bundle(
     ),
     click.option(
         "--tz",
+        type=TIME_ZONE,
         help="With --bars: the exchange's time zone, e.g. America/New_York; naive timestamps "
         "are read in it, zone-aware ones converted to it.",
     ),

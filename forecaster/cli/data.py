@@ -15,6 +15,7 @@ from forecaster.cli.daily import check_daily_options, daily_options, realized_ba
 from forecaster.cli.options import (
     MAX_ROWS,
     MAX_WINDOW,
+    TICKERS,
     estimator_option,
     format_option,
     given,
@@ -25,7 +26,8 @@ from forecaster.cli.options import (
     panel_tickers,
     price_options,
 )
-from forecaster.cli.output import check_destinations, shown_path, write_output
+from forecaster.cli.output import check_destinations, echo_json, shown_path, write_output
+from forecaster.cli.schemas import schema_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,18 +38,28 @@ if TYPE_CHECKING:
 @click.command()
 @price_options
 @click.option(
-    "--tickers", help="With --panel: comma-separated tickers to fetch, or all (the default)."
+    "--tickers",
+    type=TICKERS,
+    help="With --panel: comma-separated tickers to fetch, or all (the default).",
 )
 @click.option("--refresh", is_flag=True, help="Ignore the cache and fetch the whole history again.")
+@format_option("table", "json")
 @pass_app
-def fetch(app: AppContext, ticker, source, csv_path, start, end, panel_path, tickers, refresh) -> None:
+def fetch(
+    app: AppContext, ticker, source, csv_path, start, end, panel_path, tickers, refresh, fmt
+) -> None:
     """Fill or update the price cache and say what it holds.
+
+    --format json: {"schema", "tickers": [{"ticker", "rows", "start", "end",
+    "source", "description", "cache", "from_cache", "added", "revised",
+    "removed"}], "skipped": [tickers of a --panel that failed]}.
 
     \b
     Example:
       forecast fetch --ticker SPY --source sample
       forecast fetch --ticker AAPL --source csv --csv aapl.csv
       forecast fetch --panel stocks.parquet            # every ticker of a long-format file
+      forecast fetch --ticker SPY --source sample --format json
     """
     if tickers is not None and panel_path is None:
         from forecaster.errors import ConfigError
@@ -62,6 +74,10 @@ def fetch(app: AppContext, ticker, source, csv_path, start, end, panel_path, tic
             )
 
         loaded = load_many(app, names, load, "fetching")
+        if fmt == "json":
+            fetched = {data.ticker for data in loaded}
+            _echo_fetched(loaded, [name for name in names if name not in fetched])
+            return
         for data in loaded:
             click.echo(
                 f"{data.ticker}: {len(data.prices)} rows, {data.start:%Y-%m-%d} to "
@@ -75,6 +91,9 @@ def fetch(app: AppContext, ticker, source, csv_path, start, end, panel_path, tic
     data = load_from_options(
         app, ticker, source, csv_path, start, end, refresh=refresh, panel_path=panel_path
     )
+    if fmt == "json":
+        _echo_fetched([data], [])
+        return
     click.echo(
         f"{data.ticker}: {len(data.prices)} rows, {data.start:%Y-%m-%d} to {data.end:%Y-%m-%d}"
     )
@@ -86,6 +105,27 @@ def fetch(app: AppContext, ticker, source, csv_path, start, end, panel_path, tic
         + (f", {data.removed} no longer in the source removed" if data.removed else "")
     )
     click.echo(f"cache: {shown_path(data.cache_path)} — {state}")
+
+
+def _echo_fetched(loaded: list[PriceData], skipped: list[str]) -> None:
+    """``forecast fetch --format json`` (schema ``forecaster.fetch/1``)."""
+    records = [
+        {
+            "ticker": data.ticker,
+            "rows": len(data.prices),
+            "start": f"{data.start:%Y-%m-%d}",
+            "end": f"{data.end:%Y-%m-%d}",
+            "source": data.source,
+            "description": data.description,
+            "cache": None if data.cache_path is None else str(shown_path(data.cache_path)),
+            "from_cache": bool(data.from_cache),
+            "added": int(data.added),
+            "revised": int(data.revised),
+            "removed": int(data.removed),
+        }
+        for data in loaded
+    ]
+    echo_json({"schema": schema_id("fetch"), "tickers": records, "skipped": skipped})
 
 
 @click.command()

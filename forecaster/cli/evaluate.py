@@ -10,8 +10,11 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    BASELINES,
     MAX_REFIT_DAYS,
     SOURCE_CHOICE,
+    TICKER,
+    TICKERS,
     BaselinesCommand,
     NamesOption,
     baseline_names,
@@ -25,6 +28,7 @@ from forecaster.cli.options import (
     risk_options,
 )
 from forecaster.cli.output import check_destinations, shown_path, write_files, write_output
+from forecaster.cli.schemas import schema_id
 
 if TYPE_CHECKING:
     from forecaster.data.loader import PriceData
@@ -32,7 +36,9 @@ if TYPE_CHECKING:
 
 
 @click.command(cls=BaselinesCommand)
-@click.option("--ticker", "-t", help="Ticker (default: every ticker with a champion).")
+@click.option(
+    "--ticker", "-t", type=TICKER, help="Ticker (default: every ticker with a champion)."
+)
 @click.option("--model", "model_version", help="Model version (default: the champion).")
 @click.option(
     "--source",
@@ -51,12 +57,14 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--tickers",
+    type=TICKERS,
     help="With --panel: comma-separated tickers to score, or all (the default).",
 )
 @click.option(
     "--baselines",
     cls=NamesOption,
     names=baseline_names,
+    type=BASELINES,
     show_default=True,
     help="Comma-separated baselines ({names}; 'none').",
 )
@@ -235,7 +243,7 @@ def evaluate(
         files.append((plot_path, report.plot_png(runs[0].predictions, results[0], frame)))
     write_files(files)
     if fmt == "json":
-        text = report.render_json(results)
+        text = report.render_json(results, schema=schema_id("evaluate"))
     elif fmt == "markdown":
         text = "\n".join(report.render_markdown(r) for r in results)
     else:

@@ -15,13 +15,26 @@ import click
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.models import KeepType, prune_lines
 from forecaster.cli.options import (
+    DATE,
     MAX_REFIT_DAYS,
     MAX_WORKERS,
     SOURCE_CHOICE,
+    TICKER,
     format_option,
+    output_option,
     risk_options,
 )
-from forecaster.cli.output import annualized_vol, echo_json, number, percent, summarize
+from forecaster.cli.output import (
+    annualized_vol,
+    check_destinations,
+    echo_json,
+    json_text,
+    number,
+    percent,
+    summarize,
+    write_output,
+)
+from forecaster.cli.schemas import schema_id
 
 #: ``forecast nightly --keep`` default (forecaster.jobs.retention.DEFAULT_NIGHTLY_KEEP; that
 #: module imports pandas, which --help must not).
@@ -486,48 +499,64 @@ def _history_csv(histories: list[Any]) -> str:
 
 
 @click.command()
-@click.option("--ticker", "-t", help="Only this ticker (default: every ticker in the history).")
+@click.option(
+    "--ticker",
+    "-t",
+    type=TICKER,
+    help="Only this ticker (default: every ticker in the history).",
+)
 @click.option(
     "--score", "with_score", is_flag=True, help="Score every forecast whose period is realized."
 )
+@click.option(
+    "--as-of",
+    type=DATE,
+    help="The history as it stood at this close (YYYY-MM-DD): later forecasts are left out "
+    "and later prices unused, so only what was realized by then is scored.",
+)
 @format_option("table", "json", "csv")
+@output_option("Write to FILE instead of stdout (CSV: the score still goes to stderr).")
 @pass_app
-def history(app: AppContext, ticker, with_score, fmt) -> None:
+def history(app: AppContext, ticker, with_score, as_of, fmt, output) -> None:
     """List issued forecasts and, with --score, their live track record.
 
     A forecast made at the close of ORIGIN for horizon h is realized once the
     price cache holds the h trading days after it; its realized variance uses
     the estimator of the model that issued it. --score gives QLIKE, MSE, MAE
     (annualized vol) and bias over the realized ones: the live record, not a
-    backtest. JSON with --ticker is one object {"ticker", "forecasts", "score"};
-    without --ticker, a list of them. CSV prints the score to stderr.
+    backtest. JSON is {"schema", "tickers": [{"ticker", "forecasts", "score"}]}
+    (score null without --score; with --ticker, that one ticker, even with no
+    forecasts). CSV prints the score to stderr.
 
     \b
     Example:
       forecast history --ticker SPY --score
       forecast history --score --format json
+      forecast history --ticker SPY --score --as-of 2018-06-04 -o spy.txt
     """
     from forecaster.data.sources import normalize_ticker
     from forecaster.jobs.history import load_history
 
+    check_destinations(output)
     settings = app.settings
     name = normalize_ticker(ticker) if ticker else None
-    histories = load_history(settings.forecasts_db, settings.prices_dir, name)
+    histories = load_history(settings.forecasts_db, settings.prices_dir, name, as_of=as_of)
     where = f" for {name}" if name else ""
     where += f" in {settings.forecasts_db}"
+    if as_of is not None:
+        where += f" as of {as_of}"
     if fmt == "json":
-        if name is not None:
+        if name is not None and not histories:
             from forecaster.jobs.history import TickerHistory
 
-            entry = histories[0] if histories else TickerHistory(name)
-            payload: Any = entry.to_dict(with_score)
-        else:
-            payload = [entry.to_dict(with_score) for entry in histories]
-        echo_json(payload)
+            histories = [TickerHistory(name)]
+        entries = [{"score": None, **entry.to_dict(with_score)} for entry in histories]
+        payload = {"schema": schema_id("history"), "tickers": entries}
+        write_output(json_text(payload, indent=2) + "\n", output)
     elif fmt == "csv":
-        click.echo(_history_csv(histories), nl=False)
+        write_output(_history_csv(histories), output)
         if with_score:
             for entry in histories:
                 click.echo(f"{entry.ticker}: {json.dumps(entry.score())}", err=True)
     else:
-        click.echo(_history_table(histories, with_score, where))
+        write_output(_history_table(histories, with_score, where) + "\n", output)

@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from forecaster.cli.app import AppContext, ForecastGroup, pass_app
-from forecaster.cli.options import format_option, version_argument
-from forecaster.cli.output import echo_json, shown_path, summarize
+from forecaster.cli.options import TICKER, format_option, output_option, version_argument
+from forecaster.cli.output import (
+    check_destinations,
+    echo_json,
+    json_text,
+    shown_path,
+    summarize,
+    write_output,
+)
 
 if TYPE_CHECKING:
     from forecaster.models.registry import ModelVersion
@@ -27,10 +34,11 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--ticker", "-t", help="Only this ticker.")
+@click.option("--ticker", "-t", type=TICKER, help="Only this ticker.")
 @format_option("table", "json")
+@output_option("Write the list to FILE instead of stdout.")
 @pass_app
-def models_list(app: AppContext, ticker, fmt) -> None:
+def models_list(app: AppContext, ticker, fmt, output) -> None:
     """List saved versions, newest last; * marks each ticker's champion.
 
     A corrupt champion pointer is reported as a warning and the versions are
@@ -40,10 +48,12 @@ def models_list(app: AppContext, ticker, fmt) -> None:
     \b
     Example:
       forecast models list --ticker SPY
+      forecast models list --format json -o models.json
     """
     from forecaster.data.sources import normalize_ticker
     from forecaster.errors import RegistryError
 
+    check_destinations(output)
     registry = app.registry
     tickers = [normalize_ticker(ticker)] if ticker else registry.tickers()
     rows: list[dict[str, Any]] = []
@@ -78,23 +88,27 @@ def models_list(app: AppContext, ticker, fmt) -> None:
                 row["error"] = None
             rows.append(row)
     if fmt == "json":
-        echo_json(rows)
+        write_output(json_text(rows, indent=2) + "\n", output)
         return
     if not rows:
         where = f" for {tickers[0]}" if ticker else ""
-        click.echo(f"no models{where} under {registry.models_dir}; train one with `forecast train`")
+        write_output(
+            f"no models{where} under {registry.models_dir}; train one with `forecast train`\n",
+            output,
+        )
         return
-    click.echo(
+    lines = [
         f"  {'ticker':<8} {'version':<34} {'init':<9} {'h':>2} {'estimator':<15} {'data end':<10} {'val QLIKE':>9}"
-    )
+    ]
     for row in rows:
         qlike = (
             f"{row['validation_qlike']:.4f}" if row["validation_qlike"] is not None else "corrupt"
         )
-        click.echo(
+        lines.append(
             f"{'*' if row['champion'] else ' '} {row['ticker']:<8} {row['version']:<34} {row['init'] or '?':<9} "
             f"{row['horizon'] or '?':>2} {row['estimator'] or '?':<15} {row['data_end'] or '?':<10} {qlike:>9}"
         )
+    write_output("\n".join(lines) + "\n", output)
 
 
 def _resolve(app: AppContext, version: str, ticker: str | None) -> ModelVersion:
@@ -197,7 +211,12 @@ def prune_lines(outcomes: list[dict[str, Any]], dry_run: bool = False) -> list[s
 
 
 @models.command("prune")
-@click.option("--ticker", "-t", help="Only this ticker (default: every ticker in the registry).")
+@click.option(
+    "--ticker",
+    "-t",
+    type=TICKER,
+    help="Only this ticker (default: every ticker in the registry).",
+)
 @click.option(
     "--keep",
     type=click.IntRange(min=0, max=MAX_KEEP),

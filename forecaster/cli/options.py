@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from forecaster.evaluation.defaults import REGIME_QUANTILE
+from forecaster.evaluation.defaults import DISTRIBUTIONS, REGIME_QUANTILE
 
 if TYPE_CHECKING:
     from forecaster.cli.app import AppContext
@@ -134,6 +134,138 @@ class StrategyOptionsOption(click.Option):
         return spec, text.replace("{options}", listed or "none")
 
 
+class CheckedText(click.ParamType):
+    """Text checked by a library function when the command line is parsed.
+
+    ``check(value, option)`` raises :class:`forecaster.errors.ConfigError` for a
+    malformed value; that becomes click's usage error (exit 2) quoting the
+    library's message, before any work starts. The value itself is passed on
+    unchanged (the library checks it again, for its own callers).
+
+    Parameters
+    ----------
+    name
+        The metavar shown in ``-h`` (TICKER, DATE, ...).
+    check
+        Called with the value and the option's name (``--start``); imports what
+        it needs, so building the command tree stays light.
+    bad_example
+        A malformed value (tests feed it to every option of this type).
+    """
+
+    def __init__(
+        self, name: str, check: Callable[[str, str], object], bad_example: str
+    ) -> None:
+        self.name = name
+        self._check = check
+        self.bad_example = bad_example
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return self.name.upper()
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None:
+            return None
+        from forecaster.errors import ConfigError
+
+        option = param.opts[0] if param is not None and param.opts else self.name
+        try:
+            self._check(value, option)
+        except ConfigError as error:
+            self.fail(str(error), param, ctx)
+        return value
+
+
+def _check_ticker(value: str, option: str) -> None:
+    from forecaster.data.sources import normalize_ticker
+
+    normalize_ticker(value)
+
+
+def _check_tickers(value: str, option: str) -> None:
+    """A comma-separated list of tickers, or ``all`` (every ticker of a --panel file)."""
+    from forecaster.data.sources import ticker_list
+
+    if value.strip().lower() != "all":
+        ticker_list(value, option)
+
+
+def _check_date(value: str, option: str) -> None:
+    from forecaster.data.loader import parse_date
+
+    parse_date(value, option)
+
+
+def _check_baselines(value: str, option: str) -> None:
+    from forecaster.models.baselines import parse_baselines
+
+    parse_baselines(value)
+
+
+def _check_strategies(value: str, option: str) -> None:
+    from forecaster.errors import ConfigError
+
+    valid = strategy_names()
+    chosen = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in valid]
+    if unknown or not chosen:
+        raise ConfigError(
+            f"{option} {value!r} has unknown strategies {', '.join(unknown) or '(none given)'}; "
+            f"expected a comma-separated subset of {', '.join(valid)}"
+        )
+
+
+def _check_init_option(value: str, option: str) -> None:
+    """NAME=VALUE naming an option of some registered strategy, with a value of its type.
+
+    Whether the option belongs to the chosen --init is checked when the command
+    runs (it depends on another option).
+    """
+    from forecaster.errors import ConfigError
+    from forecaster.models.initial_state import STRATEGIES, parse_option
+
+    name, sep, _ = value.partition("=")
+    name = name.strip().replace("-", "_")
+    accepted = {
+        key: strategy for strategy, cls in STRATEGIES.items() for key in cls.defaults
+    }
+    if not sep or not name:
+        raise ConfigError(
+            f"{option} expects NAME=VALUE; received {value!r} (options: "
+            f"{', '.join(sorted(accepted)) or 'none'})"
+        )
+    if name not in accepted:
+        raise ConfigError(
+            f"{option} {value!r}: no strategy has an option {name!r}; the options are "
+            f"{', '.join(sorted(accepted)) or 'none'} (see -h)"
+        )
+    strategy = accepted[name]
+    key, typed = parse_option(strategy, value)
+    STRATEGIES[strategy](units=1, seed=0, **{key: typed})  # its range check (e.g. 1..1024)
+
+
+def _check_exog(value: str, option: str) -> None:
+    from forecaster.data.exog import parse_exog_option
+
+    parse_exog_option((value,))
+
+
+def _check_zone(value: str, option: str) -> None:
+    from forecaster.data.intraday import _zone
+
+    _zone(value)
+
+
+TICKER = CheckedText("ticker", _check_ticker, "B/B")
+TICKERS = CheckedText("tickers", _check_tickers, "SPY,B/B")
+DATE = CheckedText("date", _check_date, "06/01/2018")
+BASELINES = CheckedText("names", _check_baselines, "bogus")
+STRATEGIES = CheckedText("names", _check_strategies, "bogus")
+INIT_OPTION = CheckedText("name=value", _check_init_option, "bogus")
+EXOG = CheckedText("name=path", _check_exog, "bogus")
+TIME_ZONE = CheckedText("zone", _check_zone, "Mars/Olympus")
+
+
 def init_options(init: str, pairs: Iterable[str]) -> dict[str, Any]:
     """``--init-option`` values parsed and typed by the strategy named ``init``."""
     from forecaster.models.initial_state import parse_option
@@ -206,7 +338,12 @@ def bundle(*options: Decorator) -> Decorator:
 #: --ticker, --source, --csv, --start, --end: where the prices come from.
 price_options = bundle(
     click.option(
-        "--ticker", "-t", default="SPY", show_default=True, help="Symbol, e.g. SPY, QQQ, ^GSPC."
+        "--ticker",
+        "-t",
+        type=TICKER,
+        default="SPY",
+        show_default=True,
+        help="Symbol, e.g. SPY, QQQ, ^GSPC.",
     ),
     click.option(
         "--source",
@@ -218,8 +355,8 @@ price_options = bundle(
     click.option(
         "--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV file for --source csv."
     ),
-    click.option("--start", help="First date (YYYY-MM-DD)."),
-    click.option("--end", help="Last date (YYYY-MM-DD), inclusive."),
+    click.option("--start", type=DATE, help="First date (YYYY-MM-DD)."),
+    click.option("--end", type=DATE, help="Last date (YYYY-MM-DD), inclusive."),
     click.option(
         "--panel",
         "panel_path",
@@ -231,7 +368,9 @@ price_options = bundle(
 
 #: --test-start | --test-fraction: where the held-out test period begins.
 split_options = bundle(
-    click.option("--test-start", help="First date of the held-out test period (YYYY-MM-DD)."),
+    click.option(
+        "--test-start", type=DATE, help="First date of the held-out test period (YYYY-MM-DD)."
+    ),
     click.option(
         "--test-fraction",
         type=FRACTION,
@@ -371,7 +510,7 @@ def lstm_config(**values: Any) -> LSTMConfig:
 #: VERSION [--ticker T]: the model version a `models` subcommand acts on.
 version_argument = bundle(
     click.argument("version"),
-    click.option("--ticker", "-t", help="Ticker (if the version id is ambiguous)."),
+    click.option("--ticker", "-t", type=TICKER, help="Ticker (if the version id is ambiguous)."),
 )
 
 #: --init-option NAME=VALUE, repeatable: the chosen strategy's own options.
@@ -379,6 +518,7 @@ init_option = click.option(
     "--init-option",
     "init_option",
     cls=StrategyOptionsOption,
+    type=INIT_OPTION,
     multiple=True,
     metavar="NAME=VALUE",
     help="An option of the --init strategy (repeatable). Options and defaults: {options}.",
@@ -529,15 +669,15 @@ def panel_tickers(panel_path: str, tickers: str | None) -> list[str]:
 exog_options = bundle(
     click.option(
         "--market",
-        metavar="TICKER",
+        type=TICKER,
         help="Add this market series' daily variance as an input of every series (from the "
         "--panel if it holds it, else the --source).",
     ),
     click.option(
         "--exog",
         "exog_pairs",
+        type=EXOG,
         multiple=True,
-        metavar="NAME=PATH",
         help="Add a daily series (date,value CSV or a CBOE history, e.g. VIX) as an input; "
         "repeatable.",
     ),
@@ -638,9 +778,9 @@ risk_options = bundle(
     click.option(
         "--dist",
         "distribution",
+        type=click.Choice(DISTRIBUTIONS),
         default="t",
         show_default=True,
-        metavar="normal|t|fhs",
         help="Return distribution of VaR/ES: normal, t (fit on training returns) or fhs "
         "(filtered historical simulation).",
     ),
@@ -666,6 +806,7 @@ FINE_TUNE_OPTIONS = ("horizon", "estimator", "window", "units", "lookback", "con
 pooled_options = bundle(
     click.option(
         "--tickers",
+        type=TICKERS,
         help="Train one pooled model on these comma-separated tickers (SPY,QQQ); with --panel "
         "the default is all, every ticker of the file.",
     ),

@@ -155,7 +155,7 @@ def _write_all(fd: int, payload: bytes) -> None:
 
 def _write(target: Destination, payload: bytes) -> None:
     if target.kind == "file":
-        from forecaster.data.store import replace_file
+        from forecaster.files import replace_file
 
         replace_file(target.path, payload, target.mode)
     elif target.kind == "stream":

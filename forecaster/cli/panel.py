@@ -9,7 +9,6 @@ panel's tickers (rows before the cut) and serves each of them.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from typing import Any
 
@@ -17,6 +16,7 @@ import click
 
 from forecaster.cli.app import AppContext
 from forecaster.cli.options import exog_inputs, load_from_options, load_many, panel_tickers
+from forecaster.cli.schemas import schema_id
 
 
 def _with_exog(app: AppContext, data, config, panel_path, source):
@@ -169,11 +169,8 @@ def _render(results: list[dict], summary: dict | None, fmt: str, color: bool) ->
     from forecaster.evaluation import report
     from forecaster.evaluation.panel import render_panel
 
-    if fmt == "json" and summary is None:
-        return report.render_json(results)
     if fmt == "json":
-        payload: Any = {"results": report._clean(results), "panel": report._clean(summary)}
-        return json.dumps(payload, indent=2) + "\n"
+        return report.render_json(results, summary, schema=schema_id("evaluate"))
     if fmt == "markdown":
         text = "\n".join(report.render_markdown(r) for r in results)
         return text + ("\n```\n" + render_panel(summary) + "\n```\n" if summary else "")

@@ -19,6 +19,7 @@ import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    TICKERS,
     exog_inputs,
     format_option,
     given,
@@ -36,6 +37,7 @@ from forecaster.cli.output import (
     summarize,
     write_output,
 )
+from forecaster.cli.schemas import schema_id
 from forecaster.errors import ConfigError, ForecasterError, ModelError, RegistryError
 
 #: --engine choices (the names of lstm_forecaster.ENGINES; listed here so -h imports no pandas).
@@ -44,7 +46,11 @@ ENGINE_CHOICES = ("auto", "numpy", "keras")
 
 @click.command()
 @price_options
-@click.option("--tickers", help="Forecast each of these comma-separated tickers (SPY,QQQ).")
+@click.option(
+    "--tickers",
+    type=TICKERS,
+    help="Forecast each of these comma-separated tickers (SPY,QQQ); with --panel, or all.",
+)
 @click.option("--all", "all_tickers", is_flag=True, help="Forecast every ticker with a champion.")
 @click.option(
     "--csv-dir",
@@ -89,7 +95,8 @@ def predict(
     standardized returns over its training and validation period.
 
     With --tickers or --all, every ticker is forecast by its champion in one
-    process, one row (table, csv) or line (jsonl; json: a list) per ticker. A
+    process, one row (table, csv) or line (jsonl) per ticker. JSON is always
+    {"schema", "forecasts": [one record per ticker], "failed": [tickers]}. A
     ticker that fails (no prices, a corrupt model) gets status "error" and the
     reason in its row, the others are still forecast, and the command exits
     with status 1 at the end if any failed.
@@ -118,12 +125,10 @@ def predict(
             app, ticker, model_version, (source, csv_path, start, end, panel_path), engine,
             distribution, levels,
         )
-        if fmt in ("jsonl", "csv"):
-            _render_batch([_row(payload)], fmt, output)
-        elif fmt == "json":
-            write_output(json_text(_public(payload), indent=2), output)
+        if fmt == "table":
+            write_output(_table_single(payload) + "\n", output)
         else:
-            write_output(_table_single(payload), output)
+            _render_batch([_row(payload)], fmt, output)
         return
     if csv_dir is not None and source not in ("csv", "auto"):
         raise ConfigError(f"--csv-dir reads CSV files; use it with --source csv, not {source}")
@@ -273,7 +278,7 @@ def _forecast(
                 version.record.split["test_start"],
             ),
         ),
-        # not part of the one-ticker JSON (its keys are stable); shown in batch rows
+        # internal: the row shows the engine; the table the source
         "_engine": getattr(forecaster.model, "engine", "keras"),
         "_source": data.source,
     }
@@ -334,7 +339,9 @@ def _render_batch(rows: list[dict[str, Any]], fmt: str, output: str | None) -> N
     if fmt == "jsonl":
         text = "".join(json_text(row) + "\n" for row in rows)
     elif fmt == "json":
-        text = json_text(rows, indent=2) + "\n"
+        failed = [row["ticker"] for row in rows if row["status"] != "ok"]
+        payload = {"schema": schema_id("predict"), "forecasts": rows, "failed": failed}
+        text = json_text(payload, indent=2) + "\n"
     elif fmt == "csv":
         text = _csv(rows)
     else:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from forecaster.cli.app import AppContext, pass_app
+from forecaster.cli.options import DATE
 from forecaster.cli.output import check_destinations, shown_path, write_files
 
 
@@ -83,8 +84,8 @@ def write_report(
     (:func:`prune_reports`; what went is said on stderr).
     """
     from forecaster.data.loader import parse_date
-    from forecaster.data.store import atomic_write_bytes
     from forecaster.evaluation.html_report import render_html
+    from forecaster.files import atomic_write_bytes
     from forecaster.jobs.morning import build_report
 
     if as_of is not None:
@@ -126,7 +127,9 @@ def write_report(
     type=click.Path(dir_okay=False),
     help="Write the page here (default: reports/<as-of>.html under the home).",
 )
-@click.option("--as-of", help="The night to report (YYYY-MM-DD; default: the latest).")
+@click.option(
+    "--as-of", type=DATE, help="The night to report (YYYY-MM-DD; default: the latest)."
+)
 @click.option(
     "--keep",
     type=click.IntRange(1, 100_000),

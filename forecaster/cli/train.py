@@ -8,16 +8,19 @@ TensorFlow only when they run.
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
+    BASELINES,
     FINE_TUNE_OPTIONS,
     INIT_CHOICE,
     MAX_SEED,
     MAX_SEEDS,
     MAX_STATE_STDDEV,
+    STRATEGIES,
     NamesOption,
     baseline_names,
     exog_inputs,
@@ -40,7 +43,8 @@ from forecaster.cli.options import (
     split_options,
     strategy_names,
 )
-from forecaster.cli.output import check_destinations, write_output
+from forecaster.cli.output import check_destinations, echo_json, write_output
+from forecaster.cli.schemas import schema_id
 
 
 def _test_start(test_start: str | None, test_fraction: float):
@@ -77,6 +81,7 @@ def _test_start(test_start: str | None, test_fraction: float):
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the champion.")
 @pooled_options
 @exog_options
+@format_option("table", "json")
 @pass_app
 def train(
     app: AppContext,
@@ -93,6 +98,7 @@ def train(
     parent_version,
     market,
     exog_pairs,
+    fmt,
     **settings,
 ) -> None:
     """Train an LSTM forecaster and save it as a new model version.
@@ -107,6 +113,7 @@ def train(
       forecast train --ticker SPY
       forecast train --ticker SPY --init learned --horizon 5 --seed 3
       forecast train --ticker SPY --init encoder --init-option encoder_units=8
+      forecast train --ticker SPY --format json      # version, split, metrics, timings
 
     A pooled model: one network on several tickers (each scaled by its own
     training rows, one test start for all), saved under every ticker; then
@@ -126,6 +133,7 @@ def train(
     """
     from forecaster.models.lstm_forecaster import train as train_model
 
+    started = time.monotonic()
     parsed_test_start = _test_start(test_start, test_fraction)
     chosen_options = init_options(init, init_option)
     if state_stddev is not None and init == "random":
@@ -152,7 +160,7 @@ def train(
     )
     if pooled:
         _train_pooled(app, pooled, config, csv_dir, parsed_test_start, test_fraction, threads,
-                      not no_promote, settings, exog)
+                      not no_promote, settings, exog, fmt, started)
         return
     data = load_from_settings(app, settings)
     if exog is not None:
@@ -174,6 +182,7 @@ def train(
             err=True,
         )
 
+    loaded = time.monotonic()
     outcome = train_model(
         data,
         config,
@@ -189,6 +198,13 @@ def train(
     split = record.split
     if parent is not None:
         _warn_if_not_out_of_sample(record)
+    if fmt == "json":
+        timings = _timings(started, loaded)
+        echo_json(
+            _train_payload(outcome.version.version, outcome.promoted, record, [data.ticker],
+                           parent, timings)
+        )
+        return
     validation = record.metrics["validation"]
     training = record.training
     click.echo(f"version: {outcome.version.version}{' (champion)' if outcome.promoted else ''}")
@@ -264,12 +280,53 @@ def _fine_tune_config(app: AppContext, parent_version: str, **settings):
     return fine_tune_config(parent.record, **changes), parent
 
 
+def _timings(started: float, loaded: float) -> dict[str, float]:
+    """Seconds spent loading the data, fitting (and saving), and in all."""
+    now = time.monotonic()
+    return {
+        "load_seconds": round(loaded - started, 3),
+        "fit_seconds": round(now - loaded, 3),
+        "total_seconds": round(now - started, 3),
+    }
+
+
+def _train_payload(version, promoted, record, tickers, parent, timings) -> dict:
+    """``forecast train --format json`` (schema ``forecaster.train/1``)."""
+    series = record.series or {tickers[0]: {"split": record.split, "metrics": record.metrics}}
+    training = record.training
+    return {
+        "schema": schema_id("train"),
+        "version": version,
+        "champion": bool(promoted),
+        "tickers": list(tickers),
+        "fine_tuned_from": parent.version if parent is not None else None,
+        "init": record.init,
+        "horizon": record.horizon,
+        "estimator": record.estimator,
+        "series": [
+            {
+                "ticker": ticker,
+                "split": series[ticker]["split"],
+                "validation": series[ticker]["metrics"]["validation"],
+            }
+            for ticker in tickers
+        ],
+        "training": {
+            "epochs_run": training["epochs_run"],
+            "best_epoch": training["best_epoch"],
+            "seconds": training["seconds"],
+        },
+        "scale": record.scale,
+        "timings": timings,
+    }
+
+
 def _train_pooled(
-    app, tickers, config, csv_dir, test_start, test_fraction, threads, promote, settings, exog
+    app, tickers, config, csv_dir, test_start, test_fraction, threads, promote, settings, exog,
+    fmt="table", started=None,
 ) -> None:
     """Load every ticker, fit one pooled model, save it under each and report."""
     import dataclasses
-    import time
     from pathlib import Path
 
     from forecaster.cli.options import load_from_options
@@ -295,10 +352,10 @@ def _train_pooled(
     if show_progress:
         shown = ", ".join(tickers[:10]) + (f" and {len(tickers) - 10} more" if len(tickers) > 10 else "")
         click.echo(f"training one {config.init} LSTM on {len(tickers)} tickers: {shown}", err=True)
-    started = [time.monotonic()]
+    loaded = time.monotonic()
 
     def progress(epoch: int, train_loss: float, val_loss: float) -> None:
-        per_epoch = (time.monotonic() - started[0]) / epoch
+        per_epoch = (time.monotonic() - loaded) / epoch
         left = per_epoch * (config.epochs - epoch)
         click.echo(
             f"  epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  val_loss {val_loss:.4f}"
@@ -317,6 +374,10 @@ def _train_pooled(
         on_epoch=progress if show_progress else None,
     )
     record = outcome.record
+    if fmt == "json":
+        timings = _timings(loaded if started is None else started, loaded)
+        echo_json(_train_payload(outcome.version, outcome.promoted, record, tickers, None, timings))
+        return
     named = ", ".join(tickers) if len(tickers) <= 10 else f"{len(tickers)} tickers"
     champion = f" (champion of {named})" if outcome.promoted else ""
     click.echo(f"version: {outcome.version}{champion}")
@@ -339,6 +400,26 @@ def _train_pooled(
     )
 
 
+def _compare_init_options(chosen: list[str], pairs: tuple[str, ...]) -> dict[str, dict]:
+    """``--init-option`` pairs given to each compared strategy that has the option."""
+    from forecaster.errors import ConfigError
+    from forecaster.models.initial_state import STRATEGIES, parse_option
+
+    per_init: dict[str, dict] = {name: {} for name in chosen}
+    for pair in pairs:
+        name = pair.partition("=")[0].strip().replace("-", "_")
+        owners = [init for init in chosen if name in STRATEGIES[init].defaults]
+        if not owners:
+            raise ConfigError(
+                f"--init-option {pair!r} applies to none of the compared strategies "
+                f"({', '.join(chosen)}); add its strategy to --inits, or drop it"
+            )
+        for init in owners:
+            key, value = parse_option(init, pair)
+            per_init[init][key] = value
+    return per_init
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
@@ -350,9 +431,11 @@ def _duration(seconds: float) -> str:
     "--inits",
     cls=NamesOption,
     names=strategy_names,
+    type=STRATEGIES,
     show_default=True,
     help="Comma-separated strategies to compare.",
 )
+@init_option
 @int_option("--seeds", 1, 3, "Seeds per strategy (0..N-1).", maximum=MAX_SEEDS)
 @model_options
 @split_options
@@ -362,6 +445,7 @@ def _duration(seconds: float) -> str:
     "--baselines",
     cls=NamesOption,
     names=baseline_names,
+    type=BASELINES,
     show_default=True,
     help="Comma-separated baselines scored on the same rows ({names}; 'none').",
 )
@@ -371,6 +455,7 @@ def _duration(seconds: float) -> str:
 def compare(
     app: AppContext,
     inits,
+    init_option,
     seeds,
     threads,
     test_start,
@@ -392,21 +477,17 @@ def compare(
     Example:
       forecast compare --ticker SPY --seeds 2
       forecast compare --ticker SPY --inits zeros,encoder --horizon 5 --format markdown
+      forecast compare --ticker SPY --inits zeros,encoder --init-option encoder_units=8
+
+    --init-option NAME=VALUE applies to each compared strategy that has option NAME.
     """
-    from forecaster.errors import ConfigError
     from forecaster.evaluation.compare import compare as run_compare
     from forecaster.evaluation.compare import render_compare_markdown, render_compare_table
-    from forecaster.evaluation.report import render_json
+    from forecaster.evaluation.report import render_object
     from forecaster.models.baselines import parse_baselines
 
-    valid = strategy_names()
-    chosen = [name.strip() for name in inits.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in valid]
-    if unknown or not chosen:
-        raise ConfigError(
-            f"--inits {inits!r} has unknown strategies {', '.join(unknown) or '(none given)'}; "
-            f"expected a comma-separated subset of {', '.join(valid)}"
-        )
+    chosen = [name.strip() for name in inits.split(",") if name.strip()]  # checked: STRATEGIES
+    per_init = _compare_init_options(chosen, init_option)
     check_destinations(output)
     parsed = _test_start(test_start, test_fraction)
     config = lstm_config(**settings)
@@ -427,9 +508,10 @@ def compare(
         baselines=parse_baselines(baselines),
         threads=threads,
         on_progress=progress if sys.stderr.isatty() else None,
+        init_options=per_init,
     )
     if fmt == "json":
-        text = render_json([result])
+        text = render_object(result)
     elif fmt == "markdown":
         text = render_compare_markdown(result)
     else:

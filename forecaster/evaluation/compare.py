@@ -9,7 +9,7 @@ saved to the registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -47,8 +47,12 @@ def compare(
     baselines: list[str] | None = None,
     threads: int | None = None,
     on_progress: Callable[[str, int], None] | None = None,
+    init_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Scores of every strategy over ``seeds`` seeds (0..seeds-1) and of the baselines.
+
+    ``init_options`` maps a strategy to its options (``{"encoder": {"encoder_units": 8}}``);
+    a strategy not in it runs with its defaults.
 
     ``baselines`` (default: the reference alone) are fit on the same pre-test
     data and scored on the same rows; the reference is always among them.
@@ -78,7 +82,10 @@ def compare(
         for seed in range(seeds):
             if on_progress is not None:
                 on_progress(init, seed)
-            lstm = LSTMForecaster(config.replace(init=init, seed=seed), threads=threads)
+            options = dict((init_options or {}).get(init, {}))
+            lstm = LSTMForecaster(
+                config.replace(init=init, seed=seed, init_options=options), threads=threads
+            )
             runs.append(scored(forecast_rows(dataset, rows, {init: lstm})[init]))
         results[init] = {
             key: {

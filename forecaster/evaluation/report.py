@@ -330,9 +330,20 @@ def _risk_markdown(risk: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_json(results: list[dict[str, Any]]) -> str:
-    """One object for one ticker, a list for several (NaN becomes null)."""
-    payload: Any = results[0] if len(results) == 1 else results
+def render_json(
+    results: list[dict[str, Any]], panel: dict[str, Any] | None = None, schema: str = ""
+) -> str:
+    """``{"schema", "results": [one per ticker], "panel": summary or null}`` (NaN becomes null).
+
+    The same shape for one ticker or many (the contract of ``forecast evaluate
+    --format json``; ``schema`` is its id, see ``forecaster.cli.schemas``).
+    """
+    payload = {"schema": schema, "results": results, "panel": panel}
+    return render_object(payload)
+
+
+def render_object(payload: dict[str, Any]) -> str:
+    """``payload`` as indented JSON, NaN and infinity as null."""
     return json.dumps(_clean(payload), indent=2, allow_nan=False) + "\n"
 
 

@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.errors import ConfigError, EvaluationError
+from forecaster.evaluation.defaults import DISTRIBUTIONS
 
 if TYPE_CHECKING:
     from forecaster.data.features import Dataset
@@ -98,7 +99,6 @@ __all__ = [
 ]
 
 #: Return distributions of ``--dist``.
-DISTRIBUTIONS: tuple[str, ...] = ("normal", "t", "fhs")
 DEFAULT_DISTRIBUTION = "t"
 #: VaR/ES levels of ``--var-levels`` (tail probabilities).
 DEFAULT_LEVELS: tuple[float, ...] = (0.01, 0.05)

@@ -23,7 +23,7 @@ The engine that ran the network (``numpy`` or ``keras``, which agree to float32
 rounding) is part of the key and of the file name, so a cached run gives exactly
 what a cold run with the same options gives.
 
-The file is written atomically (:func:`forecaster.data.store.atomic_write_bytes`)
+The file is written atomically (:func:`forecaster.files.atomic_write_bytes`)
 and never written into the model's version folder (its manifest is checked on
 load). It carries the SHA-256 of its content (``checksum``). On reading it is
 validated: a file that is unreadable, not this format, for another key, whose
@@ -167,7 +167,7 @@ class FitCache:
         self, distribution: str, n: int, params: dict[str, float], levels: dict[str, Any]
     ) -> None:
         """Store a fit (atomically); ``levels`` maps level keys to ``quantile``/``shortfall``."""
-        from forecaster.data.store import atomic_write_bytes
+        from forecaster.files import atomic_write_bytes
 
         entry = {"key": self.key(distribution), "n": n, "params": params, "levels": levels}
         entry["checksum"] = _checksum(entry)

@@ -767,7 +767,7 @@ def warm_risk(
 
 def store_risk_files(folder: Path, files: dict[str, bytes]) -> None:
     """Driver: write a task's :func:`warm_risk` files under the home's risk cache (atomic)."""
-    from forecaster.data.store import atomic_write_bytes
+    from forecaster.files import atomic_write_bytes
 
     for name, payload in files.items():
         relative = Path(name)

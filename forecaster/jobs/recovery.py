@@ -28,7 +28,7 @@ import dataclasses
 import json
 from typing import Any
 
-from forecaster.data.store import remove_stale_temporaries
+from forecaster.files import remove_stale_temporaries
 from forecaster.jobs.history import ForecastHistory, now_utc
 from forecaster.jobs.record import RunRecord
 from forecaster.settings import Settings

@@ -29,8 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from forecaster.data.store import remove_stale_temporaries
 from forecaster.errors import ConfigError, DataError
+from forecaster.files import remove_stale_temporaries
 from forecaster.jobs.history import ForecastHistory, load_history
 from forecaster.settings import Settings
 

@@ -104,7 +104,7 @@ def read_pointer(settings: Settings) -> UniversePointer | None:
 
 def write_pointer(settings: Settings, pointer: UniversePointer) -> None:
     """Replace the pointer atomically (driver only, under the nightly lock)."""
-    from forecaster.data.store import atomic_write_bytes
+    from forecaster.files import atomic_write_bytes
 
     payload = json.dumps(pointer.to_dict(), indent=1) + "\n"
     atomic_write_bytes(pointer_path(settings), payload.encode())

@@ -24,7 +24,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -34,8 +33,13 @@ from typing import Any
 
 import pandas as pd
 
-from forecaster.data.store import atomic_write_bytes, remove_stale_temporaries, temporary_name
 from forecaster.errors import ConfigError, RegistryError
+from forecaster.files import (
+    atomic_write_bytes,
+    remove_stale_temporaries,
+    rename_durably,
+    temporary_name,
+)
 from forecaster.models.record import ModelRecord
 
 MODEL_FILE = "model.keras"
@@ -237,7 +241,7 @@ class ModelRegistry:
         staging.mkdir()
         try:
             yield staging
-            os.replace(staging, final)
+            rename_durably(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -336,7 +340,7 @@ class ModelRegistry:
         remove_stale_temporaries(folder)  # e.g. what a killed prune left
         size = folder_bytes(path)
         doomed = folder / temporary_name(version, secrets.token_hex(3))
-        os.replace(path, doomed)
+        rename_durably(path, doomed)
         _remove_tree(doomed)
         return size
 

@@ -413,7 +413,6 @@ def test_cli_bars_json_table_and_naive_file_with_tz(run, tmp_path):
         (("--csv", "x.csv"), "error: --bars and --csv both name the data to read; pass one"),
         (("--source", "sample"), "error: --bars reads its own file and was given with --source"),
         (("--estimator", "parkinson"), "error: --estimator applies to daily OHLC prices, not to"),
-        (("--start", "2030-01-01"), "error: --start 2030-01-01 is outside 1800-01-01 to today"),
         (
             ("--start", "2020-01-01"),
             "error: bars file '{path}': no days from 2020-01-01 onwards; the bars cover "
@@ -426,6 +425,17 @@ def test_cli_bars_conflicts_are_one_error_line(run, tmp_path, extra, message):
     result = run("realized", "--bars", str(path), *extra)
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith(message.format(path=path)) and result.stderr.count("\n") == 1
+
+
+def test_cli_malformed_bars_options_are_usage_errors(run, tmp_path):
+    path = write_bars(tmp_path / "spy.csv", make_bars(DAYS))
+    for extra, message in [
+        (("--start", "2030-01-01"), "--start 2030-01-01 is outside 1800-01-01 to today"),
+        (("--tz", "Mars/Olympus"), "--tz 'Mars/Olympus' is not a time zone"),
+    ]:
+        result = run("realized", "--bars", str(path), *extra)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert f"Invalid value for '{extra[0]}': {message}" in result.stderr
 
 
 def test_cli_tz_without_bars_and_daily_ohlc(run):

@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from forecaster.data import store as store_module
+from forecaster import files as files_module
 from forecaster.data.loader import load_prices
 from forecaster.data.store import PriceStore, merge_prices
 from forecaster.errors import DataError
@@ -59,7 +59,7 @@ def test_interrupted_write_leaves_old_cache_intact(tmp_path, monkeypatch):
     def crash(source, destination):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(store_module.os, "replace", crash)
+    monkeypatch.setattr(files_module.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         cache.write("SPY", "csv", make_prices(60), "new")
     assert path.read_bytes() == before
@@ -82,7 +82,7 @@ def test_atomic_write_uses_same_folder(tmp_path, monkeypatch):
         seen.append((os.path.dirname(source), os.path.dirname(destination)))
         return real(source, destination)
 
-    monkeypatch.setattr(store_module.os, "replace", spy)
+    monkeypatch.setattr(files_module.os, "replace", spy)
     PriceStore(tmp_path).write("SPY", "csv", make_prices(5), "x")
     assert seen and seen[0][0] == seen[0][1]
 
@@ -163,15 +163,15 @@ def test_stale_temporaries_are_removed_live_ones_kept(tmp_path):
 
     gone = subprocess.Popen(["true"])  # a pid that is no longer running
     gone.wait()
-    host = store_module.socket.gethostname()
+    host = files_module.socket.gethostname()
     stale_file = tmp_path / f".tmp-SPY.csv.parquet-abc123-{gone.pid}@{host}"
     stale_file.write_bytes(b"half")
     stale_folder = tmp_path / f".tmp-20260101T000000-zeros-a1b2c3-9f8e7d-{gone.pid}@{host}"
     (stale_folder / "inside").mkdir(parents=True)
     old_release = tmp_path / ".tmp-20260101T000000-zeros-a1b2c3-9f8e7d"  # release 0.1 name
     old_release.mkdir()
-    os.utime(old_release, (0, store_module._STARTED - 10))  # older than this process
-    live = tmp_path / store_module.temporary_name("SPY.csv.parquet", "def456")  # this process
+    os.utime(old_release, (0, files_module._STARTED - 10))  # older than this process
+    live = tmp_path / files_module.temporary_name("SPY.csv.parquet", "def456")  # this process
     live.write_bytes(b"being written")
     foreign = tmp_path / f".tmp-x-abc-{gone.pid}@another-host"  # young, owner unknown: kept
     foreign.write_bytes(b"")

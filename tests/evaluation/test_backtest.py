@@ -16,6 +16,7 @@ from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import TINY, make_prices, write_csv
 from tests.conftest import run_cli as run
+from tests.contract import checked
 
 N = 460
 
@@ -68,7 +69,9 @@ def test_evaluate_json_matches_predictions_csv(trained, tmp_path):
         str(png_out),
     )
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+    document = checked(result.stdout, "evaluate")
+    assert document["panel"] is None
+    (payload,) = document["results"]  # one ticker: still a list of one record
     assert payload["model_version"] == version.version and payload["init"] == "encoder"
     for key in (
         "ticker",
@@ -250,7 +253,34 @@ def test_compare_two_seeds_json(home, tmp_path):
 
 def test_compare_unknown_init(home):
     result = run("compare", "--inits", "zeros,bogus")
-    assert result.exit_code == 1 and "unknown strategies bogus" in result.stderr
+    assert result.exit_code == 2 and "unknown strategies bogus" in result.stderr
+    assert "Invalid value for '--inits'" in result.stderr  # click's usage error, before any work
+
+
+def test_compare_gives_init_options_to_the_strategies_that_have_them(home, monkeypatch):
+    from forecaster.errors import ModelError
+    from forecaster.evaluation import compare as compare_module
+
+    path = home / "prices.csv"
+    write_csv(path, make_prices(N, seed=5))
+    source = ("--ticker", "TEST", "--source", "csv", "--csv", str(path))
+    seen = {}
+
+    class Recorder:  # records the first strategy's config, then stops the run
+        def __init__(self, config, threads=None):
+            seen[config.init] = dict(config.init_options)
+            raise ModelError("stop here: the config is recorded")
+
+    monkeypatch.setattr(compare_module, "LSTMForecaster", Recorder)
+    for inits in ("encoder,zeros", "zeros,encoder"):
+        args = ("compare", *source, "--inits", inits, "--seeds", "1")
+        result = run(*args, "--init-option", "encoder_units=3")
+        assert result.exit_code == 1 and "stop here" in result.stderr
+    assert seen == {"zeros": {}, "encoder": {"encoder_units": 3}}
+
+    wrong = run("compare", *source, "--inits", "zeros,learned", "--init-option", "encoder_units=3")
+    assert wrong.exit_code == 1 and wrong.stderr.count("\n") == 1
+    assert "applies to none of the compared strategies (zeros, learned)" in wrong.stderr
 
 
 def test_predictions_csv_round_trips(trained):

@@ -23,6 +23,7 @@ from forecaster.models.lstm_forecaster import train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import TINY, make_prices, run_cli, write_csv
+from tests.contract import checked
 
 N = 460
 
@@ -34,6 +35,12 @@ def no_nan(text: str) -> object:
         raise AssertionError(f"JSON contains {constant}")
 
     return json.loads(text, parse_constant=refuse)
+
+
+def no_nan_text(text: str) -> str:
+    """``text`` after :func:`no_nan` found no NaN/Infinity in it."""
+    no_nan(text)
+    return text
 
 
 # ------------------------------------------------------------------ arguments
@@ -513,7 +520,7 @@ def test_evaluate_risk_json_is_valid_and_recomputable_from_the_csv(trained, tmp_
         trained, "--risk", "--format", "json", "--predictions", str(csv_out), "--plot", str(png_out)
     )
     assert result.exit_code == 0, result.output
-    payload = no_nan(result.stdout)
+    (payload,) = checked(no_nan_text(result.stdout), "evaluate")["results"]
     risk = payload["risk"]
     assert risk["distribution"] == "t" and risk["levels"] == [0.01, 0.05]
     assert risk["horizon"] == 1 and risk["n"] == payload["n"] and risk["reference"] == "har"
@@ -592,19 +599,14 @@ def test_risk_summary_needs_a_risk_backtest(trained):
     assert "return_h" not in pd.read_csv(io.StringIO(text)).columns  # only with a risk result
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (
-            ("--dist", "laplace"),
-            "error: unknown return distribution 'laplace'; expected one of normal, t, fhs",
-        ),
-    ],
-)
-def test_bad_risk_options_are_one_error_line(trained, args, message):
-    result = evaluate(trained, *args)
-    assert result.exit_code == 1
-    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+@pytest.mark.parametrize("command", ["evaluate", "predict", "nightly"])
+def test_an_unknown_distribution_is_a_usage_error(trained, command):
+    home, _, _ = trained
+    result = run_cli("--home", str(home), command, "--dist", "laplace")
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--dist': 'laplace' is not one of 'normal', 't', 'fhs'" in (
+        result.stderr
+    )
     assert "Traceback" not in result.output
 
 
@@ -613,7 +615,7 @@ def test_predict_reports_var_and_es(trained):
     source = ("--ticker", "TEST", "--source", "csv", "--csv", str(path))
     result = run_cli("--home", str(home), "predict", *source, "--format", "json")
     assert result.exit_code == 0, result.output
-    payload = no_nan(result.stdout)
+    (payload,) = checked(no_nan_text(result.stdout), "predict")["forecasts"]
     risk = payload["risk"]
     assert risk["distribution"] == "t" and risk["reason"] is None
     assert risk["fit"]["before"] == version.record.split["test_start"] and risk["fit"]["n"] >= 100

@@ -34,6 +34,7 @@ from forecaster.models.config import LSTMConfig
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import make_prices, run_cli, stand_in_challenge, write_csv
+from tests.contract import checked
 from tests.jobs.test_promotion import WINDOW, stand_in
 
 IN_SAMPLE_VARIANCE = 1e-4
@@ -299,7 +300,8 @@ def test_score_counts_breaches_and_kupiec_like_an_independent_computation(scored
 def test_history_score_json_and_table(scored):
     result = run_cli("history", "--ticker", "SPY", "--score", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    payload = strict_json(result.stdout)
+    strict_json(result.stdout)
+    (payload,) = checked(result.stdout, "history")["tickers"]
     levels = payload["score"]["risk"]["levels"]
     assert set(levels) == {"0.01", "0.05"}
     assert set(levels["0.01"]) == {

@@ -28,6 +28,7 @@ from forecaster.jobs.history import ForecastHistory
 from forecaster.models.baselines import HAR
 from forecaster.settings import Settings
 from tests.conftest import make_prices, run_cli, stand_in_challenge, write_csv
+from tests.contract import checked
 from tests.jobs.test_promotion import WINDOW, stand_in
 
 FIRST, DAYS = 200, 300
@@ -256,7 +257,7 @@ def test_page_numbers_equal_values_computed_from_the_database(filled, tmp_path):
     # the embedded history is the one `forecast history --score --format json` prints
     result = run_cli("history", "--score", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    assert payload["history"] == json.loads(result.stdout)
+    assert payload["history"] == checked(result.stdout, "history")["tickers"]
     # decisions: SPY's last night kept (with its reason), QQQ kept too, nothing failed
     assert page.cells[("SPY", "outcome")]["text"] == "kept"
     assert page.cells[("QQQ", "outcome")]["text"] == "kept"
@@ -456,7 +457,8 @@ def test_nightly_report_writes_the_night_page_failures_included(home, monkeypatc
         assert (home / "reports" / f"{night}.html").is_file()
     page = _Page((home / "reports" / f"{nights[-1]}.html").read_text(encoding="utf-8"))
     payload = json.loads(page.blob)
-    history = json.loads(run_cli("history", "--score", "--format", "json").stdout)
+    history = checked(run_cli("history", "--score", "--format", "json").stdout, "history")
+    history = history["tickers"]
     assert history[0]["score"]["n"] == 1
     assert [json.loads(score["data-n"]) for score in page.scores] == [1]
     assert page.cells[("AAA", "outcome")]["text"] == "promoted"

@@ -29,6 +29,7 @@ from forecaster.models.lstm_forecaster import load_forecaster, train
 from forecaster.models.registry import ModelRegistry
 from forecaster.settings import Settings
 from tests.conftest import TINY, make_prices, write_csv
+from tests.contract import checked
 
 #: Champions seeded on the full sample (about 4,900 days): one epoch of large batches.
 TINY_SAMPLE = dataclasses.replace(TINY, epochs=1, batch_size=256)
@@ -198,7 +199,7 @@ def test_replay_of_sample_nights_grows_the_cache_and_scores_the_history(invoke, 
 
     result = invoke("history", "--ticker", "SPY", "--score", "--format", "json")
     assert result.exit_code == 0
-    payload = json.loads(result.stdout)
+    (payload,) = checked(result.stdout, "history")["tickers"]
     forecasts = payload["forecasts"]
     assert [row["origin"] for row in forecasts] == nights
     runs = ForecastHistory(settings.forecasts_db).runs("SPY")
@@ -213,6 +214,20 @@ def test_replay_of_sample_nights_grows_the_cache_and_scores_the_history(invoke, 
     realized = [float(variance[position]) for position in after]
     assert [row["realized_var"] for row in forecasts[:2]] == pytest.approx(realized, rel=1e-12)
     assert forecasts[2]["realized_var"] is None
+
+    # --as-of: the history as it stood at the second night's close (nothing later seen)
+    earlier = invoke(
+        "history", "-t", "SPY", "--score", "--as-of", nights[1], "--format", "json"
+    )
+    (then,) = checked(earlier.stdout, "history")["tickers"]
+    assert [row["origin"] for row in then["forecasts"]] == nights[:2]
+    assert then["forecasts"][0]["realized_var"] == forecasts[0]["realized_var"]
+    assert then["forecasts"][1]["realized_var"] is None and then["score"]["n"] == 1
+    # -o: the same document in a file, ending with a newline
+    target = settings.home / "history.json"
+    written = invoke("history", "-t", "SPY", "--score", "--format", "json", "-o", str(target))
+    assert written.exit_code == 0 and written.stdout == ""
+    assert target.read_text() == result.stdout and result.stdout.endswith("}\n")
     score = payload["score"]
     assert score["n"] == 2 and score["n_pending"] == 1
     expected = reference_qlike(realized, [row["variance"] for row in forecasts[:2]])
@@ -379,7 +394,8 @@ def test_history_of_a_ticker_without_forecasts(invoke, settings):
     assert result.stdout.strip() == (
         f"no forecasts for SPY in {settings.forecasts_db}; run `forecast nightly` to issue some"
     )
-    payload = json.loads(invoke("history", "--ticker", "SPY", "--score", "--format", "json").stdout)
+    document = invoke("history", "--ticker", "SPY", "--score", "--format", "json").stdout
+    (payload,) = checked(document, "history")["tickers"]
     assert payload == {
         "ticker": "SPY",
         "forecasts": [],
@@ -399,7 +415,9 @@ def test_history_of_a_ticker_without_forecasts(invoke, settings):
             },
         },
     }
-    assert json.loads(invoke("history", "--format", "json").stdout) == []
+    assert checked(invoke("history", "--format", "json").stdout, "history")["tickers"] == []
+    (entry,) = checked(invoke("history", "-t", "spy", "--format", "json").stdout, "history")["tickers"]
+    assert entry == {"ticker": "SPY", "forecasts": [], "score": None}  # null without --score
 
 
 def test_auto_source_never_substitutes_the_sample(settings, monkeypatch):
@@ -492,14 +510,14 @@ def test_a_promoting_night_leaves_predict_a_warm_var_fit(invoke, settings, csv_d
         "--end", dates[0], "--format", "json",
     )
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+    (payload,) = json.loads(result.stdout)["forecasts"]
     assert payload["model_version"] == champion and payload["risk"]["levels"] is not None
     # the warm fit is the one predict would have made: same numbers after dropping the cache
     monkeypatch.setattr(risk, "in_sample_residuals", original)
     (settings.risk_cache_dir / "AAA" / cached[0]).unlink()
-    cold = json.loads(invoke(
+    (cold,) = json.loads(invoke(
         "predict", "--ticker", "AAA", "--source", "csv", "--csv", str(csv_dir / "AAA.csv"),
         "--end", dates[0], "--format", "json",
-    ).stdout)
+    ).stdout)["forecasts"]
     for level, values in payload["risk"]["levels"].items():
         assert cold["risk"]["levels"][level] == pytest.approx(values, rel=1e-9)

@@ -3,8 +3,6 @@ serving trained and unseen tickers; fine-tuning with lineage; evaluate's overlap
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,6 +21,7 @@ from forecaster.models.lstm_forecaster import (
 from forecaster.models.record import ModelRecord
 from forecaster.models.registry import ModelRegistry
 from tests.conftest import TINY, make_prices, write_csv
+from tests.contract import checked
 
 pytestmark = pytest.mark.usefixtures("tf_configured")
 
@@ -237,7 +236,7 @@ def test_cli_pooled_train_predict_fine_tune_and_evaluate(run, home, csv_dir):
             args += ["--model", version]
         result = run(*args)
         assert result.exit_code == 0, result.output
-        payload = json.loads(result.stdout)
+        (payload,) = checked(result.stdout, "predict")["forecasts"]
         assert payload["ticker"] == ticker and payload["model_version"] == version
         assert payload["vol"] > 0
     assert "NEW is standardized by its own rows" in result.stderr
@@ -245,7 +244,7 @@ def test_cli_pooled_train_predict_fine_tune_and_evaluate(run, home, csv_dir):
     result = run("evaluate", "--ticker", "BBB", "--baselines", "har,naive", "--csv",
                  str(csv_dir / "BBB.csv"), "--format", "json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["test_start"] == cut
+    assert checked(result.stdout, "evaluate")["results"][0]["test_start"] == cut
 
     ccc = ["--ticker", "CCC", "--csv", str(csv_dir / "CCC.csv"), "--from", version]
     result = run("train", *ccc, "--source", "csv", "--epochs", "1", "--test-start", "2015-11-02")
@@ -271,9 +270,7 @@ def test_cli_pooled_train_predict_fine_tune_and_evaluate(run, home, csv_dir):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--tickers", " , "], "--tickers names no ticker"),
         (["--tickers", "AAA"], "needs at least two tickers"),
-        (["--tickers", "AAA,B/B"], "ticker 'B/B' is not usable"),
         (["--universe", "missing.txt"], "cannot read universe file"),
         (["--universe", "EMPTY"], "lists no ticker|names no ticker"),
         (["--tickers", "AAA,BBB", "--init", "stateful"], "cannot be pooled"),
@@ -289,6 +286,16 @@ def test_cli_bad_ticker_lists_are_one_error_line(run, home, csv_dir, tmp_path, a
     assert result.exit_code == 1, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert pd.Series([result.stderr]).str.contains(message).all(), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(" , ", "--tickers names no ticker"), ("AAA,B/B", "ticker 'B/B' is not usable")],
+)
+def test_cli_malformed_ticker_lists_are_usage_errors(run, csv_dir, value, message):
+    result = run("train", "--tickers", value, "--source", "csv", "--csv-dir", str(csv_dir))
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--tickers'" in result.stderr and message in result.stderr
 
 
 def test_cli_universe_file_pools_its_tickers(run, home, csv_dir, tmp_path):

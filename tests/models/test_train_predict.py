@@ -11,6 +11,7 @@ from forecaster.models.initial_state import available_strategies
 from forecaster.models.lstm_forecaster import load_forecaster
 from forecaster.models.registry import ModelRegistry
 from tests.conftest import make_prices, write_csv
+from tests.contract import checked
 
 TINY = ["--units", "4", "--lookback", "10", "--context", "42", "--epochs", "2", "--patience", "1"]
 TINY += ["--ensemble", "1"]
@@ -43,7 +44,8 @@ def predict(run, csv_file, *extra: str) -> dict:
         *extra,
     )
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    (row,) = checked(result.stdout, "predict")["forecasts"]
+    return row
 
 
 @pytest.mark.parametrize("init", available_strategies())
@@ -61,7 +63,11 @@ def test_every_strategy_trains_and_predicts(run, csv_file, home, init):
         "model_version",
         "init",
         "risk",
+        "status",
+        "engine",
+        "error",
     }
+    assert payload["status"] == "ok" and payload["error"] is None
     assert payload["risk"]["reason"] is None and payload["risk"]["levels"]["0.01"]["var"] < 0
     assert payload["init"] == init and payload["horizon"] == 1
     assert payload["origin"] == make_prices(420, seed=3).index[-1].strftime("%Y-%m-%d")
@@ -120,16 +126,29 @@ def test_init_option_reaches_the_strategy_and_is_listed_in_help(run, csv_file, h
     ("args", "message"),
     [
         (["--init", "zeros", "--init-option", "encoder_units=3"], "strategy 'zeros' has no option"),
-        (["--init", "encoder", "--init-option", "encoder_units"], "expects NAME=VALUE"),
-        (["--init", "encoder", "--init-option", "encoder_units=x"], "expected a int value"),
-        (["--init", "encoder", "--init-option", "encoder_units=0"], "encoder_units must be an"),
     ],
 )
-def test_bad_init_option_is_one_error_line(run, csv_file, args, message):
+def test_init_option_of_another_strategy_is_one_error_line(run, csv_file, args, message):
+    """Whether an option fits the chosen --init depends on two options: a runtime error."""
     result = run("train", "--ticker", "TEST", "--source", "csv", "--csv", csv_file, *TINY, *args)
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--init", "encoder", "--init-option", "encoder_units"], "expects NAME=VALUE"),
+        (["--init", "encoder", "--init-option", "encoder_units=x"], "expected a int value"),
+        (["--init", "encoder", "--init-option", "encoder_units=0"], "encoder_units must be an"),
+        (["--init", "encoder", "--init-option", "encoder_units=2000"], "must be an integer <= 1024"),
+    ],
+)
+def test_malformed_init_option_is_a_usage_error(run, csv_file, args, message):
+    result = run("train", "--ticker", "TEST", "--source", "csv", "--csv", csv_file, *TINY, *args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--init-option'" in result.stderr and message in result.stderr
 
 
 def test_saved_model_reloads_with_identical_predictions(run, csv_file, home):
@@ -184,7 +203,7 @@ def test_predict_model_version_without_ticker_finds_its_ticker(run, csv_file):
         "predict", "--model", version, "--source", "csv", "--csv", csv_file, "--format", "json"
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["ticker"] == "TEST"
+    assert checked(result.stdout, "predict")["forecasts"][0]["ticker"] == "TEST"
 
 
 def test_meta_without_horizon_is_one_error_line(run, csv_file, home):

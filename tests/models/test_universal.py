@@ -14,6 +14,7 @@ from forecaster.data.exog import build_exog
 from forecaster.data.features import build_dataset, split_dataset
 from forecaster.models.lstm_forecaster import LSTMForecaster
 from tests.conftest import TINY, make_prices, write_csv
+from tests.contract import checked
 from tests.data.test_panel import long_format
 
 pytestmark = pytest.mark.usefixtures("tf_configured")
@@ -78,7 +79,7 @@ def test_cli_universal_train_predict_and_evaluate(run, home, files):
     result = run("evaluate", "--model", version, "--panel", str(files["panel"]), "--tickers",
                  "AAA,NEW", "--baselines", "har,harx,har-pooled", "--format", "json")
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+    payload = checked(result.stdout, "evaluate")
     assert [r["ticker"] for r in payload["results"]] == ["AAA", "NEW"]
     assert all(r["test_start"] == cut for r in payload["results"])
     assert any("zero-shot" in note for note in payload["results"][1]["notes"])
@@ -93,7 +94,8 @@ def test_cli_universal_train_predict_and_evaluate(run, home, files):
     result = run("evaluate", "--model", version, "--ticker", "NEW", "--source", "csv", "--csv",
                  str(files["new"]), "--baselines", "har,harx", "--format", "json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["ticker"] == "NEW"
+    payload = checked(result.stdout, "evaluate")
+    assert [r["ticker"] for r in payload["results"]] == ["NEW"] and payload["panel"] is None
 
     # the nightly job cannot supply the inputs yet: the ticker fails alone, saying why
     result = run("nightly", "--panel", str(files["panel"]), "--tickers", "AAA", "--keep", "all")
