@@ -330,9 +330,6 @@ FREE_TEXT = {
     "--tls-cert": "a certificate file Dask reads",
     "--tls-key": "a key file Dask reads",
 }
-#: Options of `forecast nightly`, whose command is being changed on another branch: still
-#: checked when the job runs (one `error:` line, exit 1). Give them TICKERS and DATE next.
-NIGHTLY_PENDING = {("nightly", "--tickers"), ("nightly", "--as-of")}
 #: Positional values that must be valid for the option under test to be reached.
 ARGUMENTS = {("models", "show"): ["v1"], ("models", "promote"): ["v1"]}
 
@@ -375,7 +372,7 @@ def test_every_malformed_option_value_is_a_usage_error(run, tmp_path):
             name = max(param.opts, key=len)
             value = bad_value(param, tmp_path)
             if value is None:
-                assert name in FREE_TEXT or (path[-1], name) in NIGHTLY_PENDING, (
+                assert name in FREE_TEXT, (
                     f"{' '.join(path)} {name} takes text nobody checks when the command line "
                     "is parsed: give it a checking type (forecaster.cli.options.CheckedText)"
                 )

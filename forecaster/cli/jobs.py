@@ -20,6 +20,7 @@ from forecaster.cli.options import (
     MAX_WORKERS,
     SOURCE_CHOICE,
     TICKER,
+    TICKERS,
     format_option,
     output_option,
     risk_options,
@@ -112,7 +113,11 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
 
 
 @click.command()
-@click.option("--tickers", help="Comma-separated symbols, e.g. SPY,QQQ.")
+@click.option(
+    "--tickers",
+    type=TICKERS,
+    help="Comma-separated symbols, e.g. SPY,QQQ (with --panel, 'all': every ticker of the file).",
+)
 @click.option(
     "--universe",
     type=click.Path(exists=True, dir_okay=False),
@@ -136,7 +141,11 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     type=click.Path(dir_okay=False),
     help="Long-format file of many tickers as the price source (--tickers default: all).",
 )
-@click.option("--as-of", help="Run as if today were this date (YYYY-MM-DD); later data is hidden.")
+@click.option(
+    "--as-of",
+    type=DATE,
+    help="Run as if today were this date (YYYY-MM-DD); later data is hidden.",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, MAX_WORKERS),

@@ -152,16 +152,18 @@ def test_universe_file_has_one_ticker_per_line_and_comments(tmp_path):
         ),
         (["--tickers", "SPY", "--source", "csv"], r"--source csv needs --csv-dir DIR"),
         ([], r"no tickers given; pass --tickers SPY,QQQ, --universe FILE or --panel PATH"),
-        (
-            ["--tickers", "SPY", "--as-of", "last friday"],
-            r"--as-of 'last friday' is not a date; expected YYYY-MM-DD",
-        ),
     ],
 )
 def test_bad_option_combinations_are_one_line_errors(invoke, home, args, message):
     result = invoke("nightly", *args)
     assert result.exit_code == 1
     assert re.search(f"^error: {message}", result.stderr)
+    assert not (home / "models").exists()
+
+
+def test_a_malformed_as_of_is_a_usage_error(invoke, home):
+    result = invoke("nightly", "--tickers", "SPY", "--as-of", "last friday")
+    assert result.exit_code == 2 and "'last friday' is not a date" in result.stderr
     assert not (home / "models").exists()
 
 
