@@ -539,17 +539,17 @@ class PromotionRule:
 
     def __post_init__(self) -> None:
         level, scored = self.level, self.min_scored
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not (
-            0.0 < level < 0.5
+        if (
+            isinstance(level, bool)
+            or not isinstance(level, (int, float))
+            or not (0.0 < level < 0.5)
         ):
             raise ConfigError(
                 f"--promotion-level must be a number strictly between 0 and 0.5, received "
                 f"{level!r}; 0.05 promotes an equally good challenger on about 5% of nights"
             )
         if isinstance(scored, bool) or not isinstance(scored, int) or scored < 3:
-            raise ConfigError(
-                f"--min-scored must be an integer of at least 3, received {scored!r}"
-            )
+            raise ConfigError(f"--min-scored must be an integer of at least 3, received {scored!r}")
 
 
 @dataclass(frozen=True)
@@ -591,9 +591,7 @@ def decide(
     scores = f"challenger qlike {challenger_qlike:.6f} vs champion {champion_qlike:.6f}"
     needed = max(rule.min_scored, 2 * int(horizon) + 1)
     if n < needed:
-        return Verdict(
-            "kept", f"{scores} on {n} origins, fewer than the {needed} needed to test"
-        )
+        return Verdict("kept", f"{scores} on {n} origins, fewer than the {needed} needed to test")
     test = metrics.diebold_mariano(challenger_losses, champion_losses, int(horizon))
     stat, two_sided = test["stat"], test["p_value"]
     p_value = two_sided / 2.0 if stat < 0 else 1.0 - two_sided / 2.0
@@ -1001,9 +999,7 @@ def run_challenge(job: TickerJob) -> TickerResult:
             if challenge.serve_only:
                 verdict = serve_step(challenge, record)
             else:
-                verdict = decide_step(
-                    challenge, job.task.window_days, record, job.task.promotion
-                )
+                verdict = decide_step(challenge, job.task.window_days, record, job.task.promotion)
             issue = forecast_step(job.task, job.data, challenge, verdict, record)
             risk_files = (
                 warm_risk(job.task, job.data, challenge.challenger, record.variance, Path(scratch))
@@ -1059,9 +1055,7 @@ def prepare_job(
             wanted.version, registry.version_files(task.ticker, wanted.version), b""
         )
     # The cache's path means nothing on a worker.
-    return TickerJob(
-        task, dataclasses.replace(data, cache_path=None), champion, record, universal
-    )
+    return TickerJob(task, dataclasses.replace(data, cache_path=None), champion, record, universal)
 
 
 def lost_task(job: TickerJob, exc: BaseException) -> TickerResult:
@@ -1121,6 +1115,22 @@ def _record_failure(history: ForecastHistory, record: RunRecord, seconds: float)
         record.error += f" (and the failure could not be recorded: {secondary})"
 
 
+def _trains(job: TickerJob) -> bool:
+    """Whether the task builds Keras models (every task but a --universal serving night)."""
+    universal = job.task.universal
+    return not (universal is not None and not universal.refit and job.champion is not None)
+
+
+def _run_challenge_isolated(job: TickerJob) -> TickerResult:
+    """:func:`run_challenge` in a fresh process on this worker; the record names this worker."""
+    from forecaster.jobs.isolated import run_isolated
+
+    result = run_isolated("challenge", job)
+    return dataclasses.replace(
+        result, record=dataclasses.replace(result.record, worker=_worker_address())
+    )
+
+
 class _InProcess:
     """Runs each task in this process when its result is asked for (sequential)."""
 
@@ -1145,8 +1155,9 @@ class _InProcess:
 class _OnDask:
     """Runs tasks on a Dask cluster, about two per worker thread in flight."""
 
-    def __init__(self, client: Any, distributed: Any) -> None:
+    def __init__(self, client: Any, distributed: Any, isolate: bool = True) -> None:
         self._client = client
+        self._isolate = isolate
         self._done = distributed.as_completed()
         self._index: dict[str, int] = {}
         self._room = max(2, 2 * sum(client.nthreads().values()))
@@ -1156,14 +1167,20 @@ class _OnDask:
 
     def submit(self, index: int, job: TickerJob) -> None:
         key = f"nightly-{job.task.ticker}-{secrets.token_hex(4)}"
-        future = self._client.submit(run_challenge, job, key=key, pure=False)
+        function = _run_challenge_isolated if self._isolate and _trains(job) else run_challenge
+        future = self._client.submit(function, job, key=key, pure=False)
         self._index[future.key] = index
         self._done.add(future)
 
     def run_one(self, function: Callable[[Any], Any], argument: Any) -> Any:
         """One task on the cluster (the universal refit), waited for."""
         key = f"nightly-universe-{secrets.token_hex(4)}"
-        future = self._client.submit(function, argument, key=key, pure=False)
+        if self._isolate:
+            from forecaster.jobs.isolated import run_isolated
+
+            future = self._client.submit(run_isolated, "universe", argument, key=key, pure=False)
+        else:
+            future = self._client.submit(function, argument, key=key, pure=False)
         try:
             return future.result()
         finally:
@@ -1628,6 +1645,7 @@ def run_nightly(
     universal_options: Any = None,
     fine_tune: Any = True,
     on_universe: Callable[[dict[str, Any]], None] | None = None,
+    isolate: bool = True,
 ) -> NightlyReport:
     """Run the nightly protocol for every ticker under the nightly lock.
 
@@ -1690,6 +1708,10 @@ def run_nightly(
         those training settings; ``False``: never).
     on_universe : callable, optional
         Called with the universe step's summary (refit or not, version, seconds).
+    isolate : bool
+        On Dask, run each task that trains in a fresh process on its worker
+        (:mod:`forecaster.jobs.isolated`), so long-lived workers do not grow
+        with every model TensorFlow builds; False runs it in the worker.
 
     Notes
     -----
@@ -1770,9 +1792,7 @@ def run_nightly(
         raise ConfigError(f"--csv-dir {str(csv_dir)!r} is not a folder; expected DIR/<TICKER>.csv")
     if panel_path is not None:
         if source not in ("auto", "panel") or csv_dir is not None:
-            raise ConfigError(
-                f"--panel holds the prices; drop --source {source} and --csv-dir"
-            )
+            raise ConfigError(f"--panel holds the prices; drop --source {source} and --csv-dir")
         source = "panel"
         panel_path = str(Path(panel_path).expanduser().resolve())
     if keep is not None:
@@ -1834,7 +1854,7 @@ def run_nightly(
             with _dask_client(
                 distributed, workers, scheduler, security, scheduler_timeout, settings.dask_dir
             ) as client:
-                records = run(_OnDask(client, distributed))
+                records = run(_OnDask(client, distributed, isolate))
             fan_out = f"dask {scheduler}" if scheduler else f"dask local, {workers} workers"
         pruned = prune_after_run(settings, records, keep)
     return NightlyReport(
