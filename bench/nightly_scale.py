@@ -1,21 +1,31 @@
-"""How the shared-nothing nightly scales: a 50-ticker universe on 1 and 2 local Dask
-workers and on a loopback scheduler, registry and history growth over 30 nights, and
-the default model's per-ticker cost; writes bench/nightly_scale.md.
+"""The nightly job for a real universe: a universal model over the 150 real stocks.
 
-    .venv/bin/python bench/nightly_scale.py            # about 20-40 minutes on 2 cores
+Data: ``../shared/data/stocks_daily.parquet`` (150 US stocks, 1999..2017-11-10)
+as the ``--panel`` source of ``forecast nightly --universal`` (the library call
+:func:`forecaster.jobs.nightly.run_nightly`, as the command makes it), in a
+temporary home. Nights are the panel's last trading days. No synthetic series.
 
-The universe is SPY and QQQ (the S&P 500 and NASDAQ samples bundled with ``arch``,
-real data) plus SYN03..SYN50: synthetic series for timing only, each a real sample
-whose daily bars (return, and open/high/low relative to the close) are rotated by a
-fixed number of days, so every series has the samples' length (5,031 days) and
-realistic bars, but is not a market.
+* **Night 1** (refit): no universal model yet, so it is fit on every ticker (one
+  task: default network, 3 members, ``UNIVERSAL_DEFAULTS`` training), then each
+  ticker's task fine-tunes from it (``FINE_TUNE_DEFAULTS``), keeps the fine-tune
+  where it scores better on validation, and the first champion is promoted.
+* **Nights 2..N** (daily updates, no refit due): each ticker's champion issues its
+  forecast and VaR/ES; nothing is trained.
 
-Settings. The 50-ticker and 30-night runs use SMALL (below: one member, 3 epochs,
-8 units) so that they take minutes, not hours; the default configuration (3 members,
-up to 60 epochs, 32 units) is timed on SPY and QQQ, one sequential night, and the
-extrapolation to 500 and 5,000 tickers is made for it. Every figure is measured here;
-the extrapolation is labelled as such. The machine is shared: `uptime` load is noted
-beside each timing.
+Fan-outs: ``--workers 2`` (local Dask) for every night; then the daily-update
+nights again, from a copy of the home after night 1, on ``--workers 1`` and on a
+loopback ``dask scheduler`` with two ``dask worker`` processes. Night 1 runs on
+``--workers 2`` only (about 40 minutes; the other fan-outs would triple it).
+Tasks that train run in a fresh child process of their worker (the default;
+``--no-isolate`` runs them in the worker, as before 2026-12-05). A thread samples
+the resident memory of every process below the driver (or of the loopback
+cluster's processes) every second, and tells workers from task children by their
+command line: per-worker RSS over time, and its spread after the fifth finished
+task of the night. ``forecast predict`` for one ticker right after the last night
+is timed as a user runs it (a fresh process). The extrapolation to 1,000 and 5,000
+tickers is arithmetic on these figures, labelled as such.
+
+    .venv/bin/python bench/nightly_scale.py        # writes bench/nightly_scale.md/.json
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import argparse
 import contextlib
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -35,101 +46,30 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
-from forecaster.data import sources  # noqa: E402
+from forecaster.data.panel import read_panel  # noqa: E402
 from forecaster.jobs.nightly import run_nightly  # noqa: E402
-from forecaster.models.config import LSTMConfig  # noqa: E402
+from forecaster.jobs.universe import FINE_TUNE_DEFAULTS, UNIVERSAL_DEFAULTS  # noqa: E402
 from forecaster.settings import Settings  # noqa: E402
 
-SMALL = LSTMConfig(units=8, context=63, epochs=3, patience=1, ensemble=1, batch_size=256)
-#: The 30-night growth run: the tests' tiny model on the last GROWTH_ROWS days. What it
-#: measures (history rows and bytes, versions per night) does not depend on the model;
-#: registry bytes for the default model follow from the default version's size.
-GROWTH = LSTMConfig(units=4, lookback=10, context=42, epochs=1, patience=1, ensemble=1)
+PANEL = ROOT.parent / "shared" / "data" / "stocks_daily.parquet"
 DASK = Path(sys.executable).parent / "dask"
+#: When each night's fifth task finished (time.time()): RSS spread is taken after it.
+FIFTH: list[float] = []
 
 
-def load() -> str:
-    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def rotated(base: pd.DataFrame, shift: int) -> pd.DataFrame:
-    """``base``'s daily bars rotated by ``shift`` days, rebuilt into prices (timing only)."""
-    close = base["close"].to_numpy()
-    returns = np.diff(np.log(close))
-    relative = {name: np.log(base[name].to_numpy() / close) for name in ("open", "high", "low")}
-    new_close = close[0] * np.exp(np.concatenate([[0.0], np.cumsum(np.roll(returns, shift))]))
-    frame = pd.DataFrame(index=base.index)
-    for name in ("open", "high", "low"):
-        frame[name] = new_close * np.exp(np.roll(relative[name], shift + 1))
-    frame["close"] = new_close
-    frame["volume"] = np.roll(base["volume"].to_numpy(), shift)
-    return frame[["open", "high", "low", "close", "volume"]]
-
-
-def write_universe(folder: Path, count: int) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    bases = {}
-    for ticker in ("SPY", "QQQ"):
-        frame = sources.fetch_sample(ticker).rename(columns=str.lower)
-        bases[ticker] = frame[["open", "high", "low", "close", "volume"]]
-    names = []
-    for index in range(count):
-        if index < 2:
-            name, frame = ("SPY", "QQQ")[index], bases[("SPY", "QQQ")[index]]
-        else:
-            name = f"SYN{index + 1:02d}"
-            frame = rotated(bases[("SPY", "QQQ")[index % 2]], 97 * index)
-        out = frame.copy()
-        out.index = pd.DatetimeIndex(out.index).strftime("%Y-%m-%d")
-        out.index.name = "Date"
-        out.rename(columns=str.title).to_csv(folder / f"{name}.csv")
-        names.append(name)
-    return names
-
-
-class MemorySampler:
-    """Peak resident memory of this process and of every process below ``roots``."""
-
-    def __init__(self, roots: list[int], every: float = 0.25) -> None:
-        self.roots, self.every = roots, every
-        self.peaks: dict[int, tuple[int, str]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for root in self.roots:
-                with contextlib.suppress(psutil.Error):
-                    top = psutil.Process(root)
-                    for process in [top, *top.children(recursive=True)]:
-                        with contextlib.suppress(psutil.Error):
-                            rss = process.memory_info().rss
-                            name = " ".join(process.cmdline()[1:3])[:60]
-                            if rss > self.peaks.get(process.pid, (0, ""))[0]:
-                                self.peaks[process.pid] = (rss, name)
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def workers(self, driver: int) -> list[int]:
-        """Peak RSS in MB of the worker processes (all but the driver), largest first."""
-        peaks = [rss for pid, (rss, _) in self.peaks.items() if pid != driver]
-        return sorted((round(rss / 2**20) for rss in peaks if rss > 150 * 2**20), reverse=True)
-
-    def of(self, pid: int) -> int:
-        return round(self.peaks.get(pid, (0, ""))[0] / 2**20)
+def history_bytes(settings: Settings) -> int:
+    return sum(p.stat().st_size for p in settings.data_dir.glob("forecasts.sqlite*") if p.is_file())
 
 
 @contextlib.contextmanager
@@ -181,414 +121,416 @@ def loopback_cluster(folder: Path, workers: int):
                 process.wait()
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def history_bytes(settings: Settings) -> int:
-    return sum(p.stat().st_size for p in settings.data_dir.glob("forecasts.sqlite*") if p.is_file())
+class RssSeries:
+    """RSS (MB) of every process below ``roots`` (the driver excluded), sampled every second."""
+
+    def __init__(self, roots: list[int], exclude: int, every: float = 1.0) -> None:
+        self.roots, self.exclude, self.every = roots, exclude, every
+        self.samples: dict[int, list[tuple[float, int]]] = {}
+        self.roles: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.start = time.time()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = round(time.time() - self.start, 1)
+            for root in self.roots:
+                with contextlib.suppress(psutil.Error):
+                    top = psutil.Process(root)
+                    for process in [top, *top.children(recursive=True)]:
+                        if process.pid == self.exclude:
+                            continue
+                        with contextlib.suppress(psutil.Error):
+                            rss = round(process.memory_info().rss / 2**20)
+                            if rss > 150:  # workers, not the small nanny/resource tracker
+                                if process.pid not in self.roles:
+                                    line = " ".join(process.cmdline())
+                                    self.roles[process.pid] = (
+                                        "task child"
+                                        if "forecaster.jobs.isolated" in line
+                                        else "scheduler"
+                                        if " scheduler" in line
+                                        else "worker"
+                                    )
+                                self.samples.setdefault(process.pid, []).append((now, rss))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssSeries:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self, fifth: list[float]) -> list[dict]:
+        """Per process; ``fifth``: when each night's fifth task finished (time.time())."""
+        marks = [t - self.start for t in fifth]
+        out = []
+        for pid, series in self.samples.items():
+            values = [rss for _, rss in series]
+            # the samples after the first fifth-finished-task mark of its life (a worker
+            # lives one night on a local cluster, every night on the loopback one)
+            mark = min((m for m in marks if m >= series[0][0]), default=None)
+            after = [rss for t, rss in series if mark is not None and t >= mark]
+            out.append(
+                {
+                    "pid": pid,
+                    "role": self.roles.get(pid, "worker"),
+                    "samples": len(values),
+                    "after_fifth_spread_mb": (max(after) - min(after)) if after else None,
+                    "first_mb": values[0],
+                    "max_mb": max(values),
+                    "min_mb": min(values),
+                    "last_mb": values[-1],
+                    # every 10th sample: the curve, small enough for the JSON
+                    "curve": series[::10],
+                }
+            )
+        return sorted(out, key=lambda entry: -entry["max_mb"])
 
 
-def night(settings, names, csv_dir, as_of, options, **fan_out) -> dict:
-    started, load_before = time.perf_counter(), load()
+def one_night(home: Path, names: list[str], as_of: str, **fan_out) -> dict:
+    settings = Settings.resolve(home)
+    seconds: list[float] = []
+    universe: dict = {}
+    started = time.time()
+    finished = [0]
+
+    def on_record(record: dict) -> None:
+        finished[0] += 1
+        if finished[0] == 5:
+            FIFTH.append(time.time())
+        if record.get("seconds") is not None:
+            seconds.append(record["seconds"])
+        if len(seconds) % 25 == 0:
+            log(f"  {as_of}: {len(seconds)}/{len(names)} tickers ({time.time() - started:.0f} s)")
+
     report = run_nightly(
         names,
         settings=settings,
-        source="csv",
-        csv_dir=csv_dir,
+        panel_path=str(PANEL),
         as_of=as_of,
-        default_options=options,
+        universal=True,
+        keep=5,
+        on_record=on_record,
+        on_universe=universe.update,
+        **OPTIONS,
         **fan_out,
     )
-    wall = time.perf_counter() - started
-    seconds = [record["seconds"] for record in report.records]
-    failed = [f"{r['ticker']}: {r['error']}" for r in report.failed]
+    counts = report.counts()
+    decisions: dict[str, int] = {}
+    for record in report.records:
+        key = record["decision"] or record["status"]
+        decisions[key] = decisions.get(key, 0) + 1
+    fine_tuned = sum(
+        1 for r in report.records if "challenger: fine-tuned" in (r.get("decision_reason") or "")
+    )
+    failures = {r["ticker"]: r["error"] for r in report.records if r["status"] == "failed"}
     return {
         "as_of": as_of,
-        "fan_out": report.fan_out,
-        "tickers": len(report.records),
-        "counts": report.counts(),
-        "failed": failed[:3],
-        "wall": round(wall, 1),
-        "per_ticker_mean": round(float(np.mean(seconds)), 2),
-        "per_ticker_median": round(float(np.median(seconds)), 2),
-        "load_before": load_before,
-        "load_after": load(),
+        "wall_s": round(time.time() - started, 1),
+        "universe": {
+            k: universe.get(k) for k in ("refit", "reason", "version", "seconds", "error")
+        },
+        "counts": counts,
+        "decisions": decisions,
+        "fine_tune_chosen": fine_tuned,
+        "ticker_seconds_median": round(float(np.median(seconds)), 2) if seconds else None,
+        "ticker_seconds_max": round(float(np.max(seconds)), 2) if seconds else None,
+        "failures": dict(list(failures.items())[:10]),
+        "registry_mb": round(folder_bytes(settings.models_dir) / 2**20, 1),
+        "history_mb": round(history_bytes(settings) / 2**20, 2),
+        "load": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
     }
 
 
-def scale_runs(work: Path, names, csv_dir, nights, options) -> list[dict]:
-    """Night 1 seeds champions once (loopback, 2 workers); night 2 is timed per fan-out."""
-    seeded = Settings.resolve(work / "seeded")
-    results = []
-    with loopback_cluster(work / "cluster-seed", 2) as (address, _):
-        first = night(seeded, names, csv_dir, nights[0], options, scheduler=address)
-    first["what"] = "night 1 (first champions), loopback scheduler, 2 workers"
-    results.append(first)
-    driver = os.getpid()
-    for label, workers in (("1 local worker", 1), ("2 local workers", 2)):
-        home = work / label.replace(" ", "-")
-        shutil.copytree(seeded.home, home)
-        with MemorySampler([driver]) as sampler:
-            result = night(
-                Settings.resolve(home), names, csv_dir, nights[1], options, workers=workers
-            )
-        result.update(
-            what=f"night 2, --workers {workers}",
-            driver_mb=sampler.of(driver),
-            worker_mb=sampler.workers(driver),
+#: Extra run_nightly options (``--smoke``: a tiny model, to check the script quickly).
+OPTIONS: dict = {}
+
+
+def run_fan_out(home: Path, names, nights, label: str, after_first=None, **fan_out) -> dict:
+    log(f"{label}: {len(nights)} nights")
+    entry: dict = {"label": label, "nights": []}
+    with RssSeries([os.getpid()], exclude=os.getpid()) as rss:
+        for index, as_of in enumerate(nights):
+            entry["nights"].append(one_night(home, names, as_of, **fan_out))
+            log(f"{label} {as_of}: {entry['nights'][-1]}")
+            if index == 0 and after_first is not None:
+                after_first()
+    entry["rss"] = rss.summary(FIFTH)
+    return entry
+
+
+def run_loopback(home: Path, names, nights, work: Path) -> dict:
+    log("loopback scheduler, 2 dask workers")
+    entry: dict = {"label": "loopback dask scheduler + 2 dask workers", "nights": []}
+    with loopback_cluster(work / "cluster", 2) as (address, pids):
+        with RssSeries(pids, exclude=-1) as rss:
+            for as_of in nights:
+                entry["nights"].append(one_night(home, names, as_of, scheduler=address))
+                log(f"loopback {as_of}: {entry['nights'][-1]}")
+    entry["rss"] = rss.summary(FIFTH)
+    return entry
+
+
+def after_night(home: Path, ticker: str) -> dict:
+    """``forecast predict`` of one ticker and ``forecast report``, timed as fresh processes."""
+    forecast = str(Path(sys.executable).parent / "forecast")
+    env = {**os.environ, "FORECAST_HOME": str(home)}
+    predict = ["predict", "--ticker", ticker, "--source", "panel", "--panel", str(PANEL)]
+    started = time.perf_counter()
+    done = subprocess.run([forecast, *predict], env=env, capture_output=True, check=False)
+    predict_s = round(time.perf_counter() - started, 2)
+    started = time.perf_counter()
+    subprocess.run([forecast, "report"], env=env, capture_output=True, check=True)
+    report_s = round(time.perf_counter() - started, 2)
+    pages = sorted((home / "reports").glob("*.html"))
+    shown = " ".join(predict).replace(str(PANEL), "../shared/data/stocks_daily.parquet")
+    return {
+        "predict_command": f"forecast {shown}",
+        "predict_s": predict_s,
+        "predict_exit": done.returncode,
+        "report_command": "forecast report",
+        "report_s": report_s,
+        "page_mb": round(pages[-1].stat().st_size / 2**20, 2) if pages else None,
+    }
+
+
+def _mark(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def goals(result: dict) -> list[str]:
+    """Each goal of the issue against the figures above (computed, not typed in)."""
+    runs = {run["label"]: run for run in result["runs"]}
+    two = runs.get("--workers 2")
+    if two is None:
+        return []
+    refit, updates = two["nights"][0], two["nights"][1:]
+    lines = []
+    if updates:
+        worst = max(n["wall_s"] for n in updates) / 60
+        lines.append(
+            f"- Nightly update of {result['tickers']} tickers with 2 workers ≤ 15 min: "
+            f"{_mark(worst <= 15)} (slowest of nights 2–{len(two['nights'])}: {worst:.1f} min)."
         )
-        results.append(result)
-    home = work / "loopback"
-    shutil.copytree(seeded.home, home)
-    with loopback_cluster(work / "cluster-2", 2) as (address, pids):
-        with MemorySampler([driver, *pids]) as sampler:
-            result = night(
-                Settings.resolve(home), names, csv_dir, nights[1], options, scheduler=address
-            )
-    result.update(
-        what="night 2, loopback scheduler (`dask scheduler` + 2 `dask worker`)",
-        driver_mb=sampler.of(driver),
-        worker_mb=sampler.workers(driver),
+    lines.append(
+        f"- Universal refit night of {result['tickers']} tickers ≤ 30 min: "
+        f"{_mark(refit['wall_s'] / 60 <= 30)} ({refit['wall_s'] / 60:.1f} min, of which the "
+        f"universal fit {refit['universe']['seconds'] or 0:.0f} s and the per-ticker fine-tunes the "
+        f"rest)."
     )
-    results.append(result)
-    return results
-
-
-def growth_run(work: Path, names, csv_dir, nights, options, keep=None) -> list[dict]:
-    """One night after another on a loopback cluster; ``keep`` is nightly --keep (None: off)."""
-    label = "growth" if keep is None else f"growth-keep-{keep}"
-    settings = Settings.resolve(work / label)
-    rows = []
-    with loopback_cluster(work / f"cluster-{label}", 2) as (address, _):
-        for index, as_of in enumerate(nights, start=1):
-            result = night(settings, names, csv_dir, as_of, options, scheduler=address, keep=keep)
-            result.update(
-                night=index,
-                registry_bytes=folder_bytes(settings.models_dir),
-                history_bytes=history_bytes(settings),
-                versions=sum(1 for _ in settings.models_dir.glob("*/*/manifest.json")),
+    spreads = [
+        (run["label"], w["after_fifth_spread_mb"])
+        for run in result["runs"]
+        for w in run["rss"]
+        if w.get("role", "worker") == "worker" and w.get("after_fifth_spread_mb") is not None
+    ]
+    if spreads:
+        label, worst = max(spreads, key=lambda item: item[1])
+        lines.append(
+            f"- Worker RSS flat, max − min ≤ 300 MB after the first 5 tasks: "
+            f"{_mark(worst <= 300)} (largest: {worst} MB, {label})."
+        )
+    after = result.get("after")
+    if after:
+        lines.append(
+            f"- `forecast predict` for one ticker right after a night ≤ 1.5 s: "
+            f"{_mark(after['predict_s'] <= 1.5 and after['predict_exit'] == 0)} "
+            f"({after['predict_s']} s)."
+        )
+        if after["page_mb"] is not None:
+            lines.append(
+                f"- Report page ≤ 1.5 MB: {_mark(after['page_mb'] <= 1.5)} ({after['page_mb']} MB "
+                f"for {result['tickers']} tickers × {len(result['nights'])} nights)."
             )
-            rows.append(result)
-            print(f"{label} night {index}: {result['wall']} s, {result['counts']}", flush=True)
-    return rows
+    return lines
 
 
-def default_run(work: Path, names, csv_dir, as_of) -> dict:
-    settings = Settings.resolve(work / "default")
-    result = night(settings, names, csv_dir, as_of, None)
-    versions = list(settings.models_dir.glob("*/*/manifest.json"))
-    result["version_bytes"] = round(np.mean([folder_bytes(p.parent) for p in versions]))
-    return result
+def extrapolation(result: dict) -> list[str]:
+    """1,000 and 5,000 tickers from the measured per-ticker figures (arithmetic only)."""
+    runs = {run["label"]: run for run in result["runs"]}
+    two = runs.get("--workers 2")
+    if two is None or len(two["nights"]) < 2:
+        return []
+    n, refit = result["tickers"], two["nights"][0]
+    update = float(np.median([night["wall_s"] for night in two["nights"][1:]]))
+    fit = refit["universe"]["seconds"] or 0.0
+    tuning = refit["wall_s"] - fit
+    registry = two["nights"][-1]["registry_mb"]
+    lines = [
+        f"Assumes every cost grows linearly with the tickers (the universal fit's epochs read "
+        f"every ticker's rows once; a task is one ticker) and the same 2-core machine with 2 "
+        f"workers. Measured per {n} tickers: daily update {update / 60:.1f} min (median of "
+        f"nights 2–{len(two['nights'])}), universal fit {fit / 60:.1f} min, fine-tunes "
+        f"{tuning / 60:.1f} min, registry {registry} MB.",
+        "",
+        "| tickers | daily update | refit night (fit + fine-tunes) | registry |",
+        "|---|---|---|---|",
+    ]
+    for count in (1000, 5000):
+        scale = count / n
+        lines.append(
+            f"| {count:,} | {update * scale / 60:.0f} min | {fit * scale / 60:.0f} + "
+            f"{tuning * scale / 60:.0f} min | {registry * scale / 1024:.1f} GB |"
+        )
+    lines += [
+        "",
+        "The fine-tunes divide by the number of workers; the universal fit is one task and "
+        "does not.",
+    ]
+    return lines
+
+
+def render(result: dict) -> str:
+    lines = [
+        "# Nightly job for a real universe (universal model, 150 real stocks)",
+        "",
+        f"Measured {result['date']} on {result['machine']} with `.venv/bin/python "
+        f"bench/nightly_scale.py{result['argv']}` (protocol: the script's docstring). Tickers: "
+        f"{result['tickers']} real stocks from `../shared/data/stocks_daily.parquet`; nights: "
+        f"{', '.join(result['nights'])}. Universal model: default network and members, "
+        f"training {result['universal']}; fine-tune {result['fine_tune']}. Tasks that train "
+        f"run {'in a fresh child process of their worker' if result['isolate'] else 'in the worker'}"
+        ". `load` is the 1/5/15-minute load average at the end of the night.",
+        "",
+        "| fan-out | night | universe step | wall | per ticker (median / max) | ok / failed | "
+        "decisions | fine-tune chosen | registry | history | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in result["runs"]:
+        for n in run["nights"]:
+            u = n["universe"]
+            step = (
+                f"refit {u['seconds']:.0f} s"
+                if u["refit"] and u["seconds"] is not None
+                else "refit failed"
+                if u.get("error")
+                else "no refit"
+            )
+            lines.append(
+                f"| {run['label']} | {n['as_of']} | {step} | {n['wall_s'] / 60:.1f} min | "
+                f"{n['ticker_seconds_median']} / {n['ticker_seconds_max']} s | "
+                f"{n['counts']['ok']} / {n['counts']['failed']} | {n['decisions']} | "
+                f"{n['fine_tune_chosen']} | {n['registry_mb']} MB | {n['history_mb']} MB | "
+                f"{n['load']} |"
+            )
+    lines += [
+        "",
+        "Worker RSS over each run (MB, sampled every second; a local cluster's workers live "
+        'one night, the loopback cluster\'s every night; "after 5th" is max − min over the '
+        "samples after the night's fifth finished task):",
+        "",
+        "| fan-out | worker | first | min | max | last | max − min | after 5th |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in result["runs"]:
+        workers = [w for w in run["rss"] if w.get("role", "worker") == "worker"]
+        for index, worker in enumerate(workers):
+            lines.append(
+                f"| {run['label']} | {index + 1} | {worker['first_mb']} | {worker['min_mb']} | "
+                f"{worker['max_mb']} | {worker['last_mb']} | {worker['max_mb'] - worker['min_mb']} "
+                f"| {worker.get('after_fifth_spread_mb')} |"
+            )
+    children = [
+        (run["label"], [w["max_mb"] for w in run["rss"] if w.get("role") == "task child"])
+        for run in result["runs"]
+    ]
+    if any(peaks for _, peaks in children):
+        lines += ["", "Task children (one per training task, exits when the task ends):", ""]
+        lines += ["| fan-out | children seen | peak RSS median / max (MB) |", "|---|---|---|"]
+        for label, peaks in children:
+            if peaks:
+                lines.append(f"| {label} | {len(peaks)} | {int(np.median(peaks))} / {max(peaks)} |")
+    if result.get("after"):
+        after = result["after"]
+        lines += [
+            "",
+            f"After the last night, as a user runs them (fresh processes, home of the "
+            f"--workers 2 run): `{after['predict_command']}` {after['predict_s']} s "
+            f"(exit {after['predict_exit']}); `{after['report_command']}` {after['report_s']} s, "
+            f"page {after['page_mb']} MB.",
+        ]
+    lines += ["", "## Goals", ""] + result.get("goals", []) + [""]
+    lines += ["## Extrapolation (arithmetic on the figures above, not measured)", ""]
+    lines += result.get("extrapolation", []) + [""]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tickers", type=int, default=50)
-    parser.add_argument("--nights", type=int, default=30)
-    parser.add_argument("--growth-tickers", type=int, default=5)
-    parser.add_argument("--growth-rows", type=int, default=600)
-    parser.add_argument("--default-tickers", type=int, default=2)
-    parser.add_argument("--keep", type=int, default=5, help="nightly --keep of the second growth run")
-    parser.add_argument("--from-json", help="Only render this JSON of an earlier run.")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickers", type=int, default=150)
+    parser.add_argument("--nights", type=int, default=5)
+    parser.add_argument("--out", default=str(HERE / "nightly_scale"))
     parser.add_argument(
-        "--add-keep-run",
-        metavar="JSON",
-        help="Run only the growth run with --keep and add it to this JSON of an earlier run.",
+        "--no-isolate", action="store_true", help="train in the workers (no child process)"
     )
-    parser.add_argument("--output", default=str(ROOT / "bench" / "nightly_scale.md"))
+    parser.add_argument("--skip-others", action="store_true", help="only --workers 2")
+    parser.add_argument("--smoke", action="store_true", help="a tiny model: check the script")
     args = parser.parse_args()
+    if args.smoke:
+        from forecaster.models.config import LSTMConfig
 
-    if args.from_json:
-        Path(args.output).write_text(render(json.loads(Path(args.from_json).read_text()), args))
-        return
-    if args.add_keep_run:
-        log = json.loads(Path(args.add_keep_run).read_text())
-        with tempfile.TemporaryDirectory(prefix="nightly-scale-") as scratch:
-            short, nights = _growth_universe(Path(scratch), args)
-            log["keep"] = args.keep
-            log["growth_keep"] = growth_run(
-                Path(scratch), sorted(p.stem for p in short.glob("*.csv")), short, nights, GROWTH,
-                keep=args.keep,
+        OPTIONS["universal_options"] = LSTMConfig(
+            units=4, lookback=10, context=42, epochs=1, patience=1, ensemble=1, batch_size=256
+        )
+        OPTIONS["fine_tune"] = {"epochs": 1}
+    if args.no_isolate:
+        OPTIONS["isolate"] = False
+    names = read_panel(PANEL).tickers[: args.tickers]
+    import pandas as pd
+
+    dates = pd.read_parquet(PANEL, columns=["date"])["date"].drop_duplicates().sort_values()
+    nights = [f"{d:%Y-%m-%d}" for d in dates.iloc[-args.nights :]]
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "tickers": len(names),
+        "nights": nights,
+        "universal": UNIVERSAL_DEFAULTS,
+        "fine_tune": FINE_TUNE_DEFAULTS,
+        "isolate": not args.no_isolate,
+        "argv": "".join(f" {a}" for a in sys.argv[1:]),
+        "runs": [],
+    }
+
+    def save() -> None:
+        Path(args.out + ".json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+        Path(args.out + ".md").write_text(render(result))
+
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        home, first = work / "home", work / "after-night-1"
+        result["runs"].append(
+            run_fan_out(
+                home,
+                names,
+                nights,
+                "--workers 2",
+                after_first=lambda: shutil.copytree(home, first),
+                workers=2,
             )
-        log["keep_finished"] = f"{pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC"
-        Path(args.add_keep_run).write_text(json.dumps(log, indent=1) + "\n")
-        Path(args.output).write_text(render(log, args))
-        print(f"wrote {args.output}")
-        return
-    started = pd.Timestamp.now(tz="UTC")
-    partial = Path(args.output).with_suffix(".partial.json")
-    with tempfile.TemporaryDirectory(prefix="nightly-scale-") as scratch:
-        work = Path(scratch)
-        csv_dir = work / "csv"
-        names = write_universe(csv_dir, args.tickers)
-        calendar = pd.read_csv(csv_dir / "SPY.csv")["Date"].tolist()
-        nights = calendar[-args.nights :]
-        log = {"started": f"{started:%Y-%m-%d %H:%M} UTC", "cpus": os.cpu_count()}
-        log["small"] = {k: v for k, v in SMALL.to_dict().items() if k != "init_options"}
-        log["argv"] = sys.argv[1:]
-        log["python"] = sys.version.split()[0]
-        if args.default_tickers:
-            print(f"default config, {args.default_tickers} tickers, sequential ...", flush=True)
-            log["default"] = default_run(work, names[: args.default_tickers], csv_dir, nights[-1])
-            print(json.dumps(log["default"]), flush=True)
-            partial.write_text(json.dumps(log, indent=1) + "\n")
-        print(f"scale: {len(names)} tickers ...", flush=True)
-        log["scale"] = scale_runs(work, names, csv_dir, nights[-2:], SMALL)
-        print(json.dumps(log["scale"]), flush=True)
-        partial.write_text(json.dumps(log, indent=1) + "\n")
-        print(f"growth: {args.growth_tickers} tickers x {args.nights} nights ...", flush=True)
-        short = work / "csv-short"
-        short.mkdir()
-        for name in names[: args.growth_tickers]:
-            lines = (csv_dir / f"{name}.csv").read_text().splitlines()
-            (short / f"{name}.csv").write_text("\n".join([lines[0], *lines[-args.growth_rows :]]))
-        log["growth_config"] = {k: v for k, v in GROWTH.to_dict().items() if k != "init_options"}
-        log["growth_rows"] = args.growth_rows
-        log["growth"] = growth_run(work, names[: args.growth_tickers], short, nights, GROWTH)
-        log["keep"] = args.keep
-        log["growth_keep"] = growth_run(
-            work, names[: args.growth_tickers], short, nights, GROWTH, keep=args.keep
         )
-    log["finished"] = f"{pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC"
-    Path(args.output).with_suffix(".json").write_text(json.dumps(log, indent=1) + "\n")
-    Path(args.output).write_text(render(log, args))
-    print(f"wrote {args.output}")
-
-
-def _keep_line(log: dict, size: float) -> str:
-    """The with-retention bullet: measured when the JSON has a --keep growth run."""
-    kept = log.get("growth_keep", [])
-    if not kept:
-        return (
-            "- With `--keep N`: **not measured in this run**; at most about N + 2 versions per "
-            f"ticker (N losing challengers, the champion, the previous champion, versions with "
-            f"pending forecasts): with N = 5, 50 tickers about {_mb(size * 50 * 7)}."
-        )
-    last, tickers = kept[-1], kept[-1]["tickers"]
-    per = last["versions"] / max(1, tickers)
-    flat = next(row["night"] for row in kept if row["versions"] == last["versions"])
-    return (
-        f"- With nightly `--keep {log['keep']}` (measured, rows marked above): {last['versions']} "
-        f"versions after {len(kept)} nights x {tickers} tickers ({per:.1f} per ticker; the count "
-        f"first reached that on night {flat}); so with the default model 50 tickers "
-        f"need about {_mb(size * 50 * per)} and 5,000 tickers {_mb(size * 5000 * per)}, whatever "
-        "the number of nights."
-    )
-
-
-def _growth_universe(work: Path, args) -> tuple[Path, list[str]]:
-    """The growth run's short CSVs (first ``--growth-tickers`` of the universe) and its nights."""
-    csv_dir = work / "csv"
-    names = write_universe(csv_dir, args.tickers)
-    nights = pd.read_csv(csv_dir / "SPY.csv")["Date"].tolist()[-args.nights :]
-    short = work / "csv-short"
-    short.mkdir()
-    for name in names[: args.growth_tickers]:
-        lines = (csv_dir / f"{name}.csv").read_text().splitlines()
-        (short / f"{name}.csv").write_text("\n".join([lines[0], *lines[-args.growth_rows :]]))
-    return short, nights
-
-
-def _mb(value: float) -> str:
-    if value < 2**20:
-        return f"{value / 1024:,.0f} KB"
-    return f"{value / 2**20:,.1f} MB"
-
-
-def _settings(config: dict) -> str:
-    keys = ("init", "units", "lookback", "context", "epochs", "patience", "ensemble", "batch_size")
-    return ", ".join(f"{key}={config[key]}" for key in keys)
-
-
-def render(log: dict, args) -> str:
-    """The Markdown report of one run's JSON log."""
-    lines = [
-        "# Nightly at scale: shared-nothing Dask fan-out",
-        "",
-        f"Measured {log['started']} to {log['finished']} on this machine ({log['cpus']} cores, "
-        f"Python {log.get('python', '?')}), **not idle**: other agents' test suites ran at the "
-        "same time (load averages 1 / 5 / 15 min are shown beside each run; on 2 cores a load "
-        "of 8 leaves this job about a quarter of the CPU). Rerun on an idle machine with",
-        "",
-        "    .venv/bin/python bench/nightly_scale.py" + "".join(f" {a}" for a in log["argv"]),
-        "",
-        "(with no options: 50 tickers, 5 growth tickers, 2 default-config tickers).",
-        "",
-    ]
-    scale = log.get("scale", [])
-    if scale and scale[0]["tickers"] != 50:
-        lines += [
-            f"**This run used {scale[0]['tickers']} tickers, not the 50 asked for**: with the "
-            "machine shared (load 5-9 on 2 cores) the four 50-ticker nights would have taken "
-            "well over an hour of the time available. The universe, the fan-outs and the "
-            "script are the 50-ticker ones; rerun without `--tickers` for the 50-ticker figures.",
-            "",
-        ]
-    lines += [
-        "## What was run",
-        "",
-    ]
-    count = scale[0]["tickers"] if scale else 0
-    lines += [
-        f"- Universe: {count} tickers: SPY and QQQ are the real S&P 500 and NASDAQ Composite "
-        "samples bundled with `arch` (1999-01-04 to 2018-12-31, 5,031 days); SYN03.. are "
-        "**synthetic, for timing only**: a real sample's daily bars (close-to-close return and "
-        "open/high/low relative to the close) rotated by 97 x k days, so each has the same "
-        "length and realistic bars but is not a market. Source `csv`, one file per ticker.",
-        f"- Model for the scale and growth runs (not the default, to keep the run in minutes): "
-        f"scale `{_settings(log['small'])}`; growth `{_settings(log['growth_config'])}` on the "
-        f"last {log['growth_rows']} days of each series."
-        if "growth_config" in log
-        else f"- Model for the scale runs: `{_settings(log['small'])}`.",
-        "- Fan-outs: `--workers 1` and `--workers 2` (a LocalCluster started by the run, so its "
-        "wall time includes starting the workers and their TensorFlow import), and a loopback "
-        "cluster (`dask scheduler` + 2 `dask worker --nthreads 1` processes on 127.0.0.1, "
-        "started before the run, so TensorFlow is imported already after the first night).",
-        "- Night 1 (every ticker's first champion) is run once on the loopback cluster; its "
-        "data home is copied, and night 2 (challenger vs champion: the champion's files go to "
-        "the worker and are loaded there) is timed on each fan-out from the same state.",
-        "- Per-ticker seconds: the run record's `seconds` (driver's load + task + driver's "
-        "commit; queueing excluded). Peak memory: resident set size sampled every 0.25 s with "
-        "psutil, of the driver and of every process below it (or below the cluster's processes).",
-        "",
-    ]
-    if scale:
-        lines += [
-            f"## One night, {count} tickers",
-            "",
-            "| run | ok / failed | wall s | per ticker s, mean (median) | driver peak | worker peaks"
-            " | load before -> after |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for run in scale:
-            workers = ", ".join(f"{mb} MB" for mb in run.get("worker_mb", [])) or "-"
-            driver = f"{run['driver_mb']} MB" if "driver_mb" in run else "-"
-            lines.append(
-                f"| {run['what']} | {run['counts']['ok']} / {run['counts']['failed']} | "
-                f"{run['wall']} | {run['per_ticker_mean']} ({run['per_ticker_median']}) | "
-                f"{driver} | {workers} | {run['load_before']} -> {run['load_after']} |"
-            )
-        lines += [
-            "",
-            "Worker peaks list every process above 150 MB other than the driver (the loopback "
-            "row includes the scheduler process when it passed that mark). The driver peak is "
-            "the benchmark's own process, which had run the default-config night in-process "
-            "before (TensorFlow loaded, ~1.2 GB); it is not what a driver needs: the driver "
-            "never imports TensorFlow (a 4-ticker trial of this script on 2026-11-26 04:34 UTC, "
-            "without the default-config night first, measured a driver peak of 278-282 MB).",
-            "",
-        ]
-    default = log.get("default")
-    if default:
-        lines += [
-            "## The default model, per ticker",
-            "",
-            f"`forecast nightly` with the default configuration (encoder, 32 units, 3 members, up "
-            f"to 60 epochs, patience 6), sequential, first night, {default['tickers']} tickers "
-            f"(SPY, QQQ): wall {default['wall']} s, per ticker {default['per_ticker_mean']} s "
-            f"mean ({default['per_ticker_median']} median), load {default['load_before']} -> "
-            f"{default['load_after']}. One default version (model, metadata, manifest) takes "
-            f"{_mb(default['version_bytes'])} in the registry.",
-            "",
-        ]
-    growth = log.get("growth", [])
-    if growth:
-        tickers = growth[0]["tickers"]
-        last = growth[-1]
-        nights = len(growth)
-        lines += [
-            f"## Registry and history over {nights} nights ({tickers} tickers, loopback cluster)",
-            "",
-            "| night | versions | registry | history (forecasts.sqlite) | wall s | load |",
-            "| --- | --- | --- | --- | --- | --- |",
-        ]
-        shown = sorted({1, 2, 5, 10, 20, nights} & set(range(1, nights + 1)))
-        for row in growth:
-            if row["night"] in shown:
-                lines.append(
-                    f"| {row['night']} | {row['versions']} | {_mb(row['registry_bytes'])} | "
-                    f"{_mb(row['history_bytes'])} | {row['wall']} | {row['load_before']} |"
-                )
-        kept = log.get("growth_keep", [])
-        for row in kept:
-            if row["night"] in shown:
-                lines.append(
-                    f"| {row['night']} with `--keep {log['keep']}` | {row['versions']} | "
-                    f"{_mb(row['registry_bytes'])} | {_mb(row['history_bytes'])} | {row['wall']} | "
-                    f"{row['load_before']} |"
-                )
-        per_version = last["registry_bytes"] / max(1, last["versions"])
-        history_per = (last["history_bytes"] - growth[0]["history_bytes"]) / max(
-            1, tickers * (nights - 1)
-        )
-        lines += [
-            "",
-            f"The first night includes the workers' TensorFlow import. "
-            f"Without `--keep` the registry grows by one version per ticker per night (measured: "
-            f"{last['versions']} versions after {nights} nights x {tickers} tickers), "
-            f"{_mb(per_version)} each with the growth model. The history grows by about "
-            f"{history_per / 1024:.1f} KB per ticker-night (one forecast row, its VaR/ES rows, "
-            "one run row; SQLite pages).",
-            "",
-        ]
-        if default:
-            size = default["version_bytes"]
-            lines += [
-                "**Computed from these figures (not measured as such):**",
-                "",
-                f"- Registry without `--keep`, default model: {_mb(size)} x tickers x nights: "
-                f"50 tickers x {nights} nights = {_mb(size * 50 * nights)}; 5,000 tickers x 252 "
-                f"nights (a year) = {_mb(size * 5000 * 252)}.",
-                _keep_line(log, size),
-                f"- History: about {history_per / 1024:.1f} KB per ticker-night, so 5,000 "
-                f"tickers x 252 nights = {_mb(history_per * 5000 * 252)} a year (retention does "
-                "not touch the history).",
-                "",
-            ]
-    if default and scale:
-        per = default["per_ticker_mean"]
-        one = next((run for run in scale if run["what"].startswith("night 2, --workers 1")), None)
-        two = next((run for run in scale if run["what"].startswith("night 2, --workers 2")), None)
-        loop = next(
-            (run for run in scale if "loopback" in run["what"] and "night 2" in run["what"]), None
-        )
-        lines += [
-            "## 500 and 5,000 tickers (extrapolation, on paper)",
-            "",
-            f"Assumes the default model's {per} s per ticker measured above (on this loaded "
-            "machine; an idle one trains SPY in about 42 s, bench/select_defaults.md) and "
-            "workers of one thread on their own 1-2 cores each, scaling linearly: hours = "
-            "tickers x seconds / workers / 3600. Tasks are independent; the only serial part is "
-            "the driver's per-ticker load and commit, which these figures do not separate (it "
-            "is inside the per-ticker seconds) and which this extrapolation treats as parallel.",
-            "",
-            "| tickers | s per ticker | 1 worker | 4 workers | 16 workers | 64 workers |",
-            "| --- | --- | --- | --- | --- | --- |",
-        ]
-        idle = 41.9  # bench/select_defaults.md: default SPY fit on the idle machine
-        for tickers in (500, 5000):
-            for seconds, where in ((per, "here, loaded"), (idle, "idle, select_defaults.md")):
-                cells = [f"{tickers * seconds / n / 3600:.1f} h" for n in (1, 4, 16, 64)]
-                lines.append(f"| {tickers:,} | {seconds} ({where}) | " + " | ".join(cells) + " |")
-        peak = max((mb for run in scale for mb in run.get("worker_mb", [])), default=0)
-        if one and two and loop:
-            lines += [
-                "",
-                f"Measured speed-up of 2 workers over 1 on this 2-core machine, night 2: "
-                f"{one['wall'] / two['wall']:.2f}x with local clusters (each started by the run), "
-                f"{one['wall'] / loop['wall']:.2f}x for the loopback cluster (already started) — "
-                "with other jobs holding most of the CPU, so not the speed-up of dedicated cores.",
-                "",
-                "To finish a 4-hour window (the systemd unit's limit) with the default model: "
-                f"500 tickers need {max(1, -(-int(500 * per) // (4 * 3600)))} worker(s) at this "
-                f"machine's loaded speed ({max(1, -(-int(500 * idle) // (4 * 3600)))} at the idle "
-                f"speed), 5,000 tickers {max(1, -(-int(5000 * per) // (4 * 3600)))} workers "
-                f"({max(1, -(-int(5000 * idle) // (4 * 3600)))} idle), each with its own "
-                f"1-2 cores and about {peak / 1024:.1f} GB of memory (the largest worker peak above).",
-            ]
-        lines.append("")
-    return "\n".join(lines)
+        result["after"] = after_night(home, names[0])
+        save()
+        if not args.skip_others:  # the daily-update nights again, from the home after night 1
+            copy = work / "copy-1"
+            shutil.copytree(first, copy)
+            result["runs"].append(run_fan_out(copy, names, nights[1:], "--workers 1", workers=1))
+            save()
+            copy = work / "copy-loopback"
+            shutil.copytree(first, copy)
+            result["runs"].append(run_loopback(copy, names, nights[1:], work))
+            save()
+    result["goals"], result["extrapolation"] = goals(result), extrapolation(result)
+    save()
+    print(render(result))
 
 
 if __name__ == "__main__":
