@@ -170,7 +170,7 @@ def baseline_names() -> list[str]:
 
 
 SOURCE_CHOICE = LazyChoice(source_names)
-ESTIMATOR_CHOICE = LazyChoice(estimator_names)
+ESTIMATOR_CHOICE = LazyChoice(estimator_names, case_sensitive=False)
 INIT_CHOICE = LazyChoice(strategy_names)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -437,7 +437,9 @@ PRICE_OPTIONS = ("ticker", "source", "csv_path", "start", "end", "panel_path")
 def load_from_settings(app: AppContext, values: dict[str, Any]) -> PriceData:
     """:func:`load_from_options` on the price options among a command's ``values``."""
     *positional, panel_path = (values.get(name) for name in PRICE_OPTIONS)
-    return load_from_options(app, *positional, panel_path=panel_path)
+    return load_from_options(
+        app, *positional, panel_path=panel_path, estimator=values.get("estimator")
+    )
 
 
 def load_from_options(
