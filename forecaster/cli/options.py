@@ -465,8 +465,12 @@ def load_from_options(
     )
     for warning in data.warnings:
         click.echo(warning, err=True)
-    if data.repairs:
-        fixed = ", ".join(f"{count} × {what}" for what, count in data.repairs.items())
+    dropped = {what: count for what, count in data.repairs.items() if "dropped" in what}
+    repairs = {what: count for what, count in data.repairs.items() if what not in dropped}
+    for what, count in dropped.items():
+        click.echo(f"note: {data.ticker}: {count} {what}", err=True)
+    if repairs:
+        fixed = ", ".join(f"{count} × {what}" for what, count in repairs.items())
         click.echo(f"note: {data.ticker}: repaired OHLC prices: {fixed}", err=True)
     return data
 

@@ -162,6 +162,10 @@ class Dataset:
     features : numpy.ndarray or None
         float32 (days, F): the daily features every ``sequence`` row is a window
         of (``sequence[i] == features[positions[i] - lookback + 1 : positions[i] + 1]``).
+    quarticity : pandas.Series or None
+        Realized quarticity ``rq`` per day (indexed like ``variance``) when the
+        source provides it (intraday bars, a file with an ``rq`` column): HARQ's
+        regressor. None otherwise.
     """
 
     spec: FeatureSpec
@@ -177,6 +181,7 @@ class Dataset:
     n_floored: int
     exog: pd.DataFrame | None = None
     features: np.ndarray | None = field(default=None, repr=False)
+    quarticity: pd.Series | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -313,6 +318,7 @@ def build_dataset(
         n_floored=daily.n_floored,
         exog=aligned,
         features=features,
+        quarticity=prices["rq"].astype(np.float64) if "rq" in prices.columns else None,
     )
 
 

@@ -35,9 +35,13 @@ registered measures (:data:`forecaster.data.volatility.MEASURES`: ``rv5``,
 measures. Each measure must be numeric, finite and non-negative on every row
 (a missing or negative value is an error naming the column, dates and count:
 nothing is filled in). OHLC is then optional: with all four columns they are
-kept and checked as above; without them the daily returns come from ``close``
-(or the Oxford-Man library's ``close_price``), finite and positive, else from
-``ret``, close-to-close log returns, finite on every row but the first.
+kept and checked as above; without them a ``close`` (or the Oxford-Man
+library's ``close_price``) is kept, finite and positive. Daily returns come
+from ``ret`` (close-to-close log returns, finite on every row but the first)
+when the file has it, else from the closes; a file written by ``forecast
+realized --bars --daily --format csv`` gives them as ``overnight`` +
+``open-to-close``, and its ``partial`` days are dropped (counted in the
+repairs: never a full day).
 
 Nothing is dropped silently.
 """
@@ -281,9 +285,13 @@ def _validate_measures(frame: pd.DataFrame, origin: str) -> Validated:
         columns.setdefault("volume", np.full(len(table), np.nan))
     elif "close" in table.columns:
         columns["close"] = _numeric(table, "close")
-    elif "ret" in table.columns:
+    if "ret" in table.columns:
         columns["ret"] = _numeric(table, "ret")
-    else:
+    elif not columns and {"overnight", "open-to-close"} <= set(table.columns):
+        # Daily measures from intraday bars (forecast realized --bars --daily --format csv):
+        # the close-to-close return is the overnight return plus the session's.
+        columns["ret"] = _numeric(table, "overnight") + _numeric(table, "open-to-close")
+    if not columns:
         received = ", ".join(str(c) for c in frame.columns)
         raise DataError(
             f"{origin}: the file holds the measure(s) {', '.join(measures)} but no daily "
@@ -293,11 +301,27 @@ def _validate_measures(frame: pd.DataFrame, origin: str) -> Validated:
     columns.update({name: _numeric(table, name) for name in measures})
     prices = pd.DataFrame(columns, index=index)
     _check_dates(prices, origin)
+    repairs: dict[str, int] = {}
+    if "partial" in table.columns:
+        # One policy for partial days (forecaster.data.intraday): never a full day. They
+        # are dropped; the next day's return is still its own close-to-close return.
+        flags = table["partial"].astype(str).str.strip().str.lower()
+        unknown = ~flags.isin(["true", "false", "1", "0", "1.0", "0.0"])
+        if unknown.any():
+            raise DataError(
+                f"{origin}: column partial holds {flags[unknown].iloc[0]!r}; expected true or "
+                "false on every row (the flag forecast realized --bars writes)"
+            )
+        partial = flags.isin(["true", "1", "1.0"]).to_numpy()
+        if partial.any():
+            prices = prices.loc[~partial]
+            repairs["partial day(s) dropped (never trained on or scored as full days)"] = int(
+                partial.sum()
+            )
     if has_ohlc:
         validated = _validate_ohlc(prices, origin)
-        prices, repairs = validated.prices, validated.repairs
+        prices, repairs = validated.prices, {**repairs, **validated.repairs}
     else:
-        repairs = {}
         if "close" in prices:
             bad = ~(np.isfinite(prices["close"].to_numpy()) & (prices["close"].to_numpy() > 0))
             if bad.any():
@@ -305,16 +329,17 @@ def _validate_measures(frame: pd.DataFrame, origin: str) -> Validated:
                     f"{origin}: {_describe(_dates(prices.index[bad]), 'date(s) with a missing, non-finite or non-positive close')}"
                     "; expected finite closes > 0; fix or remove those rows"
                 )
-        else:
-            returns = prices["ret"].to_numpy()
-            bad = ~np.isfinite(returns)
+    if "ret" in prices:
+        returns = prices["ret"].to_numpy()
+        bad = ~np.isfinite(returns)
+        if bad.size:
             bad[0] = bad[0] and not np.isnan(returns[0])  # no return before the first day
-            if bad.any():
-                raise DataError(
-                    f"{origin}: {_describe(_dates(prices.index[bad]), 'date(s) with a missing or non-finite ret')}"
-                    "; expected a close-to-close log return on every row (the first may be "
-                    "empty); fix or remove those rows"
-                )
+        if bad.any():
+            raise DataError(
+                f"{origin}: {_describe(_dates(prices.index[bad]), 'date(s) with a missing or non-finite ret')}"
+                "; expected a close-to-close log return on every row (the first may be "
+                "empty); fix or remove those rows"
+            )
     for name in measures:
         values = prices[name].to_numpy()
         missing = ~np.isfinite(values)

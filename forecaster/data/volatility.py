@@ -203,10 +203,10 @@ def _check_window(window: int, minimum: int = 2) -> int:
 def log_returns(prices: pd.DataFrame) -> pd.Series:
     """Close-to-close log returns ``ln(C_t / C_{t-1})``; the first value is NaN.
 
-    A daily frame without closes (a file of measures) gives its ``ret`` column,
+    A daily frame with a ``ret`` column (a file of measures) gives that column,
     the close-to-close log returns as the file states them.
     """
-    if isinstance(prices, pd.DataFrame) and "close" not in prices and RETURN_COLUMN in prices:
+    if isinstance(prices, pd.DataFrame) and RETURN_COLUMN in prices:
         returns = prices[RETURN_COLUMN].to_numpy(dtype=np.float64)
         return _series(returns, prices, "log_return")
     close = _columns(prices, ("close",))["close"]

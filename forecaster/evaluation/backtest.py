@@ -171,7 +171,10 @@ def _run(
     rows = _test_rows(dataset, record) if rows is None else rows
     thresholds, frame = test_period(dataset, rows, quantile)
     forecasters: dict[str, Forecaster] = {LSTM: lstm}
-    kept, notes = usable_baselines(baselines, dataset.exog is not None, set(panel_fits or {}))
+    kept, notes = usable_baselines(
+        baselines, dataset.exog is not None, set(panel_fits or {}),
+        has_quarticity=dataset.quarticity is not None,
+    )
     for name in kept:
         forecasters[name] = panel_fits[name]() if panel_fits and name in panel_fits else (
             create_baseline(name)
