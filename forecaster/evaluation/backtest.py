@@ -183,11 +183,14 @@ def _run(
 
     def collect(name: str, model: Forecaster, block: np.ndarray) -> None:
         first = int(block[0])
+        factor = risks.overnight_factor(model, dataset, dataset.origins[first])
         residuals[name].append(
             risks.ResidualBlock(
                 start=first - int(rows[0]),
                 cut=dataset.origins[first],
-                residuals=risks.in_sample_residuals(model, dataset, first),
+                residuals=risks.in_sample_residuals(model, dataset, first, factor)
+                if np.isfinite(factor) else np.empty(0),
+                factor=factor,
             )
         )
 

@@ -425,6 +425,8 @@ class GARCH(Baseline):
     """
 
     kind = "garch"
+    #: The conditional variance of the close-to-close returns it is fit on: no overnight factor.
+    forecasts_target: ClassVar[bool] = False
     o: ClassVar[int] = 0
 
     def __init__(self) -> None:
