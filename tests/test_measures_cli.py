@@ -70,3 +70,30 @@ def test_pooled_training_over_indices_then_evaluate_and_predict(run, tmp_path):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted(row["ticker"] for row in rows) == ["FTSE", "N225", "SPX"]
+
+
+BARS = SHARED / "intraday" / "spy_5min_2018_2020.parquet"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BARS.exists(), reason="../shared/data not present")
+def test_bar_measures_train_and_evaluate_with_harq(run, tmp_path):
+    """bars -> daily measures CSV -> train on rv5 -> evaluate: harq joins the table."""
+    daily = tmp_path / "spy_daily.csv"
+    result = run("realized", "--bars", str(BARS), "--format", "csv", "-o", str(daily))
+    assert result.exit_code == 0, result.output
+    source = ("--ticker", "SPYB", "--source", "csv", "--csv", str(daily))
+    result = run("train", *source, "--estimator", "rv5", "--test-start", "2020-06-01", *CLI_TINY)
+    assert result.exit_code == 0, result.output
+    assert "note: SPYB: 63 partial day(s) dropped" in result.stderr
+    result = run("evaluate", *source, "--baselines", "har,harq", "--format", "json")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert '"harq"' in text and "harq left out" not in result.stderr
+    # The same model on a source without quarticity: harq is left out with the note.
+    frame = pd.read_csv(daily).drop(columns=["rq"])
+    frame.to_csv(tmp_path / "no_rq.csv", index=False)
+    result = run("evaluate", "--ticker", "SPYB", "--source", "csv", "--csv",
+                 str(tmp_path / "no_rq.csv"), "--baselines", "har,harq")
+    assert result.exit_code == 0, result.output
+    assert "harq left out: it needs the realized quarticity rq" in result.output
