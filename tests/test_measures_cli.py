@@ -70,6 +70,10 @@ def test_pooled_training_over_indices_then_evaluate_and_predict(run, tmp_path):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted(row["ticker"] for row in rows) == ["FTSE", "N225", "SPX"]
+    result = run("nightly", "--panel", str(path), "--tickers", "SPX", "--keep", "all")
+    assert result.exit_code == 0, result.output
+    result = run("history", "--ticker", "SPX", "--score")
+    assert result.exit_code == 0, result.output
 
 
 BARS = SHARED / "intraday" / "spy_5min_2018_2020.parquet"
