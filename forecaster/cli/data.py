@@ -133,7 +133,8 @@ def _echo_fetched(loaded: list[PriceData], skipped: list[str]) -> None:
 @estimator_option(
     "Daily realized-variance estimator, one of {names}. close-to-close: the squared "
     "daily log return; parkinson: the high-low range; garman-klass, rogers-satchell: "
-    "open, high, low and close; yang-zhang: those and the overnight gap, over --window days."
+    "open, high, low and close; yang-zhang: those and the overnight gap, over --window days. "
+    "rv5, bv, rk_parzen, ...: a daily measure a --csv/--panel file provides as a column."
 )
 @int_option("--window", 2, 22, "Days per estimate.", maximum=MAX_WINDOW)
 @format_option("table", "csv", "json")
@@ -182,7 +183,9 @@ def realized(
             raise ConfigError("--bars and --panel both name the data; pass one of them")
         write_output(realized_bars(ticker, bars_path, tz, start, end, fmt, last), output)
         return
-    data = load_from_options(app, ticker, source, csv_path, start, end, panel_path=panel_path)
+    data = load_from_options(
+        app, ticker, source, csv_path, start, end, panel_path=panel_path, estimator=estimator
+    )
     if daily["daily"]:
         write_output(realized_daily(data, estimator, window, fmt, last), output)
         return

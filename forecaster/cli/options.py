@@ -302,7 +302,7 @@ def baseline_names() -> list[str]:
 
 
 SOURCE_CHOICE = LazyChoice(source_names)
-ESTIMATOR_CHOICE = LazyChoice(estimator_names)
+ESTIMATOR_CHOICE = LazyChoice(estimator_names, case_sensitive=False)
 INIT_CHOICE = LazyChoice(strategy_names)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -577,7 +577,9 @@ PRICE_OPTIONS = ("ticker", "source", "csv_path", "start", "end", "panel_path")
 def load_from_settings(app: AppContext, values: dict[str, Any]) -> PriceData:
     """:func:`load_from_options` on the price options among a command's ``values``."""
     *positional, panel_path = (values.get(name) for name in PRICE_OPTIONS)
-    return load_from_options(app, *positional, panel_path=panel_path)
+    return load_from_options(
+        app, *positional, panel_path=panel_path, estimator=values.get("estimator")
+    )
 
 
 def load_from_options(
@@ -603,8 +605,12 @@ def load_from_options(
     )
     for warning in data.warnings:
         click.echo(warning, err=True)
-    if data.repairs:
-        fixed = ", ".join(f"{count} × {what}" for what, count in data.repairs.items())
+    dropped = {what: count for what, count in data.repairs.items() if "dropped" in what}
+    repairs = {what: count for what, count in data.repairs.items() if what not in dropped}
+    for what, count in dropped.items():
+        click.echo(f"note: {data.ticker}: {count} {what}", err=True)
+    if repairs:
+        fixed = ", ".join(f"{count} × {what}" for what, count in repairs.items())
         click.echo(f"note: {data.ticker}: repaired OHLC prices: {fixed}", err=True)
     return data
 

@@ -431,7 +431,14 @@ def _risk_line(risk: dict) -> str:
         fit = f"; dof {params['dof']:.1f}, scale {params['scale']:.2f}"
     if risk["distribution"] != "normal":
         fit += f", fit on {risk['fit']['n']} training days before {risk['fit']['before']}"
-    return f"{days} log return {cells} ({risk['distribution']}{fit})"
+    line = f"{days} log return {cells} ({risk['distribution']}{fit})"
+    factor = (risk.get("overnight") or {}).get("factor")
+    if factor is not None and factor != 1.0:
+        line += (
+            f"; close-to-close variance = {factor:.3f} x forecast (overnight gap, "
+            "Hansen-Lunde factor of the pre-test days)"
+        )
+    return line
 
 
 def _serving_version(app: AppContext, ticker: str | None, model_version: str | None):

@@ -339,7 +339,7 @@ def _train_pooled(
         csv_path = str(Path(csv_dir) / f"{ticker}.csv") if csv_dir else None
         data = load_from_options(
             app, ticker, settings["source"], csv_path, settings["start"], settings["end"],
-            panel_path=panel_path,
+            panel_path=panel_path, estimator=settings.get("estimator"),
         )
         return data if exog is None else dataclasses.replace(data, exog=exog)
 

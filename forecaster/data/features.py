@@ -162,6 +162,10 @@ class Dataset:
     features : numpy.ndarray or None
         float32 (days, F): the daily features every ``sequence`` row is a window
         of (``sequence[i] == features[positions[i] - lookback + 1 : positions[i] + 1]``).
+    quarticity : pandas.Series or None
+        Realized quarticity ``rq`` per day (indexed like ``variance``) when the
+        source provides it (intraday bars, a file with an ``rq`` column): HARQ's
+        regressor. None otherwise.
     """
 
     spec: FeatureSpec
@@ -177,6 +181,7 @@ class Dataset:
     n_floored: int
     exog: pd.DataFrame | None = None
     features: np.ndarray | None = field(default=None, repr=False)
+    quarticity: pd.Series | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -313,6 +318,7 @@ def build_dataset(
         n_floored=daily.n_floored,
         exog=aligned,
         features=features,
+        quarticity=prices["rq"].astype(np.float64) if "rq" in prices.columns else None,
     )
 
 
@@ -331,6 +337,76 @@ def _aligned_exog(
         )
     return pd.DataFrame(
         {name: align(exog[name], dates, name) for name in names}, index=dates
+    )
+
+
+#: How a session measure is scaled to a close-to-close variance (Hansen & Lunde 2005).
+OVERNIGHT_METHOD = "hansen-lunde-2005"
+#: Fewest days with a return and a variance the overnight factor is estimated on.
+MIN_OVERNIGHT_DAYS = 20
+
+
+@dataclass(frozen=True)
+class OvernightScale:
+    """The factor that turns a session variance into a close-to-close one.
+
+    Range estimators (Garman–Klass, Parkinson, Rogers–Satchell) and intraday
+    measures (rv5, bv, ...) cover the trading session only; the return a VaR
+    claims to bound runs close to close and so includes the overnight gap.
+    Hansen & Lunde (2005): ``c = sum r_d^2 / sum v_d`` over the training days d
+    (every day before the cut with both a close-to-close log return ``r_d`` and
+    a daily variance ``v_d``), and ``c * v`` is the close-to-close variance.
+    ``c`` is 1 for close-to-close by construction (v = r^2).
+
+    Attributes
+    ----------
+    factor : float
+        ``c``.
+    n_days : int
+        Days it was estimated on.
+    start, end : str
+        First and last of those days (ISO dates).
+    """
+
+    factor: float
+    n_days: int
+    start: str
+    end: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, with the method named (for the model record and reports)."""
+        return {"method": OVERNIGHT_METHOD, **asdict(self)}
+
+
+def overnight_scale(dataset: Dataset, cut: pd.Timestamp | str) -> OvernightScale:
+    """The Hansen–Lunde factor of ``dataset`` estimated on the days before ``cut``.
+
+    Only days dated strictly before ``cut`` (the first test origin) are used, so
+    nothing of the test period moves it.
+
+    Raises
+    ------
+    DataError
+        Fewer than :data:`MIN_OVERNIGHT_DAYS` such days, or a zero variance sum.
+    """
+    cut = pd.Timestamp(cut)
+    variance = dataset.variance.to_numpy(dtype=np.float64)
+    returns = dataset.returns.to_numpy(dtype=np.float64)
+    before = np.asarray(dataset.variance.index < cut)
+    used = before & np.isfinite(variance) & np.isfinite(returns)
+    total = float(variance[used].sum())
+    if used.sum() < MIN_OVERNIGHT_DAYS or not total > 0:
+        raise DataError(
+            f"the overnight factor needs at least {MIN_OVERNIGHT_DAYS} days with a return and a "
+            f"positive variance before {cut:%Y-%m-%d}, found {int(used.sum())}; use a longer "
+            "history before the test period"
+        )
+    dates = dataset.variance.index[used]
+    return OvernightScale(
+        factor=float((returns[used] ** 2).sum() / total),
+        n_days=int(used.sum()),
+        start=f"{dates[0]:%Y-%m-%d}",
+        end=f"{dates[-1]:%Y-%m-%d}",
     )
 
 

@@ -131,6 +131,7 @@ def _fetch_and_merge(
     end: pd.Timestamp | None,
     refresh: bool,
     origin: str,
+    check: Callable[[pd.DataFrame], object] | None = None,
 ) -> PriceData:
     try:
         entry = store.read(ticker, source)
@@ -165,6 +166,8 @@ def _fetch_and_merge(
     if len(raw):
         validated = validate_prices(raw, origin)
         new, repairs = validated.prices, validated.repairs
+        if check is not None:
+            check(new)  # e.g. the estimator asked for is a measure the file lacks: nothing cached
     else:
         new, repairs = entry.prices.iloc[0:0], {}
     merged = merge_prices(entry.prices if incremental else None, new)
@@ -210,6 +213,7 @@ def load_prices(
     allow_fallback: bool = True,
     refresh: bool = False,
     panel_path: str | Path | None = None,
+    estimator: str | None = None,
 ) -> PriceData:
     """Validated prices for ``ticker`` from ``source``, through the cache.
 
@@ -228,6 +232,11 @@ def load_prices(
         unreachable. The nightly job passes False.
     refresh
         Ignore the cache and fetch everything again.
+    estimator
+        When given, the daily frame must support this estimator (an OHLC
+        estimator needs OHLC prices, a measure such as ``rv5`` a column of that
+        name): checked before a file's rows are cached, so a measure the file
+        lacks is one error and nothing is written.
     """
     ticker = sources.normalize_ticker(ticker)
     sources.check_source(source)
@@ -243,18 +252,31 @@ def load_prices(
         )
     if panel_path is not None and csv_path is not None:
         raise ConfigError("--panel and --csv both name the prices; pass one of them")
+    check = None
+    if estimator is not None:
+        from forecaster.data.volatility import check_estimator, get_estimator
+
+        get_estimator(estimator)  # an unknown name is an error before anything is read
+
+        def check(frame: pd.DataFrame) -> None:
+            check_estimator(frame, estimator)
+
     if source == "panel" or (source == "auto" and panel_path is not None):
-        return _load_panel(store, ticker, panel_path, start, end)
-    if source == "csv" or (source == "auto" and csv_path is not None):
-        return _load_csv(store, ticker, csv_path, start, end)
-    if source == "sample":
-        return _load_sample(store, ticker, start, end, refresh)
-    if source == "yahoo":
-        return _load_yahoo(store, ticker, start, end, refresh, settings)
-    return _load_auto(store, ticker, start, end, refresh, settings, allow_fallback)
+        data = _load_panel(store, ticker, panel_path, start, end, check)
+    elif source == "csv" or (source == "auto" and csv_path is not None):
+        data = _load_csv(store, ticker, csv_path, start, end, check)
+    elif source == "sample":
+        data = _load_sample(store, ticker, start, end, refresh)
+    elif source == "yahoo":
+        data = _load_yahoo(store, ticker, start, end, refresh, settings)
+    else:
+        data = _load_auto(store, ticker, start, end, refresh, settings, allow_fallback)
+    if check is not None:
+        check(data.prices)
+    return data
 
 
-def _load_csv(store, ticker, csv_path, start, end) -> PriceData:
+def _load_csv(store, ticker, csv_path, start, end, check=None) -> PriceData:
     if csv_path is None:
         raise ConfigError(
             "--source csv needs --csv PATH (a file with Date, Open, High, Low, Close)"
@@ -268,12 +290,13 @@ def _load_csv(store, ticker, csv_path, start, end) -> PriceData:
 
     # The file is the truth: re-read it whole and replace the cache.
     data = _fetch_and_merge(
-        store, ticker, "csv", f"CSV file {path}", fetch, start, end, True, f"CSV file {str(path)!r}"
+        store, ticker, "csv", f"CSV file {path}", fetch, start, end, True,
+        f"CSV file {str(path)!r}", check,
     )
     return dataclasses.replace(data, location=path.resolve())
 
 
-def _load_panel(store, ticker, panel_path, start, end) -> PriceData:
+def _load_panel(store, ticker, panel_path, start, end, check=None) -> PriceData:
     from forecaster.data.panel import read_panel
 
     if panel_path is None:
@@ -292,7 +315,7 @@ def _load_panel(store, ticker, panel_path, start, end) -> PriceData:
 
     # Like a CSV file, the panel is the truth: re-read and replace the ticker's cache.
     data = _fetch_and_merge(
-        store, ticker, "panel", f"panel file {panel.path}", fetch, start, end, True, origin
+        store, ticker, "panel", f"panel file {panel.path}", fetch, start, end, True, origin, check
     )
     return dataclasses.replace(data, location=panel.path)
 

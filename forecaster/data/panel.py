@@ -2,7 +2,12 @@
 
 A panel has one row per (ticker, date) with the columns ``ticker`` (or
 ``symbol``), ``date``, ``open``, ``high``, ``low``, ``close`` and optionally
-``volume`` — any case, surrounding spaces ignored. It is the ``--panel PATH``
+``volume`` — any case, surrounding spaces ignored. A panel of precomputed daily
+measures (the Oxford-Man realized library's layout: ``symbol``, ``date``,
+``rv5``, ``ret``, ...; a code's leading dot is dropped: ``.SPX`` is the
+ticker ``SPX``) needs no OHLC: one column per measure, and daily
+returns from ``ret`` or ``close``/``close_price`` (see
+:mod:`forecaster.data.validation`). It is the ``--panel PATH``
 source of every command: each ticker's rows go through the same validation
 policy as any other source (:mod:`forecaster.data.validation`) when that ticker
 is loaded, and are cached like any other source (``<TICKER>.panel.parquet``).
@@ -22,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from forecaster.data.validation import measure_columns
 from forecaster.errors import ConfigError, DataError, ForecasterError
 
 __all__ = [
@@ -110,19 +116,27 @@ def read_panel(path: str | Path) -> Panel:
         ) from None
     table.columns = [str(name).strip().lower() for name in table.columns]
     ticker_column = next((name for name in PANEL_TICKER_COLUMNS if name in table.columns), None)
-    missing = [name for name in _REQUIRED if name not in table.columns]
+    measures = measure_columns(table.columns)
+    # A panel of precomputed measures (rv5, bv, ...) needs no OHLC: its returns come
+    # from ret or close/close_price, checked per ticker by validate_prices.
+    required = ("date",) if measures else _REQUIRED
+    missing = [name for name in required if name not in table.columns]
     if ticker_column is None:
         missing.insert(0, "ticker (or symbol)")
     if missing:
         raise DataError(
             f"panel file {str(file)!r} lacks column(s) {', '.join(missing)}; it has "
             f"{', '.join(map(str, table.columns)) or 'none'}; expected ticker, date, open, "
-            "high, low, close[, volume] (any case)"
+            "high, low, close[, volume] (any case), or ticker, date, daily measures (e.g. "
+            "rv5, bv) and ret or close"
         )
     if table.empty:
         raise DataError(f"panel file {str(file)!r} holds no rows; expected daily prices")
-    columns = [name for name in ("open", "high", "low", "close", "volume") if name in table]
-    names = table[ticker_column].astype(str).str.strip().str.upper()
+    kept = ("open", "high", "low", "close", "volume", "close_price", "ret", *measures)
+    columns = [name for name in kept if name in table]
+    # The Oxford-Man library's codes start with a dot (.SPX); a ticker cannot (it names
+    # files), so the dot is dropped: .SPX is the ticker SPX.
+    names = table[ticker_column].astype(str).str.strip().str.upper().str.removeprefix(".")
     frames: dict[str, pd.DataFrame] = {}
     for ticker, rows in table.groupby(names, sort=False):
         frame = rows[columns].copy()
@@ -147,6 +161,10 @@ def resolve_tickers(panel_path: str | Path, tickers: str | Sequence[str] | None)
     panel = read_panel(panel_path)
     if tickers is None or (isinstance(tickers, str) and tickers.strip().lower() == "all"):
         return panel.tickers
+    if isinstance(tickers, str):
+        tickers = ",".join(item.strip().removeprefix(".") for item in tickers.split(","))
+    else:
+        tickers = [str(item).strip().removeprefix(".") for item in tickers]
     chosen = ticker_list(tickers)
     absent = [ticker for ticker in chosen if ticker not in panel.frames]
     if absent:

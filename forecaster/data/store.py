@@ -43,11 +43,29 @@ class MergeResult:
     revised: int
 
 
+_OHLC = ["open", "high", "low", "close"]
+
+
+def _content_columns(prices: pd.DataFrame) -> list[str]:
+    """The columns a fingerprint covers: OHLC (when present), then every other but volume."""
+    ohlc = _OHLC if all(column in prices.columns for column in _OHLC) else []
+    return ohlc + sorted(c for c in prices.columns if c not in _OHLC and c != "volume")
+
+
 def fingerprint(prices: pd.DataFrame) -> str:
-    """Short content hash of the OHLC rows (dates and values)."""
+    """Short content hash of the rows (dates and values of OHLC and any measures).
+
+    A frame of OHLC prices alone hashes as it always has (dates, then OHLC);
+    the measures of a daily frame (``rv5``, ``ret``, ...) are added by name.
+    """
     digest = hashlib.sha256()
     digest.update(prices.index.strftime("%Y-%m-%d").str.cat(sep=",").encode())
-    digest.update(prices[["open", "high", "low", "close"]].to_numpy(dtype="float64").tobytes())
+    has_ohlc = all(column in prices.columns for column in _OHLC)
+    if has_ohlc:
+        digest.update(prices[_OHLC].to_numpy(dtype="float64").tobytes())
+    for column in _content_columns(prices)[4 if has_ohlc else 0 :]:
+        digest.update(column.encode())
+        digest.update(prices[column].to_numpy(dtype="float64").tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -57,9 +75,10 @@ def merge_prices(old: pd.DataFrame | None, new: pd.DataFrame) -> MergeResult:
         return MergeResult(new.copy(), added=len(new), revised=0)
     overlap = new.index.intersection(old.index)
     revised = 0
-    if len(overlap):
-        before = old.loc[overlap, ["open", "high", "low", "close"]].to_numpy()
-        after = new.loc[overlap, ["open", "high", "low", "close"]].to_numpy()
+    compared = [c for c in _content_columns(new) if c in old.columns]
+    if len(overlap) and compared:
+        before = old.loc[overlap, compared].to_numpy(dtype="float64")
+        after = new.loc[overlap, compared].to_numpy(dtype="float64")
         revised = int((abs(before - after) > 1e-9 * abs(before)).any(axis=1).sum())
     merged = pd.concat([old.drop(index=overlap), new]).sort_index()
     return MergeResult(merged, added=len(new) - len(overlap), revised=revised)
@@ -86,8 +105,13 @@ class PriceStore:
             table = pq.read_table(path)
             meta = json.loads((table.schema.metadata or {})[_META_KEY])
             frame = table.to_pandas()
+            # OHLC prices keep their columns (all five required); a daily frame of
+            # measures keeps the ones it was written with.
+            names = [c for c in frame.columns if c not in COLUMNS]
+            if "open" in frame.columns:
+                names = [*COLUMNS, *names]
             prices = pd.DataFrame(
-                {c: pd.to_numeric(frame[c], errors="raise").astype("float64") for c in COLUMNS},
+                {c: pd.to_numeric(frame[c], errors="raise").astype("float64") for c in names},
                 index=pd.DatetimeIndex(frame.index, name="date").as_unit("ns"),
             )
             entry = CacheEntry(

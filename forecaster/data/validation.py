@@ -29,11 +29,26 @@ first few offending dates or rows and their count):
 6. At least one row: an empty frame is an error. How much history a job
    needs is checked by the job (e.g. :func:`forecaster.data.features.build_dataset`).
 
+Daily measures. A frame (a CSV or panel file) that holds columns named after
+registered measures (:data:`forecaster.data.volatility.MEASURES`: ``rv5``,
+``bv``, ``rk_parzen``, ... any case; and ``rq``) is a frame of precomputed
+measures. Each measure must be numeric, finite and non-negative on every row
+(a missing or negative value is an error naming the column, dates and count:
+nothing is filled in). OHLC is then optional: with all four columns they are
+kept and checked as above; without them a ``close`` (or the Oxford-Man
+library's ``close_price``) is kept, finite and positive. Daily returns come
+from ``ret`` (close-to-close log returns, finite on every row but the first)
+when the file has it, else from the closes; a file written by ``forecast
+realized --bars --daily --format csv`` gives them as ``overnight`` +
+``open-to-close``, and its ``partial`` days are dropped (counted in the
+repairs: never a full day).
+
 Nothing is dropped silently.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +90,14 @@ def _dates(index: pd.Index) -> list[str]:
     return [pd.Timestamp(x).strftime("%Y-%m-%d") for x in index]
 
 
+def measure_columns(columns: Iterable[object]) -> list[str]:
+    """The measure columns (registered measures and ``rq``) among ``columns``, lower-cased."""
+    from forecaster.data.volatility import AUXILIARY_MEASURES, MEASURES
+
+    names = {str(c).strip().lower() for c in columns}
+    return [name for name in (*MEASURES, *AUXILIARY_MEASURES) if name in names]
+
+
 def normalize_columns(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
     """Lower-case and strip column names; check the required ones exist."""
     renamed = frame.rename(columns=lambda c: str(c).strip().lower())
@@ -83,7 +106,8 @@ def normalize_columns(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
         received = ", ".join(str(c) for c in frame.columns) or "no columns"
         raise DataError(
             f"{origin}: missing column(s) {', '.join(missing)}; received [{received}]; "
-            "expected Date, Open, High, Low, Close and optionally Volume (any case)"
+            "expected Date, Open, High, Low, Close and optionally Volume (any case), or "
+            "daily measures (e.g. rv5, bv, rk_parzen) with ret or close"
         )
     if "volume" not in renamed.columns:
         renamed["volume"] = np.nan
@@ -167,13 +191,18 @@ def validate_prices(frame: pd.DataFrame, origin: str) -> Validated:
     origin
         What the data is (``"SPY from yahoo"``, a file name), used in messages.
     """
+    if measure_columns(frame.columns):
+        return _validate_measures(frame, origin)
     table = normalize_columns(frame, origin)
     index = parse_dates(table.index, origin)
     prices = pd.DataFrame(
         {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) for c in COLUMNS},
         index=index,
     )
+    return _validate_ohlc(prices, origin)
 
+
+def _check_dates(prices: pd.DataFrame, origin: str) -> None:
     duplicated = prices.index.duplicated(keep=False)
     if duplicated.any():
         raise DataError(
@@ -189,6 +218,9 @@ def validate_prices(frame: pd.DataFrame, origin: str) -> Validated:
             "; expected oldest first; sort the data by date"
         )
 
+
+def _validate_ohlc(prices: pd.DataFrame, origin: str) -> Validated:
+    _check_dates(prices, origin)
     values = prices[list(PRICE_COLUMNS)].to_numpy()
     bad_rows = ~(np.isfinite(values) & (values > 0)).all(axis=1)
     if bad_rows.any():
@@ -217,10 +249,112 @@ def validate_prices(frame: pd.DataFrame, origin: str) -> Validated:
         prices.loc[fix_low, "low"] = bottom[fix_low]
         repairs["low lowered to min(open, close)"] = int(fix_low.sum())
     repairs.update(_repair_bad_prints(prices, top, bottom))
+    _check_not_empty(prices, origin)
+    return Validated(prices=prices, repairs=repairs)
 
+
+def _check_not_empty(prices: pd.DataFrame, origin: str) -> None:
     if prices.empty:
         raise DataError(
             f"{origin}: no rows of prices; expected at least one row of Date, Open, High, "
             "Low, Close; fetch a history (check the ticker and --start/--end)"
         )
+
+
+def _numeric(table: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+
+
+def _validate_measures(frame: pd.DataFrame, origin: str) -> Validated:
+    """A frame of daily measures: the policy of the module docstring ("Daily measures")."""
+    table = frame.rename(columns=lambda c: str(c).strip().lower())
+    if table.columns.duplicated().any():
+        twice = sorted(set(table.columns[table.columns.duplicated()]))
+        raise DataError(
+            f"{origin}: column(s) {', '.join(twice)} appear more than once (names are read "
+            "in any case); expected one column per measure; rename or drop the copies"
+        )
+    if "close" not in table.columns and "close_price" in table.columns:
+        table = table.rename(columns={"close_price": "close"})
+    index = parse_dates(table.index, origin)
+    measures = measure_columns(table.columns)
+    has_ohlc = all(c in table.columns for c in REQUIRED_COLUMNS)
+    columns: dict[str, np.ndarray] = {}
+    if has_ohlc:
+        columns.update({c: _numeric(table, c) for c in COLUMNS if c in table.columns})
+        columns.setdefault("volume", np.full(len(table), np.nan))
+    elif "close" in table.columns:
+        columns["close"] = _numeric(table, "close")
+    if "ret" in table.columns:
+        columns["ret"] = _numeric(table, "ret")
+    elif not columns and {"overnight", "open-to-close"} <= set(table.columns):
+        # Daily measures from intraday bars (forecast realized --bars --daily --format csv):
+        # the close-to-close return is the overnight return plus the session's.
+        columns["ret"] = _numeric(table, "overnight") + _numeric(table, "open-to-close")
+    if not columns:
+        received = ", ".join(str(c) for c in frame.columns)
+        raise DataError(
+            f"{origin}: the file holds the measure(s) {', '.join(measures)} but no daily "
+            f"returns; received [{received}]; expected a column ret (close-to-close log "
+            "returns) or close (or close_price), or open, high, low, close; add one of them"
+        )
+    columns.update({name: _numeric(table, name) for name in measures})
+    prices = pd.DataFrame(columns, index=index)
+    _check_dates(prices, origin)
+    repairs: dict[str, int] = {}
+    if "partial" in table.columns:
+        # One policy for partial days (forecaster.data.intraday): never a full day. They
+        # are dropped; the next day's return is still its own close-to-close return.
+        flags = table["partial"].astype(str).str.strip().str.lower()
+        unknown = ~flags.isin(["true", "false", "1", "0", "1.0", "0.0"])
+        if unknown.any():
+            raise DataError(
+                f"{origin}: column partial holds {flags[unknown].iloc[0]!r}; expected true or "
+                "false on every row (the flag forecast realized --bars writes)"
+            )
+        partial = flags.isin(["true", "1", "1.0"]).to_numpy()
+        if partial.any():
+            prices = prices.loc[~partial]
+            repairs["partial day(s) dropped (never trained on or scored as full days)"] = int(
+                partial.sum()
+            )
+    if has_ohlc:
+        validated = _validate_ohlc(prices, origin)
+        prices, repairs = validated.prices, {**repairs, **validated.repairs}
+    else:
+        if "close" in prices:
+            bad = ~(np.isfinite(prices["close"].to_numpy()) & (prices["close"].to_numpy() > 0))
+            if bad.any():
+                raise DataError(
+                    f"{origin}: {_describe(_dates(prices.index[bad]), 'date(s) with a missing, non-finite or non-positive close')}"
+                    "; expected finite closes > 0; fix or remove those rows"
+                )
+    if "ret" in prices:
+        returns = prices["ret"].to_numpy()
+        bad = ~np.isfinite(returns)
+        if bad.size:
+            bad[0] = bad[0] and not np.isnan(returns[0])  # no return before the first day
+        if bad.any():
+            raise DataError(
+                f"{origin}: {_describe(_dates(prices.index[bad]), 'date(s) with a missing or non-finite ret')}"
+                "; expected a close-to-close log return on every row (the first may be "
+                "empty); fix or remove those rows"
+            )
+    for name in measures:
+        values = prices[name].to_numpy()
+        missing = ~np.isfinite(values)
+        if missing.any():
+            raise DataError(
+                f"{origin}: measure {name} is missing or not a finite number on "
+                f"{_describe(_dates(prices.index[missing]), 'date(s)')}; expected a daily "
+                "variance >= 0 on every row; fill or remove those rows (nothing is filled in)"
+            )
+        negative = values < 0
+        if negative.any():
+            raise DataError(
+                f"{origin}: measure {name} is negative on "
+                f"{_describe(_dates(prices.index[negative]), 'date(s)')}; expected a daily "
+                "variance >= 0 (decimal units, squared log returns); fix those rows"
+            )
+    _check_not_empty(prices, origin)
     return Validated(prices=prices, repairs=repairs)

@@ -10,7 +10,10 @@ Close-to-close needs the previous close; Yang–Zhang is a window estimate over
 the ``window`` days ending at t (and the close before them).
 
 Each estimator is one :class:`VarianceEstimator` record in :data:`ESTIMATORS`,
-added by the :func:`register_estimator` decorator; :func:`daily_variance`,
+added by the :func:`register_estimator` decorator (measures computed from
+OHLC) or by :func:`register_measure` (a daily measure the source provides as a
+column of the daily frame: computed from intraday bars, or read from a file of
+precomputed measures such as the Oxford-Man realized library); :func:`daily_variance`,
 :func:`realized_vol` and :func:`forecaster.data.features.build_dataset` read
 everything they need from that record, so a new estimator is one decorated
 function::
@@ -77,6 +80,11 @@ class VarianceEstimator:
     uses_window: bool = False
     warm_up: int = 0
     floored: bool = False
+    #: ``"ohlc"``: computed from the daily prices; ``"measure"``: read from the column
+    #: :attr:`name` of the daily frame (a measure from bars or from a file).
+    kind: str = "ohlc"
+    #: Price columns an ``"ohlc"`` estimator reads (close-to-close also takes ``ret``).
+    needs: tuple[str, ...] = _OHLC
 
     def undefined_rows(self, window: int) -> int:
         """Leading NaN rows of the daily-variance series for ``window``.
@@ -95,7 +103,12 @@ _Function = TypeVar("_Function", bound=Callable[..., pd.Series])
 
 
 def register_estimator(
-    name: str, *, uses_window: bool = False, warm_up: int = 0, floored: bool = False
+    name: str,
+    *,
+    uses_window: bool = False,
+    warm_up: int = 0,
+    floored: bool = False,
+    needs: tuple[str, ...] = _OHLC,
 ) -> Callable[[_Function], _Function]:
     """Decorator: register a daily-variance function in :data:`ESTIMATORS` as ``name``.
 
@@ -110,14 +123,21 @@ def register_estimator(
     def decorator(function: _Function) -> _Function:
         if name in ESTIMATORS and ESTIMATORS[name].function is not function:
             raise TypeError(f"a volatility estimator named {name!r} is already registered")
-        ESTIMATORS[name] = VarianceEstimator(name, function, uses_window, warm_up, floored)
+        ESTIMATORS[name] = VarianceEstimator(
+            name, function, uses_window, warm_up, floored, "ohlc", tuple(needs)
+        )
         return function
 
     return decorator
 
 
 def get_estimator(name: str) -> VarianceEstimator:
-    """The registered estimator ``name``, or a ConfigError listing the valid names."""
+    """The registered estimator ``name``, or a ConfigError listing the valid names.
+
+    A measure's name matches case-insensitively (``RV5`` is ``rv5``).
+    """
+    if isinstance(name, str) and name not in ESTIMATORS and name.strip().lower() in MEASURES:
+        name = name.strip().lower()
     if not isinstance(name, str) or name not in ESTIMATORS:
         raise ConfigError(
             f"unknown volatility estimator {name!r}; expected one of {', '.join(ESTIMATORS)}"
@@ -181,20 +201,27 @@ def _check_window(window: int, minimum: int = 2) -> int:
 
 
 def log_returns(prices: pd.DataFrame) -> pd.Series:
-    """Close-to-close log returns ``ln(C_t / C_{t-1})``; the first value is NaN."""
+    """Close-to-close log returns ``ln(C_t / C_{t-1})``; the first value is NaN.
+
+    A daily frame with a ``ret`` column (a file of measures) gives that column,
+    the close-to-close log returns as the file states them.
+    """
+    if isinstance(prices, pd.DataFrame) and RETURN_COLUMN in prices:
+        returns = prices[RETURN_COLUMN].to_numpy(dtype=np.float64)
+        return _series(returns, prices, "log_return")
     close = _columns(prices, ("close",))["close"]
     returns = np.full(close.shape, np.nan)
     returns[1:] = np.log(close[1:] / close[:-1])
     return _series(returns, prices, "log_return")
 
 
-@register_estimator("close-to-close", warm_up=1)
+@register_estimator("close-to-close", warm_up=1, needs=("close",))
 def close_to_close(prices: pd.DataFrame) -> pd.Series:
     """Squared close-to-close log return ``r_t^2`` (not demeaned); first value NaN."""
     return log_returns(prices).pow(2).rename("variance")
 
 
-@register_estimator("parkinson")
+@register_estimator("parkinson", needs=("high", "low"))
 def parkinson(prices: pd.DataFrame) -> pd.Series:
     """Parkinson range variance ``ln(H/L)^2 / (4 ln 2)``."""
     cols = _columns(prices, ("high", "low"))
@@ -275,9 +302,125 @@ def yang_zhang(prices: pd.DataFrame, window: int = DEFAULT_WINDOW) -> pd.Series:
     return _series(out, prices, "variance")
 
 
-#: Names of the estimators shipped with the package, in registration order
-#: (the CLI's ``--estimator`` choices are a literal copy of these).
+#: Names of the OHLC estimators shipped with the package, in registration order.
 BUILTIN_ESTIMATORS: tuple[str, ...] = tuple(ESTIMATORS)
+
+# --- measures the source provides ---------------------------------------------
+
+#: Column of a daily frame holding close-to-close log returns ``ln(C_t / C_{t-1})``
+#: (a file of measures without closes, such as the Oxford-Man library's ``ret``).
+RETURN_COLUMN = "ret"
+
+#: Daily measures a source can provide, name -> what it is. A file's column whose
+#: name (any case) is one of these is read as that measure; each one registered
+#: below is a target a model can be trained on (``--estimator rv5``).
+MEASURES: dict[str, str] = {}
+
+#: Columns read with the measures that are not variances and so not targets:
+#: realized quarticity (variance squared; HARQ's regressor).
+AUXILIARY_MEASURES: tuple[str, ...] = ("rq",)
+
+
+def _measure_column(name: str) -> Callable[[pd.DataFrame], pd.Series]:
+    def read(prices: pd.DataFrame) -> pd.Series:
+        values = _columns(prices, (name,))[name]
+        return _series(values, prices, "variance")
+
+    read.__name__ = f"measure_{name.replace('-', '_')}"
+    read.__doc__ = f"The daily measure ``{name}`` the source provides (column ``{name}``)."
+    return read
+
+
+def register_measure(name: str, description: str) -> VarianceEstimator:
+    """Register the daily measure ``name`` as an estimator (``--estimator NAME``).
+
+    The measure is not computed here: the daily frame carries it as a column of
+    that name (from intraday bars, :mod:`forecaster.data.intraday`, or read from a
+    file, :mod:`forecaster.data.validation`). Its values are daily variances in
+    decimal units (squared log returns), like the OHLC estimators'.
+    """
+    if not isinstance(name, str) or not name or name != name.strip().lower():
+        raise TypeError(f"a measure name must be a lower-case string, received {name!r}")
+    if name in ESTIMATORS and ESTIMATORS[name].kind != "measure":
+        raise TypeError(f"a volatility estimator named {name!r} is already registered")
+    record = VarianceEstimator(name, _measure_column(name), kind="measure", needs=(name,))
+    ESTIMATORS[name] = record
+    MEASURES[name] = description
+    return record
+
+
+# From intraday bars (forecaster.data.intraday.daily_measures).
+register_measure("rv5", "realized variance, 5-minute returns")
+register_measure("rv5-ss", "subsampled 5-minute realized variance (bars)")
+register_measure("bv", "bipower variation")
+register_measure("rsv-pos", "upside realized semivariance")
+register_measure("rsv-neg", "downside realized semivariance")
+# The Oxford-Man realized library's other names (Heber, Lunde, Shephard & Sheppard 2009).
+register_measure("rv5_ss", "subsampled 5-minute realized variance (library)")
+register_measure("rv10", "realized variance, 10-minute returns")
+register_measure("rv10_ss", "subsampled 10-minute realized variance")
+register_measure("bv_ss", "subsampled bipower variation")
+register_measure("rsv", "downside realized semivariance (library)")
+register_measure("rsv_ss", "subsampled downside realized semivariance")
+register_measure("medrv", "median realized variance")
+register_measure("rk_parzen", "realized kernel, Parzen weights")
+register_measure("rk_th2", "realized kernel, Tukey-Hanning(2) weights")
+register_measure("rk_twoscale", "two-scale realized variance")
+
+#: Names of the measures shipped with the package, in registration order.
+BUILTIN_MEASURES: tuple[str, ...] = tuple(MEASURES)
+
+
+def available_estimators(prices: pd.DataFrame) -> list[str]:
+    """The estimators a daily frame supports: the OHLC ones its columns allow, its measures."""
+    columns = set(prices.columns)
+    if RETURN_COLUMN in columns:
+        columns.add("close")  # close-to-close from the file's returns
+    return [
+        name
+        for name, record in ESTIMATORS.items()
+        if all(column in columns for column in record.needs)
+    ]
+
+
+def frame_measures(prices: pd.DataFrame) -> list[str]:
+    """The measures (targets) a daily frame carries, in registry order."""
+    return [name for name in MEASURES if name in prices.columns]
+
+
+def check_estimator(prices: pd.DataFrame, estimator: str) -> VarianceEstimator:
+    """The estimator ``estimator`` if the daily frame supports it, else a DataError.
+
+    The error says what the source provides and how to choose among it.
+    """
+    chosen = get_estimator(estimator)
+    if not isinstance(prices, pd.DataFrame):
+        _columns(prices)  # the usual "must be a DataFrame" error
+    available = available_estimators(prices)
+    if chosen.name in available:
+        return chosen
+    measures = frame_measures(prices)
+    has_ohlc = all(column in prices.columns for column in _OHLC)
+    what = (
+        ("daily OHLC prices" if has_ohlc else "no OHLC prices")
+        + (f" and the measure(s) {', '.join(measures)}" if measures else " and no realized measures")
+    )
+    if chosen.kind == "measure":
+        fix = (
+            f"the source holds no column {chosen.name!r}; add it to the file (one column per "
+            f"measure, any case) or pass --estimator "
+            f"{(measures or available or ['NAME'])[0]}"
+        )
+    else:
+        fix = (
+            f"estimator {chosen.name!r} needs the price column(s) {', '.join(chosen.needs)}; "
+            f"pass --estimator {measures[0] if measures else 'NAME'} (a measure the source "
+            "provides) or a source with daily open, high, low, close"
+        )
+    raise DataError(
+        f"the source provides {what}, so --estimator {chosen.name} cannot be used (expected one "
+        f"of {', '.join(available) or 'none'}); {fix}"
+    )
 
 
 def daily_variance(
@@ -304,7 +447,7 @@ def daily_variance(
         The series, the estimator name, the window (None unless the estimator
         uses it) and the number of values clipped at the floor (Garman–Klass).
     """
-    chosen = get_estimator(estimator)
+    chosen = check_estimator(prices, estimator)
     if chosen.uses_window:
         n = _check_window(window)
         variance = chosen.function(prices, n)

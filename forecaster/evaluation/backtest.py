@@ -171,7 +171,10 @@ def _run(
     rows = _test_rows(dataset, record) if rows is None else rows
     thresholds, frame = test_period(dataset, rows, quantile)
     forecasters: dict[str, Forecaster] = {LSTM: lstm}
-    kept, notes = usable_baselines(baselines, dataset.exog is not None, set(panel_fits or {}))
+    kept, notes = usable_baselines(
+        baselines, dataset.exog is not None, set(panel_fits or {}),
+        has_quarticity=dataset.quarticity is not None,
+    )
     for name in kept:
         forecasters[name] = panel_fits[name]() if panel_fits and name in panel_fits else (
             create_baseline(name)
@@ -180,11 +183,14 @@ def _run(
 
     def collect(name: str, model: Forecaster, block: np.ndarray) -> None:
         first = int(block[0])
+        factor = risks.overnight_factor(model, dataset, dataset.origins[first])
         residuals[name].append(
             risks.ResidualBlock(
                 start=first - int(rows[0]),
                 cut=dataset.origins[first],
-                residuals=risks.in_sample_residuals(model, dataset, first),
+                residuals=risks.in_sample_residuals(model, dataset, first, factor)
+                if np.isfinite(factor) else np.empty(0),
+                factor=factor,
             )
         )
 

@@ -72,7 +72,9 @@ def compare(
         return {key: full[key] for key in METRICS}
 
     names = list(dict.fromkeys([reference, *(baselines or [])]))
-    names, notes = usable_baselines(names, dataset.exog is not None)
+    names, notes = usable_baselines(
+        names, dataset.exog is not None, has_quarticity=dataset.quarticity is not None
+    )
     if reference not in names:
         raise ConfigError(f"--reference {reference}: {notes[0]}; choose another --reference")
     fitted = forecast_rows(dataset, rows, {name: create_baseline(name) for name in names})

@@ -19,6 +19,18 @@ standardized return ``z = R / sqrt(h f)``:
   default linear interpolation) and the mean of the standardized returns at or
   below it.
 
+The overnight gap
+-----------------
+A forecast of a session measure (Garman–Klass, rv5, ...: every model of the
+target; not GARCH/GJR, which model the close-to-close returns themselves)
+leaves out the overnight return, so it is first multiplied by the Hansen &
+Lunde (2005) factor ``c = sum r_d^2 / sum v_d`` over the days before the test
+period (:func:`forecaster.data.features.overnight_scale`; 1 for the
+close-to-close target): ``f`` above is ``c`` times the model's forecast. ``c``
+is stated in every fit (``overnight``) and in the model record. ``t`` and
+``fhs`` rescale on their own, so their VaR is unchanged by ``c``; ``normal``
+takes it at face value.
+
 ``t`` and ``fhs`` are fit on the standardized returns of the training period
 only — every origin before the test period (or the walk-forward block) whose
 h-day return was realized by then — standardized by **that model's own**
@@ -249,15 +261,33 @@ def pretest_rows(dataset: Dataset, first_test_row: int) -> np.ndarray:
     return rows[rows + dataset.horizon <= first_test_row]
 
 
+def overnight_factor(forecaster: Forecaster, dataset: Dataset, cut: pd.Timestamp) -> float:
+    """The factor VaR/ES multiply ``forecaster``'s forecasts by (see the module docstring).
+
+    1 for a model of the close-to-close return variance (``forecasts_target``
+    False); else the Hansen–Lunde factor of the days before ``cut``, or NaN when
+    there are too few of them.
+    """
+    from forecaster.data.features import overnight_scale
+    from forecaster.errors import DataError
+
+    if not getattr(forecaster, "forecasts_target", True):
+        return 1.0
+    try:
+        return overnight_scale(dataset, cut).factor
+    except DataError:
+        return math.nan
+
+
 def in_sample_residuals(
-    forecaster: Forecaster, dataset: Dataset, first_test_row: int
+    forecaster: Forecaster, dataset: Dataset, first_test_row: int, factor: float = 1.0
 ) -> np.ndarray:
-    """Standardized training returns ``R / sqrt(h f)`` of a fitted forecaster.
+    """Standardized training returns ``R / sqrt(h c f)`` of a fitted forecaster.
 
     ``f`` is the forecaster's own forecast (``forecaster.predict``) at every
-    origin before ``first_test_row`` whose return was realized by then; rows
-    without a forecast (NaN, or before a baseline's first usable origin) are
-    skipped.
+    origin before ``first_test_row`` whose return was realized by then, ``c``
+    the overnight ``factor``; rows without a forecast (NaN, or before a
+    baseline's first usable origin) are skipped.
     """
     from forecaster.models.baselines import Baseline
 
@@ -266,7 +296,7 @@ def in_sample_residuals(
         rows = rows[dataset.origins[rows] >= forecaster.earliest_origin]
     if rows.size == 0:
         return np.empty(0)
-    forecast = forecaster.predict(dataset, rows)
+    forecast = factor * forecaster.predict(dataset, rows)
     returns_h = horizon_returns(dataset.returns, dataset.positions[rows], dataset.horizon)
     return standardize(returns_h, forecast, dataset.horizon)
 
@@ -277,12 +307,15 @@ class ResidualBlock:
 
     ``start`` is the first test row (0-based, within the test period) whose
     VaR uses a distribution fit on ``residuals``; a held-out backtest has one
-    block, a walk-forward backtest one per refit.
+    block, a walk-forward backtest one per refit. ``factor`` is the overnight
+    factor the block's forecasts are multiplied by (estimated before ``cut``;
+    the residuals are standardized with it).
     """
 
     start: int
     cut: pd.Timestamp
     residuals: np.ndarray
+    factor: float = 1.0
 
 
 # -------------------------------------------------------------- distributions
@@ -654,7 +687,18 @@ def _model_forecasts(
     for number, block in enumerate(ordered):
         end = ordered[number + 1].start if number + 1 < len(ordered) else n
         place = slice(block.start, end)
-        fit: dict[str, Any] = {"cut": f"{block.cut:%Y-%m-%d}", "n": int(block.residuals.size)}
+        fit: dict[str, Any] = {
+            "cut": f"{block.cut:%Y-%m-%d}",
+            "n": int(block.residuals.size),
+            "overnight": block.factor,
+        }
+        if not math.isfinite(block.factor):
+            reason = "too few days before the cut to estimate the overnight factor"
+            fits.append({**fit, "overnight": None, "params": None, "reason": reason})
+            for alpha in levels:
+                missing.setdefault(alpha, reason)
+            continue
+        scaled = forecast[place] * block.factor
         try:
             fitted = fit_distribution(distribution, block.residuals)
         except Unavailable as exc:
@@ -663,11 +707,11 @@ def _model_forecasts(
                 missing.setdefault(alpha, str(exc))
             continue
         fits.append({**fit, "params": dict(fitted.params), "reason": None})
-        sigma[place] = np.sqrt(horizon * forecast[place]) * fitted.std()
+        sigma[place] = np.sqrt(horizon * scaled) * fitted.std()
         for alpha in levels:
             try:
                 var[alpha][place], es[alpha][place] = value_at_risk(
-                    forecast[place], horizon, fitted, alpha
+                    scaled, horizon, fitted, alpha
                 )
             except Unavailable as exc:
                 missing.setdefault(alpha, str(exc))
@@ -929,16 +973,32 @@ def forecast_risk(
     over the training rows, no scipy import), and a fit computed here is
     stored; the result is the same either way.
 
+    The forecast is first multiplied by the overnight factor estimated on the
+    days before ``test_start`` (:func:`overnight_factor`; 1 for GARCH-type models).
+
     Returns
     -------
     dict
         ``distribution``, ``horizon``, ``levels`` ({level: {``var``, ``es``}}
-        or None), ``fit`` ({``n``, ``params``}) and ``reason``.
+        or None), ``fit`` ({``n``, ``params``}), ``overnight`` ({``method``,
+        ``factor``}) and ``reason``.
     """
     distribution = check_distribution(distribution)
     levels = parse_levels(levels)
     horizon = dataset.horizon
     start = pd.Timestamp(test_start)
+    factor = overnight_factor(forecaster, dataset, start)
+    overnight = {"method": "hansen-lunde-2005", "factor": factor if math.isfinite(factor) else None}
+    if not math.isfinite(factor):
+        return {
+            "distribution": distribution,
+            "horizon": horizon,
+            "levels": None,
+            "fit": {"n": 0, "params": None, "before": f"{start:%Y-%m-%d}"},
+            "overnight": overnight,
+            "reason": "too few days before the test period to estimate the overnight factor",
+        }
+    variance = factor * float(variance)  # the close-to-close variance (module docstring)
     sigma = np.sqrt(horizon * _vector(np.array([variance]), "forecast_var"))  # as value_at_risk
     cached = cache.read(distribution) if cache is not None and distribution != "normal" else None
     if cached is not None and all(level_key(alpha) in cached["levels"] for alpha in levels):
@@ -958,17 +1018,19 @@ def forecast_risk(
                 "params": dict(cached["params"]),
                 "before": f"{start:%Y-%m-%d}",
             },
+            "overnight": overnight,
             "reason": None,
         }
     residuals = np.empty(0)
     if distribution != "normal":
         first_test_row = int(dataset.origins.searchsorted(start, side="left"))
-        residuals = in_sample_residuals(forecaster, dataset, first_test_row)
+        residuals = in_sample_residuals(forecaster, dataset, first_test_row, factor)
     payload: dict[str, Any] = {
         "distribution": distribution,
         "horizon": horizon,
         "levels": None,
         "fit": {"n": int(residuals.size), "params": None, "before": f"{start:%Y-%m-%d}"},
+        "overnight": overnight,
         "reason": None,
     }
     try:

@@ -62,7 +62,7 @@ __all__ = ["CACHE_FORMAT", "FitCache", "prices_fingerprint"]
 
 #: Version of the file layout (and of what the key covers); bump it to invalidate old files.
 #: 2: the ``checksum`` of the content.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: fits standardized with the overnight factor
 #: Relative tolerance of a stored t quantile/shortfall against its recomputation.
 _TOLERANCE = 1e-9
 #: The params each fitted distribution has.

@@ -49,7 +49,7 @@ import pandas as pd
 
 from forecaster import metrics
 from forecaster.data.store import PriceStore
-from forecaster.data.volatility import VARIANCE_FLOOR, daily_variance
+from forecaster.data.volatility import VARIANCE_FLOOR, daily_variance, log_returns
 from forecaster.errors import DataError, ModelError
 from forecaster.jobs.record import RunRecord, stored_fields
 
@@ -446,8 +446,7 @@ def realized_return(prices: pd.DataFrame, origin: str, horizon: int) -> float | 
     position = prices.index.get_indexer([pd.Timestamp(origin)])[0]
     if position < 0:
         return None
-    returns = np.log(prices["close"].to_numpy(dtype=np.float64))
-    returns = np.concatenate([[np.nan], np.diff(returns)])
+    returns = log_returns(prices).to_numpy(dtype=np.float64)  # ret of a file of measures
     value = float(horizon_returns(returns, [position], horizon)[0])
     return value if math.isfinite(value) else None
 

@@ -824,7 +824,9 @@ def forecast_step(
         "vol": record.vol,
     }
     risk = issue_risk(task, data, chosen, forecaster, variance)
-    record.risk = {key: risk[key] for key in ("distribution", "levels", "reason")}
+    record.risk = {
+        key: risk[key] for key in ("distribution", "levels", "reason", "overnight") if key in risk
+    }
     return Issue(forecast, risk)
 
 

@@ -59,6 +59,10 @@ class Forecaster(ABC):
     """
 
     kind: ClassVar[str]
+    #: The forecast is of the target measure (a session variance for range estimators
+    #: and intraday measures), so VaR/ES scale it by the overnight factor. False for a
+    #: model of the close-to-close return variance itself (GARCH, fit on returns).
+    forecasts_target: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._fitted = False

@@ -45,6 +45,7 @@ __all__ = [
     "GARCH",
     "GJR",
     "HAR",
+    "HARQ",
     "Baseline",
     "Naive",
     "create_baseline",
@@ -424,6 +425,8 @@ class GARCH(Baseline):
     """
 
     kind = "garch"
+    #: The conditional variance of the close-to-close returns it is fit on: no overnight factor.
+    forecasts_target: ClassVar[bool] = False
     o: ClassVar[int] = 0
 
     def __init__(self) -> None:
@@ -638,6 +641,124 @@ class GBM(Baseline):
         }
 
 
+@register_baseline
+class HARQ(Baseline):
+    """HARQ (Bollerslev, Patton & Quaedvlieg 2016): HAR whose daily slope moves with sqrt(RQ).
+
+    In levels, by OLS on the training origins whose target is realized by ``fit_end``::
+
+        mean(RV_{t+1..t+h}) = b0 + (b_d + b_q sqrt(RQ_t)) RV_t + b_w RV_w,t + b_m RV_m,t
+
+    i.e. the regressors ``1, RV_t, mean(RV_{t-4..t}), mean(RV_{t-21..t}),
+    RV_t sqrt(RQ_t)``, with RQ the realized quarticity of day t: the more
+    precisely RV_t is measured (small RQ), the more weight it gets. (The paper
+    demeans sqrt(RQ) for interpretation; that changes b_d, never a forecast.)
+
+    Insanity filter (the paper's; its replication code ``volatility_insanity_filter``):
+    a forecast below the minimum or above the maximum of the daily RV in the
+    estimation sample (rows dated ``<= fit_end``) is replaced by the mean of that
+    RV. :attr:`n_filtered` counts the replaced forecasts of the last predict.
+
+    Needs the quarticity ``rq`` the source provides (intraday bars, or a file
+    with an ``rq`` column; ``Dataset.quarticity``): without it ``usable_baselines``
+    leaves HARQ out with a note. The target should be the RV whose quarticity
+    ``rq`` is (``--estimator rv5`` on bars).
+    """
+
+    kind = "harq"
+    needs_quarticity: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.coefficients = np.full(5, np.nan)
+        self.bounds = (math.nan, math.nan)
+        self.in_sample_mean = math.nan
+        self.n_obs = 0
+        self.n_filtered = 0
+        self._quarticity: pd.Series | None = None
+        self._design = np.empty((0, 5))
+
+    def with_quarticity(self, quarticity: pd.Series) -> HARQ:
+        """Give the realized quarticity (indexed like the variance) before :meth:`fit_series`."""
+        self._quarticity = _validated_series(quarticity, "quarticity", non_negative=True)
+        return self
+
+    def _fit(self, dataset: Dataset, cut: pd.Timestamp) -> None:
+        if dataset.quarticity is None:
+            raise ModelError(
+                "harq needs the realized quarticity rq, and this dataset has none; use a source "
+                "that provides it (intraday bars, or a file with an rq column) or leave harq out"
+            )
+        self.with_quarticity(dataset.quarticity)
+        super()._fit(dataset, cut)
+
+    def _estimate(self) -> None:
+        if self._quarticity is None or not self._quarticity.index.equals(self._index):
+            raise ModelError(
+                "harq needs the realized quarticity on the variance's dates; call "
+                "with_quarticity(rq) with a series indexed like the variance before fit_series"
+            )
+        variance = self._variance
+        first = self._first_valid(variance)
+        self._earliest = first + MONTH - 1
+        root_quarticity = np.sqrt(self._quarticity.to_numpy())
+        self._design = np.column_stack(
+            [
+                np.ones_like(variance),
+                variance,
+                _trailing_mean(variance, WEEK),
+                _trailing_mean(variance, MONTH),
+                variance * root_quarticity,
+            ]
+        )
+        horizon = self._horizon
+        target = np.full(variance.shape, np.nan)
+        target[: variance.size - horizon] = _trailing_mean(variance, horizon)[horizon:]
+        last_origin = self._n_fit - 1 - horizon  # target realized by fit_end
+        rows = np.arange(self._earliest, last_origin + 1)
+        rows = rows[np.isfinite(self._design[rows]).all(axis=1) & np.isfinite(target[rows])]
+        if rows.size < MIN_HAR_ROWS:
+            raise ModelError(
+                f"harq needs at least {MIN_HAR_ROWS} training origins with a full {MONTH}-day "
+                f"history, a quarticity and a target realized by fit_end, got {rows.size}; "
+                "move fit_end later or provide more history"
+            )
+        coefficients, *_ = np.linalg.lstsq(self._design[rows], target[rows], rcond=None)
+        self.coefficients = coefficients
+        self.n_obs = int(rows.size)
+        in_sample = variance[first : self._n_fit]
+        in_sample = in_sample[np.isfinite(in_sample)]
+        self.bounds = (float(in_sample.min()), float(in_sample.max()))
+        self.in_sample_mean = float(in_sample.mean())
+
+    def _forecast(self, positions: np.ndarray) -> np.ndarray:
+        design = self._design[positions]
+        bad = ~np.isfinite(design).all(axis=1)
+        if bad.any():
+            raise ModelError(
+                "harq has no quarticity or variance at the origins "
+                f"{_first_dates(self._index[positions[bad]])}; check the source there"
+            )
+        raw = design @ self.coefficients
+        insane = (raw < self.bounds[0]) | (raw > self.bounds[1])
+        self.n_filtered = int(insane.sum())
+        return np.where(insane, self.in_sample_mean, raw)
+
+    def _params(self) -> dict[str, float]:
+        const, daily, weekly, monthly, quarticity = (float(value) for value in self.coefficients)
+        return {
+            "const": const,
+            "beta_daily": daily,
+            "beta_weekly": weekly,
+            "beta_monthly": monthly,
+            "beta_quarticity": quarticity,
+            "insanity_lower": self.bounds[0],
+            "insanity_upper": self.bounds[1],
+            "insanity_replacement": self.in_sample_mean,
+            "n_obs": float(self.n_obs),
+        }
+
+
 def _unknown(name: str) -> ConfigError:
     return ConfigError(
         f"unknown baseline {name!r}; valid names are {', '.join(BASELINES)} "
@@ -654,18 +775,27 @@ def create_baseline(name: str) -> Baseline:
 
 
 def usable_baselines(
-    names: list[str], has_exog: bool, panel_fitted: frozenset[str] | set[str] = frozenset()
+    names: list[str],
+    has_exog: bool,
+    panel_fitted: frozenset[str] | set[str] = frozenset(),
+    has_quarticity: bool = False,
 ) -> tuple[list[str], list[str]]:
     """The baselines of ``names`` that apply, and a note for each left out.
 
     ``harx`` needs exogenous inputs (without them it is HAR); ``har-pooled``
-    needs a fit on a panel (on one series it is HAR): each is left out with a
-    note saying so.
+    needs a fit on a panel (on one series it is HAR); ``harq`` needs the
+    realized quarticity (``Dataset.quarticity``): each is left out with a note
+    saying so.
     """
     kept, notes = [], []
     for name in names:
         cls = BASELINES.get(name)
-        if getattr(cls, "needs_panel", False) and name not in panel_fitted:
+        if getattr(cls, "needs_quarticity", False) and not has_quarticity:
+            notes.append(
+                f"{name} left out: it needs the realized quarticity rq, which only intraday "
+                "bars (or a file with an rq column) provide; this source has none"
+            )
+        elif getattr(cls, "needs_panel", False) and name not in panel_fitted:
             notes.append(
                 f"{name} left out: it is fit on a panel of tickers (evaluate --panel); on one "
                 "series it would be HAR"

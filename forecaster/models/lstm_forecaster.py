@@ -35,7 +35,7 @@ from forecaster.data.features import (
     split_dataset,
 )
 from forecaster.data.loader import PriceData
-from forecaster.errors import ConfigError, ModelError
+from forecaster.errors import ConfigError, DataError, ModelError
 from forecaster.models.base import Forecaster
 from forecaster.models.baselines import HAR
 from forecaster.models.config import OBJECTIVES, LSTMConfig
@@ -561,6 +561,16 @@ def _network(forecaster: LSTMForecaster) -> dict[str, Any]:
     }
 
 
+def _overnight(dataset: Dataset, test_start: pd.Timestamp) -> dict[str, Any] | None:
+    """The overnight factor estimated on the days before the test period, for the record."""
+    from forecaster.data.features import overnight_scale
+
+    try:
+        return overnight_scale(dataset, test_start).to_dict()
+    except DataError:
+        return None
+
+
 def train(
     data: PriceData,
     config: LSTMConfig,
@@ -623,6 +633,7 @@ def train(
         nightly=nightly,
         parent=None if parent is None else {"ticker": parent.ticker, "version": parent.version},
         seen=seen,
+        overnight=_overnight(dataset, split.test_start),
     )
     saved = registry.save(
         record, lambda path: save_model(forecaster.model, path), promote=promote
@@ -701,6 +712,7 @@ def train_pooled(
             "scaler": state.scaler.to_dict(),
             "anchor": state.anchor,
             "metrics": _scores(forecaster.for_ticker(data.ticker), dataset, split),
+            "overnight": _overnight(dataset, split.test_start),
         }
         seen.append(_seen(version, data.ticker, dataset, split))
     first = series[tickers[0]]
@@ -720,6 +732,7 @@ def train_pooled(
         metrics=first["metrics"],
         series=series,
         seen=seen,
+        overnight=first["overnight"],
     )
     saved: dict[str, ModelVersion] = {}
     try:

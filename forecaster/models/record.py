@@ -98,6 +98,9 @@ class ModelRecord:
         training or validation: ``{"model", "ticker", "from", "to"}`` (``to``
         is the last day of a target used). None in records written before
         pooling; :meth:`seen_ranges` derives this model's own range then.
+    overnight : dict or None
+        The Hansen–Lunde (2005) overnight factor of the target, estimated on the
+        days before the test period (a pooled model: per series, in ``series``).
     """
 
     ticker: str
@@ -118,6 +121,10 @@ class ModelRecord:
     parent: dict[str, Any] | None = None
     seen: list[dict[str, Any]] | None = None
     kind: str = "lstm"
+    #: The overnight factor (:func:`forecaster.data.features.overnight_scale`) estimated on
+    #: the days before the test period: ``{"method", "factor", "n_days", "start", "end"}``.
+    #: VaR/ES multiply the session-variance forecast by it. None in older records.
+    overnight: dict[str, Any] | None = None
     format: int = FORMAT
 
     def __post_init__(self) -> None:
@@ -171,6 +178,7 @@ class ModelRecord:
             data=DataRecord.from_dict(entry["data"]),
             split=dict(entry["split"]),
             metrics=dict(entry.get("metrics", {})),
+            overnight=entry.get("overnight"),
         )
 
     def seen_ranges(self) -> list[dict[str, Any]]:
@@ -239,6 +247,7 @@ class ModelRecord:
             "series": self.series,
             "parent": self.parent,
             "seen": self.seen,
+            **({"overnight": self.overnight} if self.overnight is not None else {}),
         }
 
     @classmethod
@@ -278,6 +287,7 @@ class ModelRecord:
             parent=meta.get("parent"),
             seen=meta.get("seen"),
             kind=meta.get("kind", "lstm"),
+            overnight=meta.get("overnight"),
         )
 
     @classmethod

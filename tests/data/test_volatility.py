@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from forecaster.data.volatility import (
     BUILTIN_ESTIMATORS,
+    BUILTIN_MEASURES,
     DEFAULT_ESTIMATOR,
     ESTIMATORS,
     VARIANCE_FLOOR,
@@ -225,7 +226,8 @@ def test_registry_holds_the_five_estimators_in_order():
         "rogers-satchell",
         "yang-zhang",
     )
-    assert tuple(ESTIMATORS) == BUILTIN_ESTIMATORS  # test-registered ones were removed
+    # test-registered ones were removed; the measures a source provides follow the OHLC ones
+    assert tuple(ESTIMATORS) == BUILTIN_ESTIMATORS + BUILTIN_MEASURES
     assert all(isinstance(record, VarianceEstimator) for record in ESTIMATORS.values())
     assert all(name == record.name for name, record in ESTIMATORS.items())
     # Leading NaN rows of each series, for a window of 10 days.
@@ -264,7 +266,7 @@ def test_an_estimator_registered_in_test_code_works_everywhere(scaled_close_to_c
     assert realized_vol(prices, name, 5).index.equals(prices.index[5:])
     with pytest.raises(DataError, match=r"needs at least 6 rows of prices, received 5"):
         realized_vol(prices.iloc[:5], name, 5)
-    with pytest.raises(ConfigError, match=rf"expected one of .*yang-zhang, {name}$"):
+    with pytest.raises(ConfigError, match=rf"expected one of .*yang-zhang, .*rk_twoscale, {name}$"):
         daily_variance(prices, "bipower")
 
 

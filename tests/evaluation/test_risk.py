@@ -619,7 +619,19 @@ def test_predict_reports_var_and_es(trained):
     risk = payload["risk"]
     assert risk["distribution"] == "t" and risk["reason"] is None
     assert risk["fit"]["before"] == version.record.split["test_start"] and risk["fit"]["n"] >= 100
-    sigma = math.sqrt(payload["variance"])
+    # The session (Garman-Klass) forecast is scaled by the Hansen-Lunde overnight factor,
+    # sum r^2 / sum v over the days before the test period, recorded with the model.
+    factor = risk["overnight"]["factor"]
+    prices = load_prices("TEST", source="csv", csv_path=path, settings=Settings.resolve(home)).prices
+    before = prices.loc[: pd.Timestamp(version.record.split["test_start"]) - pd.Timedelta(days=1)]
+    log_return = np.log(before["close"]).diff()
+    gk = 0.5 * np.log(before["high"] / before["low"]) ** 2 - (2 * math.log(2) - 1) * np.log(
+        before["close"] / before["open"]
+    ) ** 2
+    used = log_return.notna()
+    assert factor == pytest.approx((log_return[used] ** 2).sum() / gk[used].sum(), rel=1e-9)
+    assert version.record.overnight["factor"] == factor != 1.0
+    sigma = math.sqrt(factor * payload["variance"])
     nu, s = risk["fit"]["params"]["dof"], risk["fit"]["params"]["scale"]
     assert risk["levels"]["0.01"]["var"] == pytest.approx(sigma * s * stats.t.ppf(0.01, nu))
     assert risk["levels"]["0.05"]["es"] < risk["levels"]["0.05"]["var"] < 0

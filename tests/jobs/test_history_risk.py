@@ -117,7 +117,12 @@ def test_nightly_stores_normal_var_and_es_with_the_forecast(settings, csv_dir, d
         (0.01, "normal", None),
         (0.05, "normal", None),
     ]
-    sigma = math.sqrt(forecast["variance"])  # h = 1
+    # The session forecast is scaled by the overnight factor (tests/evaluation/test_risk.py
+    # checks its value against an independent computation).
+    factor = record["risk"]["overnight"]["factor"]
+    assert record["risk"]["overnight"]["method"] == "hansen-lunde-2005"
+    assert 0 < factor != 1.0
+    sigma = math.sqrt(factor * forecast["variance"])  # h = 1
     for row in rows:
         z = stats.norm.ppf(row["level"])
         assert row["var"] == pytest.approx(sigma * z, rel=1e-12)
@@ -480,7 +485,7 @@ def test_a_kept_champion_issues_its_own_var(
     assert second["champion_version"] == first["champion_version"]
     rows = ForecastHistory(settings.forecasts_db).risks("AAA")
     if fitted:
-        sigma = math.sqrt(second["variance"])
+        sigma = math.sqrt(second["risk"]["overnight"]["factor"] * second["variance"])
         assert second["risk"]["levels"]["0.01"]["var"] == pytest.approx(
             sigma * stats.norm.ppf(0.01), rel=1e-12
         )

@@ -233,8 +233,14 @@ def test_garch_refuses_origins_inside_the_backcast_window(data, fit_end):
 
 # ------------------------------------------------------------- every baseline: no leak
 #: Baselines fit on a variance and a return series alone (harx also needs exogenous inputs:
-#: tests/models/test_panel_baselines.py checks it the same ways).
-SERIES_BASELINES = [name for name in BASELINES if not getattr(BASELINES[name], "needs_exog", False)]
+#: tests/models/test_panel_baselines.py checks it the same ways; harq the quarticity:
+#: tests/models/test_harq.py).
+SERIES_BASELINES = [
+    name
+    for name in BASELINES
+    if not getattr(BASELINES[name], "needs_exog", False)
+    and not getattr(BASELINES[name], "needs_quarticity", False)
+]
 
 
 @pytest.mark.parametrize("name", SERIES_BASELINES)
@@ -389,7 +395,9 @@ def test_too_little_training_data(data):
 
 
 def test_registry_and_parsing():
-    assert list(BASELINES) == ["har", "garch", "gjr", "ewma", "naive", "gbm", "har-pooled", "harx"]
+    assert list(BASELINES) == [
+        "har", "garch", "gjr", "ewma", "naive", "gbm", "harq", "har-pooled", "harx"
+    ]
     assert isinstance(create_baseline("gjr"), GJR)
     with pytest.raises(ConfigError, match="unknown baseline 'arima'; valid names are har, garch"):
         create_baseline("arima")

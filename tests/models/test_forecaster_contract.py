@@ -37,7 +37,13 @@ def price_data(prices: pd.DataFrame, ticker: str = "TEST") -> PriceData:
 
 
 @pytest.mark.parametrize(
-    "name", [name for name in BASELINES if not getattr(BASELINES[name], "needs_exog", False)]
+    "name",
+    [
+        name
+        for name in BASELINES
+        if not getattr(BASELINES[name], "needs_exog", False)
+        and not getattr(BASELINES[name], "needs_quarticity", False)  # tests/models/test_harq.py
+    ],
 )
 def test_baseline_contract_equals_its_series_fit_before_the_cut(name):
     prices = make_prices(500, seed=2)
