@@ -106,3 +106,12 @@ def test_min_scored_above_the_window_is_refused_before_any_work(tmp_path):
 def test_bad_rule_values_are_usage_errors(home, option):
     result = run_cli("nightly", "--tickers", "SPY", *option)
     assert result.exit_code == 2 and option[0] in result.output
+
+
+def test_the_command_line_defaults_are_the_rules_defaults():
+    from forecaster.cli import cli
+    from forecaster.jobs.nightly import DEFAULT_MIN_SCORED, DEFAULT_PROMOTION_LEVEL
+
+    defaults = {p.name: p.default for p in cli.commands["nightly"].params}
+    assert defaults["promotion_level"] == DEFAULT_PROMOTION_LEVEL == PromotionRule().level
+    assert defaults["min_scored"] == DEFAULT_MIN_SCORED == PromotionRule().min_scored

@@ -309,6 +309,7 @@ def test_a_nightly_run_over_tls(tmp_path, monkeypatch):
             tls_ca=files["ca"],
             tls_cert=files["cert"],
             tls_key=files["key"],
+            isolate=False,  # the stand-in step lives in this process; a child would not see it
         )
     (record,) = report.records
     assert report.fan_out == f"dask {address}"
