@@ -277,7 +277,7 @@ def test_worse_champion_is_replaced_and_scores_are_recorded(settings, csv_dir, d
         f"nightly: challenger qlike {record['challenger_qlike']:.6f} vs champion "
         f"{record['champion_qlike']:.6f} on {WINDOW} origins; one-sided DM "
     )
-    assert record["dm_pvalue"] < 0.05 and record["decision_reason"] == pointer["reason"]
+    assert record["dm_pvalue"] < 0.01 and record["decision_reason"] == pointer["reason"]
     (forecast,) = ForecastHistory(settings.forecasts_db).forecasts("AAA")
     assert forecast["model_version"] == record["challenger_version"]
     assert forecast["origin"] == dates[0] and forecast["estimator"] == "garman-klass"

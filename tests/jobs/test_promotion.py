@@ -154,7 +154,7 @@ def test_nightly_promotes_through_the_registry(settings, csv_dir, dates, perfect
     assert registry.champion_id("AAA") == second["champion_version"] == second["challenger_version"]
     assert json.loads(pointer(registry).read_text())["reason"] == (
         f"nightly: challenger qlike 0.000000 vs champion {second['champion_qlike']:.6f} on "
-        f"{WINDOW} origins; one-sided DM -inf, p 0.0000 < 0.05 "
+        f"{WINDOW} origins; one-sided DM -inf, p 0.0000 < 0.01 "
         f"({second['window_start']}..{second['window_end']})"
     )
     assert second["dm_stat"] is None and second["dm_pvalue"] == 0.0 and second["decision_reason"] == json.loads(
