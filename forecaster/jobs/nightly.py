@@ -329,6 +329,21 @@ def model_forecasts(forecaster: Any, prices: pd.DataFrame) -> pd.Series:
     return forecaster.forecast_series(forecaster.dataset(prices))
 
 
+def _recent_window(
+    prices: pd.DataFrame, config: Any, window_days: int, record: RunRecord
+) -> tuple[Any, np.ndarray, pd.DatetimeIndex]:
+    """The dataset, the recent window's rows and origins; the window is noted in ``record``."""
+    from forecaster.data.features import build_dataset
+
+    dataset = build_dataset(prices, config.feature_spec())
+    rows = recent_window(dataset, window_days)
+    window = dataset.origins[rows]
+    record.window_start = f"{window[0]:%Y-%m-%d}"
+    record.window_end = f"{window[-1]:%Y-%m-%d}"
+    record.horizon = int(config.horizon)
+    return dataset, rows, window
+
+
 def challenge_step(
     task: TickerTask, data: PriceData, registry: ModelRegistry, record: RunRecord
 ) -> Challenge:
@@ -341,7 +356,6 @@ def challenge_step(
     ``previous_champion``, ``window_start``, ``window_end``, ``horizon`` and
     ``challenger_version``.
     """
-    from forecaster.data.features import build_dataset
     from forecaster.models.config import LSTMConfig
     from forecaster.models.lstm_forecaster import load_forecaster, train
 
@@ -371,12 +385,7 @@ def challenge_step(
         )
     record.previous_champion = champion_id
 
-    dataset = build_dataset(data.prices, base.feature_spec())
-    rows = recent_window(dataset, task.window_days)
-    window = dataset.origins[rows]
-    record.window_start = f"{window[0]:%Y-%m-%d}"
-    record.window_end = f"{window[-1]:%Y-%m-%d}"
-    record.horizon = int(base.horizon)
+    dataset, rows, window = _recent_window(data.prices, base, task.window_days, record)
 
     outcome = train(
         data,
@@ -423,7 +432,7 @@ def universal_challenge_step(
     ``note``. Any other night there is no challenger: the champion's forecasts
     are scored on the window for the record and it issues (``serve_only``).
     """
-    from forecaster.data.features import build_dataset, split_dataset
+    from forecaster.data.features import split_dataset
     from forecaster.models.lstm_forecaster import fine_tune_config, load_forecaster, train
 
     universal = task.universal
@@ -436,12 +445,9 @@ def universal_challenge_step(
         # Serving only: NumPy on the saved weights where it can (as `forecast predict` does),
         # so a night without a refit needs no TensorFlow.
         champion_forecaster = load_forecaster(champion, engine="auto")
-        dataset = build_dataset(data.prices, champion.record.config.feature_spec())
-        rows = recent_window(dataset, task.window_days)
-        window = dataset.origins[rows]
-        record.window_start = f"{window[0]:%Y-%m-%d}"
-        record.window_end = f"{window[-1]:%Y-%m-%d}"
-        record.horizon = int(champion.record.horizon)
+        dataset, rows, window = _recent_window(
+            data.prices, champion.record.config, task.window_days, record
+        )
         forecasts = model_forecasts(champion_forecaster, data.prices)
         return Challenge(
             champion=champion,
@@ -465,12 +471,9 @@ def universal_challenge_step(
     champion_forecaster = load_forecaster(champion) if champion is not None else None
     parent = registry.get(ticker, universal.version)
     view = load_forecaster(parent)
-    dataset = build_dataset(data.prices, parent.record.config.feature_spec())
-    rows = recent_window(dataset, task.window_days)
-    window = dataset.origins[rows]
-    record.window_start = f"{window[0]:%Y-%m-%d}"
-    record.window_end = f"{window[-1]:%Y-%m-%d}"
-    record.horizon = int(parent.record.horizon)
+    dataset, rows, window = _recent_window(
+        data.prices, parent.record.config, task.window_days, record
+    )
     chosen, chosen_forecaster, ship = parent, view, False
     note = f"challenger: universal {parent.version}"
     if universal.fine_tune is not None:
