@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from forecaster.cli.options import TIME_ZONE, bundle, given
+from forecaster.cli.options import bars_label, given
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,26 +23,12 @@ if TYPE_CHECKING:
     from forecaster.data.intraday import DailyMeasures
     from forecaster.data.loader import PriceData
 
-#: --daily, --bars, --tz: the options `realized` takes for daily rows and intraday bars.
-daily_options = bundle(
-    click.option(
-        "--daily",
-        is_flag=True,
-        help="One row per day: the --estimator's daily variance (with --bars: every measure).",
-    ),
-    click.option(
-        "--bars",
-        "bars_path",
-        type=click.Path(dir_okay=False),
-        help="Intraday bars file (CSV or Parquet, 1- or 5-minute bars, timestamp = bar start): "
-        "daily rv5, rv5-ss, bv, rsv-pos, rsv-neg, rq, returns, partial, bars. Implies --daily.",
-    ),
-    click.option(
-        "--tz",
-        type=TIME_ZONE,
-        help="With --bars: the exchange's time zone, e.g. America/New_York; naive timestamps "
-        "are read in it, zone-aware ones converted to it.",
-    ),
+#: --daily: the option `realized` takes for daily rows (--bars and --tz are price options).
+daily_option = click.option(
+    "--daily",
+    is_flag=True,
+    help="One row per day: the --estimator's daily variance (with --bars: every measure; "
+    "--bars implies --daily).",
 )
 
 
@@ -65,7 +49,7 @@ def check_daily_options(bars_path: str | None, tz: str | None, csv_path: str | N
             "bars, --csv for daily OHLC)"
         )
     ctx = click.get_current_context()
-    if given("source") and ctx.params.get("source") != "auto":
+    if given("source") and ctx.params.get("source") not in ("auto", "bars"):
         raise ConfigError(
             f"--bars reads its own file and was given with --source {ctx.params['source']}; "
             "drop --source"
@@ -76,20 +60,6 @@ def check_daily_options(bars_path: str | None, tz: str | None, csv_path: str | N
                 f"{option} applies to daily OHLC prices, not to --bars (which prints every "
                 f"intraday measure per day); drop {option}"
             )
-
-
-def bars_label(ticker: str, bars_path: str) -> str:
-    """The ticker label of a bars file: --ticker if given, else the file name's first word."""
-    from forecaster.data.sources import normalize_ticker
-    from forecaster.errors import ConfigError
-
-    if given("ticker"):
-        return normalize_ticker(ticker)
-    word = re.split(r"[^A-Za-z0-9^=-]", Path(bars_path).name, maxsplit=1)[0]
-    try:
-        return normalize_ticker(word)
-    except ConfigError:  # a file name that is no ticker: a neutral label
-        return "BARS"
 
 
 def realized_bars(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from forecaster.cli.app import AppContext, pass_app
-from forecaster.cli.daily import check_daily_options, daily_options, realized_bars, realized_daily
+from forecaster.cli.daily import check_daily_options, daily_option, realized_bars, realized_daily
 from forecaster.cli.options import (
     MAX_ROWS,
     MAX_WINDOW,
@@ -46,7 +46,18 @@ if TYPE_CHECKING:
 @format_option("table", "json")
 @pass_app
 def fetch(
-    app: AppContext, ticker, source, csv_path, start, end, panel_path, tickers, refresh, fmt
+    app: AppContext,
+    ticker,
+    source,
+    csv_path,
+    start,
+    end,
+    panel_path,
+    bars_path,
+    tz,
+    tickers,
+    refresh,
+    fmt,
 ) -> None:
     """Fill or update the price cache and say what it holds.
 
@@ -59,6 +70,7 @@ def fetch(
       forecast fetch --ticker SPY --source sample
       forecast fetch --ticker AAPL --source csv --csv aapl.csv
       forecast fetch --panel stocks.parquet            # every ticker of a long-format file
+      forecast fetch --bars spy_5min.parquet           # intraday bars: one row per session day
       forecast fetch --ticker SPY --source sample --format json
     """
     if tickers is not None and panel_path is None:
@@ -89,7 +101,8 @@ def fetch(
         )
         return
     data = load_from_options(
-        app, ticker, source, csv_path, start, end, refresh=refresh, panel_path=panel_path
+        app, ticker, source, csv_path, start, end, refresh=refresh, panel_path=panel_path,
+        bars_path=bars_path, tz=tz,
     )
     if fmt == "json":
         _echo_fetched([data], [])
@@ -140,7 +153,7 @@ def _echo_fetched(loaded: list[PriceData], skipped: list[str]) -> None:
 @format_option("table", "csv", "json")
 @click.option("--last", type=click.IntRange(1, MAX_ROWS), help="Only the last N rows.")
 @output_option("Write to this file instead of stdout.")
-@daily_options
+@daily_option
 @pass_app
 def realized(
     app: AppContext,
@@ -150,12 +163,14 @@ def realized(
     start,
     end,
     panel_path,
+    bars_path,
+    tz,
     estimator,
     window,
     fmt,
     last,
     output,
-    **daily,
+    daily,
 ) -> None:
     """Annualized realized volatility, one row per day with a full window.
 
@@ -174,7 +189,6 @@ def realized(
     from forecaster.data.volatility import realized_vol
 
     check_destinations(output)
-    bars_path, tz = daily["bars_path"], daily["tz"]
     check_daily_options(bars_path, tz, csv_path)
     if bars_path is not None:
         if panel_path is not None:
@@ -186,7 +200,7 @@ def realized(
     data = load_from_options(
         app, ticker, source, csv_path, start, end, panel_path=panel_path, estimator=estimator
     )
-    if daily["daily"]:
+    if daily:
         write_output(realized_daily(data, estimator, window, fmt, last), output)
         return
     vol = realized_vol(data.prices, estimator=estimator, window=window)

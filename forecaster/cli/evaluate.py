@@ -15,8 +15,10 @@ from forecaster.cli.options import (
     SOURCE_CHOICE,
     TICKER,
     TICKERS,
+    TIME_ZONE,
     BaselinesCommand,
     NamesOption,
+    bars_label,
     baseline_names,
     format_option,
     given,
@@ -47,6 +49,16 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV file for --source csv."
+)
+@click.option(
+    "--bars",
+    "bars_path",
+    type=click.Path(dir_okay=False),
+    help="Intraday bars file of the ticker (see `forecast train --bars`); default: the file "
+    "the model was trained on.",
+)
+@click.option(
+    "--tz", type=TIME_ZONE, help="With --bars: the exchange's time zone, e.g. America/New_York."
 )
 @click.option(
     "--panel",
@@ -105,6 +117,8 @@ def evaluate(
     model_version,
     source,
     csv_path,
+    bars_path,
+    tz,
     panel_path,
     tickers,
     baselines,
@@ -171,8 +185,8 @@ def evaluate(
                 "--panel scores many tickers held out; --walk-forward, --plot, --predictions and "
                 "--risk work one ticker at a time: drop them (or score one --ticker)"
             )
-        if csv_path is not None or (source is not None and source != "panel"):
-            raise EvaluationError("--panel holds the prices; drop --csv/--source")
+        if csv_path is not None or bars_path is not None or source not in (None, "panel"):
+            raise EvaluationError("--panel holds the prices; drop --csv/--bars/--source")
         from forecaster.cli.panel import evaluate_panel
 
         text = evaluate_panel(
@@ -182,6 +196,8 @@ def evaluate(
         write_output(text, output)
         return
     registry = app.registry
+    if bars_path is not None and ticker is None and model_version is None:
+        ticker = bars_label("", bars_path)  # the bars' ticker (from the file name)
     if ticker is None and model_version is None:
         tickers = registry.tickers_with_champion()
         if not tickers:
@@ -198,6 +214,7 @@ def evaluate(
         text = evaluate_zero_shot(
             app, normalize_ticker(ticker), model_version, source, csv_path, names, reference,
             regime_quantile, fmt, color=output is None and sys.stdout.isatty(),
+            bars=(bars_path, tz),
         )
         write_output(text, output)
         return
@@ -210,7 +227,7 @@ def evaluate(
         )
     results, runs, risk_views = [], [], []
     for version in versions:
-        data = _training_prices(app, version, source, csv_path)
+        data = _training_prices(app, version, source, csv_path, bars_path, tz)
         if walk_forward:
 
             def progress(number, total, date, name=version.ticker):
@@ -257,61 +274,80 @@ def _saved_under(registry, ticker: str, version: str) -> bool:
     return (registry.models_dir / ticker / version).is_dir()
 
 
-def _recorded_csv(version: ModelVersion) -> Path | None:
-    """The CSV file a model was trained on, as recorded (older records: from the description)."""
+#: Sources that read a user's file: the file's description prefix and its option.
+FILE_SOURCES = {"csv": ("CSV file", "--csv"), "bars": ("bars file", "--bars")}
+
+
+def _recorded_file(version: ModelVersion) -> Path | None:
+    """The file a model was trained on, as recorded (older records: from the description)."""
     recorded = version.record.data
     if recorded.path is not None:
         return Path(recorded.path)
-    prefix = "CSV file "
+    prefix = FILE_SOURCES[recorded.source][0] + " "
     if recorded.description.startswith(prefix):
         return Path(recorded.description[len(prefix) :]).expanduser()
     return None
 
 
 def _training_prices(
-    app: AppContext, version: ModelVersion, source: str | None, csv_path: str | None
+    app: AppContext,
+    version: ModelVersion,
+    source: str | None,
+    csv_path: str | None,
+    bars_path: str | None = None,
+    tz: str | None = None,
 ) -> PriceData:
     """The prices to score a model on: the user's choice, else the model's own source.
 
-    A model trained on a CSV file is scored on that file when it still exists,
-    else on the prices cached from it (with a warning), else it is an error
-    that names the file and how to fix it.
+    A model trained on a file (CSV or intraday bars) is scored on that file when
+    it still exists, else on the prices cached from it (with a warning), else it
+    is an error that names the file and how to fix it.
     """
     from forecaster.data.loader import load_cached
     from forecaster.errors import ConfigError, DataError
 
-    if source is not None or csv_path is not None:
-        return load_from_options(app, version.ticker, source or "csv", csv_path, None, None)
+    if source is not None or csv_path is not None or bars_path is not None:
+        chosen = source or ("bars" if bars_path is not None else "csv")
+        return load_from_options(
+            app, version.ticker, chosen, csv_path, None, None, bars_path=bars_path, tz=tz
+        )
     recorded = version.record.data
-    if recorded.source != "csv":
+    if recorded.source not in FILE_SOURCES:
         return load_from_options(app, version.ticker, recorded.source, None, None, None)
-    path = _recorded_csv(version)
+    kind = recorded.source
+    label, option = FILE_SOURCES[kind]
+    path = _recorded_file(version)
     if path is not None and path.is_file():
         click.echo(
-            f"note: {version.ticker}: prices from {shown_path(path)}, the CSV file "
+            f"note: {version.ticker}: prices from {shown_path(path)}, the {label} "
             f"model {version.version} was trained on",
             err=True,
         )
+        if kind == "bars":
+            return load_from_options(
+                app, version.ticker, "bars", None, None, None, bars_path=str(path), tz=tz
+            )
         return load_from_options(app, version.ticker, "csv", str(path), None, None)
     try:
-        cached = load_cached(version.ticker, "csv", settings=app.settings)
+        cached = load_cached(version.ticker, kind, settings=app.settings)
     except DataError:
         cached = None  # a damaged cache: the error below says what to pass instead
     if cached is not None and (
         path is None
         or cached.description == recorded.description
-        or cached.description == f"CSV file {path}"
+        or cached.description == f"{label} {path}"
     ):
         click.echo(
-            f"warning: {version.ticker}: the CSV file model {version.version} was trained on "
+            f"warning: {version.ticker}: the {label} model {version.version} was trained on "
             f"({shown_path(path) if path else 'not recorded'}) is gone; using the prices "
             f"cached from it, {cached.start:%Y-%m-%d} to {cached.end:%Y-%m-%d}",
             err=True,
         )
         return cached
-    where = f"{str(shown_path(path))!r}" if path is not None else "a CSV file (path not recorded)"
+    where = f"{str(shown_path(path))!r}" if path is not None else f"a {label} (path not recorded)"
+    extra = " (and --source csv)" if kind == "csv" else ""
     raise ConfigError(
         f"{version.ticker} model {version.version} was trained on {where}, which no longer "
-        f"exists, and the price cache holds no prices from it; pass --csv PATH with a copy of "
-        f"that file (and --source csv) to evaluate it"
+        f"exists, and the price cache holds no prices from it; pass {option} PATH with a copy "
+        f"of that file{extra} to evaluate it"
     )

@@ -364,6 +364,20 @@ price_options = bundle(
         help="Long-format CSV/Parquet file of many tickers (ticker, date, open, high, low, "
         "close[, volume]); the price source of every ticker it holds.",
     ),
+    click.option(
+        "--bars",
+        "bars_path",
+        type=click.Path(dir_okay=False),
+        help="Intraday bars of one ticker (CSV or Parquet, 1- or 5-minute bars, timestamp = "
+        "bar start): each session day's OHLC and measures rv5, rv5-ss, bv, rsv-pos, rsv-neg, "
+        "rq (--estimator rv5 ...); partial days dropped. Ticker: --ticker or the file name.",
+    ),
+    click.option(
+        "--tz",
+        type=TIME_ZONE,
+        help="With --bars: the exchange's time zone, e.g. America/New_York; naive timestamps "
+        "are read in it, zone-aware ones converted to it.",
+    ),
 )
 
 #: --test-start | --test-fraction: where the held-out test period begins.
@@ -571,15 +585,37 @@ def given(name: str) -> bool:
     return source is not ParameterSource.DEFAULT
 
 
-PRICE_OPTIONS = ("ticker", "source", "csv_path", "start", "end", "panel_path")
+PRICE_OPTIONS = ("ticker", "source", "csv_path", "start", "end")
+#: Price options passed to :func:`load_from_options` by name.
+PRICE_KEYWORDS = ("panel_path", "bars_path", "tz", "estimator")
 
 
 def load_from_settings(app: AppContext, values: dict[str, Any]) -> PriceData:
     """:func:`load_from_options` on the price options among a command's ``values``."""
-    *positional, panel_path = (values.get(name) for name in PRICE_OPTIONS)
-    return load_from_options(
-        app, *positional, panel_path=panel_path, estimator=values.get("estimator")
-    )
+    positional = (values.get(name) for name in PRICE_OPTIONS)
+    keywords = {name: values.get(name) for name in PRICE_KEYWORDS}
+    return load_from_options(app, *positional, **keywords)
+
+
+def bars_label(ticker: str, bars_path: str) -> str:
+    """The ticker of a bars file: --ticker if given, else the file name's first word.
+
+    ``spy_5min_2018.parquet`` is SPY; a file name that is no ticker gives the
+    neutral label ``BARS``.
+    """
+    import re
+    from pathlib import Path
+
+    from forecaster.data.sources import normalize_ticker
+    from forecaster.errors import ConfigError
+
+    if given("ticker"):
+        return normalize_ticker(ticker)
+    word = re.split(r"[^A-Za-z0-9^=-]", Path(bars_path).name, maxsplit=1)[0]
+    try:
+        return normalize_ticker(word)
+    except ConfigError:  # a file name that is no ticker: a neutral label
+        return "BARS"
 
 
 def load_from_options(
@@ -591,9 +627,14 @@ def load_from_options(
     end: str | None,
     **extra: Any,
 ) -> PriceData:
-    """Prices for the shared price options; warnings and repairs go to stderr."""
+    """Prices for the shared price options; warnings and repairs go to stderr.
+
+    With ``bars_path`` (``--bars``) the ticker is :func:`bars_label`'s.
+    """
     from forecaster.data.loader import load_prices, parse_date
 
+    if extra.get("bars_path") is not None:
+        ticker = bars_label(ticker, extra["bars_path"])
     data = load_prices(
         ticker,
         source=source,
@@ -667,6 +708,12 @@ def load_many(
 def panel_tickers(panel_path: str, tickers: str | None) -> list[str]:
     """The tickers of ``--panel`` that ``--tickers`` chooses (``all``, the default: every one)."""
     from forecaster.data.panel import resolve_tickers
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("bars_path") is not None:
+        from forecaster.errors import ConfigError
+
+        raise ConfigError("--bars and --panel both name the prices; pass one of them")
 
     return resolve_tickers(panel_path, tickers)
 
@@ -879,6 +926,8 @@ def pooled_tickers(
         )
     if values.get("csv_path") is not None:
         raise ConfigError(f"--csv reads one ticker; with {option} use --csv-dir DIR")
+    if values.get("bars_path") is not None:
+        raise ConfigError(f"--bars reads one ticker; drop {option} (or drop --bars)")
     names = ticker_list(tickers) if tickers is not None else read_ticker_file(universe)
     if len(names) < 2:
         raise ConfigError(

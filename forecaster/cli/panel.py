@@ -153,13 +153,18 @@ def evaluate_zero_shot(
     quantile: float,
     fmt: str,
     color: bool = False,
+    bars: tuple[str | None, str | None] = (None, None),
 ) -> str:
-    """Score a model on one ticker it was not saved under (zero-shot), from any source."""
+    """Score a model on one ticker it was not saved under (zero-shot), from any source.
+
+    ``bars`` is ``(--bars, --tz)``.
+    """
     from forecaster.evaluation import backtest as backtests
 
     version = app.registry.find(model_version)
-    chosen = source or ("csv" if csv_path else "auto")
-    data = load_from_options(app, ticker, chosen, csv_path, None, None)
+    bars_path, tz = bars
+    chosen = source or ("csv" if csv_path else "bars" if bars_path else "auto")
+    data = load_from_options(app, ticker, chosen, csv_path, None, None, bars_path=bars_path, tz=tz)
     data = _with_exog(app, data, version.record.config, None, chosen)
     run = backtests.zero_shot(version, data, baselines, quantile, reference)
     return _render([backtests.summarize(run)], None, fmt, color)

@@ -20,6 +20,7 @@ import click
 from forecaster.cli.app import AppContext, pass_app
 from forecaster.cli.options import (
     TICKERS,
+    bars_label,
     exog_inputs,
     format_option,
     given,
@@ -78,6 +79,8 @@ def predict(
     start,
     end,
     panel_path,
+    bars_path,
+    tz,
     tickers,
     all_tickers,
     csv_dir,
@@ -122,7 +125,8 @@ def predict(
         if csv_dir is not None:
             raise ConfigError("--csv-dir reads several tickers; use it with --tickers or --all")
         payload = _forecast(
-            app, ticker, model_version, (source, csv_path, start, end, panel_path), engine,
+            app, ticker, model_version, (source, csv_path, start, end, panel_path, bars_path, tz),
+            engine,
             distribution, levels,
         )
         if fmt == "table":
@@ -139,7 +143,7 @@ def predict(
     rows = []
     for name in batch:
         path = str(Path(csv_dir) / f"{name}.csv") if csv_dir is not None else None
-        prices = (source if csv_dir is None else "csv", path, start, end, panel_path)
+        prices = (source if csv_dir is None else "csv", path, start, end, panel_path, None, None)
         try:
             if path is not None and not Path(path).is_file():
                 raise ConfigError(
@@ -197,6 +201,8 @@ def _batch_tickers(
         )
     if csv_path is not None:
         raise ConfigError(f"--csv reads one ticker; with {option} use --csv-dir DIR")
+    if click.get_current_context().params.get("bars_path") is not None:
+        raise ConfigError(f"--bars reads one ticker; drop {option} (or drop --bars)")
     if tickers is not None:
         return ticker_list(tickers)
     names = app.registry.tickers_with_champion()
@@ -212,7 +218,7 @@ def _forecast(
     app: AppContext,
     ticker: str,
     model_version: str | None,
-    prices: tuple[str, str | None, str | None, str | None, str | None],
+    prices: tuple[str, str | None, str | None, str | None, str | None, str | None, str | None],
     engine: str,
     distribution: str,
     levels: list[float],
@@ -227,12 +233,17 @@ def _forecast(
     from forecaster.evaluation.risk_cache import FitCache
     from forecaster.models.lstm_forecaster import dataset_of
 
+    source, csv_path, start, end, panel_path, bars_path, tz = prices
+    if bars_path is not None:
+        ticker, named = bars_label(ticker, bars_path), True  # the bars' ticker
     explicit = named or given("ticker") or model_version is None
     chosen = normalize_ticker(ticker) if explicit else None
     version = _serving_version(app, chosen, model_version)
     serving = chosen or version.ticker
-    source, csv_path, start, end, panel_path = prices
-    data = load_from_options(app, serving, source, csv_path, start, end, panel_path=panel_path)
+    data = load_from_options(
+        app, serving, source, csv_path, start, end, panel_path=panel_path, bars_path=bars_path,
+        tz=tz,
+    )
     exog = exog_inputs(app, version.record.config, panel_path, source, end)
     if exog is not None:
         data = dataclasses.replace(data, exog=exog)

@@ -114,6 +114,7 @@ def train(
       forecast train --ticker SPY --init learned --horizon 5 --seed 3
       forecast train --ticker SPY --init encoder --init-option encoder_units=8
       forecast train --ticker SPY --format json      # version, split, metrics, timings
+      forecast train --bars spy_5min.parquet --estimator rv5   # intraday bars, target rv5
 
     A pooled model: one network on several tickers (each scaled by its own
     training rows, one test start for all), saved under every ticker; then

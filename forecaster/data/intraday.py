@@ -173,10 +173,33 @@ class DailyMeasures:
     expected_bars: int
     tz: str
     outside_session: int
+    ohlc: pd.DataFrame | None = None
 
     @property
     def n_partial(self) -> int:
         return int(self.frame["partial"].sum())
+
+    def prices(self) -> pd.DataFrame:
+        """The daily frame a price source gives: session OHLC, ``ret`` and every measure.
+
+        ``open``/``close`` are the first bar's open and the last bar's close of
+        the session, ``high``/``low`` the extremes of its bars (so the range
+        estimators work on bars too); ``ret`` is the close-to-close log return
+        (``overnight`` + ``open-to-close``, NaN on the first day), kept so a
+        dropped partial day does not turn the next day's return into a two-day
+        one. ``partial`` is kept for the validation's partial-day policy.
+        """
+        if self.ohlc is None:
+            raise ValueError("these daily measures were built without session prices")
+        frame = self.frame
+        columns = {
+            **{name: self.ohlc[name] for name in ("open", "high", "low", "close", "volume")
+               if name in self.ohlc},
+            "ret": frame["overnight"] + frame["open-to-close"],
+            **{name: frame[name] for name in MEASURES},
+            "partial": frame["partial"],
+        }
+        return pd.DataFrame(columns, index=frame.index)
 
 
 # --- reading ------------------------------------------------------------------
@@ -577,7 +600,21 @@ def daily_measures(bars: Bars) -> DailyMeasures:
         },
         index=index,
     )
-    return DailyMeasures(daily, step, expected, bars.tz, int((~inside).sum()))
+    ohlc = pd.DataFrame(
+        {
+            "open": open_first,
+            "high": np.maximum.reduceat(session["high"].to_numpy(), first),
+            "low": np.minimum.reduceat(session["low"].to_numpy(), first),
+            "close": close[last],
+            **(
+                {"volume": np.add.reduceat(session["volume"].to_numpy(), first)}
+                if "volume" in session
+                else {}
+            ),
+        },
+        index=index,
+    )
+    return DailyMeasures(daily, step, expected, bars.tz, int((~inside).sum()), ohlc)
 
 
 def _check_session(first_start: np.ndarray, last_end: np.ndarray, step: int, bars: Bars) -> None:

@@ -214,6 +214,8 @@ def load_prices(
     refresh: bool = False,
     panel_path: str | Path | None = None,
     estimator: str | None = None,
+    bars_path: str | Path | None = None,
+    tz: str | None = None,
 ) -> PriceData:
     """Validated prices for ``ticker`` from ``source``, through the cache.
 
@@ -222,8 +224,14 @@ def load_prices(
     ticker
         Symbol (case-insensitive).
     source
-        ``auto``, ``yahoo``, ``csv`` (needs ``csv_path``), ``sample`` or ``panel``
-        (needs ``panel_path``; ``auto`` with a ``panel_path`` means ``panel``).
+        ``auto``, ``yahoo``, ``csv`` (needs ``csv_path``), ``sample``, ``panel``
+        (needs ``panel_path``; ``auto`` with a ``panel_path`` means ``panel``) or
+        ``bars`` (needs ``bars_path``; ``auto`` with a ``bars_path`` means ``bars``).
+    bars_path, tz
+        An intraday bars file and the exchange's zone (:func:`forecaster.data.intraday.read_bars`):
+        one row per session day with the session's OHLC, ``ret`` and every
+        measure (``rv5``, ``bv``, ...); partial days are dropped by the
+        validation (counted in the repairs).
     start, end
         Inclusive date range; ``end`` also hides everything after it
         (``--as-of`` replays).
@@ -252,6 +260,19 @@ def load_prices(
         )
     if panel_path is not None and csv_path is not None:
         raise ConfigError("--panel and --csv both name the prices; pass one of them")
+    if bars_path is not None:
+        other = "--csv" if csv_path is not None else "--panel" if panel_path is not None else None
+        if other is not None:
+            raise ConfigError(f"--bars and {other} both name the prices; pass one of them")
+        if source not in ("bars", "auto"):
+            raise ConfigError(
+                f"--bars was given with --source {source}; drop --source (or pass --source bars)"
+            )
+    elif tz is not None:
+        raise ConfigError(
+            "--tz is the time zone of --bars timestamps and was given without --bars; "
+            "drop --tz, or add --bars PATH"
+        )
     check = None
     if estimator is not None:
         from forecaster.data.volatility import check_estimator, get_estimator
@@ -263,6 +284,8 @@ def load_prices(
 
     if source == "panel" or (source == "auto" and panel_path is not None):
         data = _load_panel(store, ticker, panel_path, start, end, check)
+    elif source == "bars" or (source == "auto" and bars_path is not None):
+        data = _load_bars(store, ticker, bars_path, tz, start, end, check)
     elif source == "csv" or (source == "auto" and csv_path is not None):
         data = _load_csv(store, ticker, csv_path, start, end, check)
     elif source == "sample":
@@ -292,6 +315,28 @@ def _load_csv(store, ticker, csv_path, start, end, check=None) -> PriceData:
     data = _fetch_and_merge(
         store, ticker, "csv", f"CSV file {path}", fetch, start, end, True,
         f"CSV file {str(path)!r}", check,
+    )
+    return dataclasses.replace(data, location=path.resolve())
+
+
+def _load_bars(store, ticker, bars_path, tz, start, end, check=None) -> PriceData:
+    from forecaster.data.intraday import daily_measures, read_bars
+
+    if bars_path is None:
+        raise ConfigError(
+            "--source bars needs --bars PATH (a file of 1- or 5-minute bars: timestamp, open, "
+            "high, low, close)"
+        )
+    path = Path(bars_path).expanduser()
+    origin = f"bars file {str(path)!r}"
+
+    def fetch(_since, until):
+        frame = daily_measures(read_bars(path, tz=tz)).prices()
+        return frame if until is None else frame.loc[:until]
+
+    # Like a CSV file, the bars are the truth: re-read and replace the ticker's cache.
+    data = _fetch_and_merge(
+        store, ticker, "bars", f"bars file {path}", fetch, start, end, True, origin, check
     )
     return dataclasses.replace(data, location=path.resolve())
 

@@ -18,7 +18,7 @@ import pandas as pd
 from forecaster.errors import ConfigError, DataError
 
 Source = Literal["auto", "yahoo", "csv", "sample"]
-SOURCES: tuple[str, ...] = ("auto", "yahoo", "csv", "sample", "panel")
+SOURCES: tuple[str, ...] = ("auto", "yahoo", "csv", "sample", "panel", "bars")
 
 
 class NetworkError(DataError):
