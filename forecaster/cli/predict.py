@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import math
 from pathlib import Path
 from typing import Any
 
@@ -229,9 +228,7 @@ def _forecast(
     ``named``: ``ticker`` is the one to forecast even with ``model_version`` (a batch).
     """
     from forecaster.data.sources import normalize_ticker
-    from forecaster.evaluation import risk as risks
-    from forecaster.evaluation.risk_cache import FitCache
-    from forecaster.models.lstm_forecaster import dataset_of
+    from forecaster.evaluation import serving as served
 
     source, csv_path, start, end, panel_path, bars_path, tz = prices
     if bars_path is not None:
@@ -247,8 +244,6 @@ def _forecast(
     exog = exog_inputs(app, version.record.config, panel_path, source, end)
     if exog is not None:
         data = dataclasses.replace(data, exog=exog)
-    forecaster = _loaded(version, engine)
-    dataset = dataset_of(forecaster, data)
     if serving not in version.record.tickers:
         click.echo(
             f"note: model {version.version} was trained on {', '.join(version.record.tickers)}; "
@@ -256,41 +251,24 @@ def _forecast(
             f"{version.record.split['test_start']}",
             err=True,
         )
-    forecaster = forecaster.for_ticker(serving, dataset)
-    variance = float(forecaster.predict(dataset, [len(dataset) - 1])[0])
-    if not (math.isfinite(variance) and variance > 0):  # never print a forecast that is not one
-        raise ModelError(
-            f"model {version.version} gave no usable forecast at {dataset.origins[-1]:%Y-%m-%d} "
-            f"(daily variance {variance!r}); check the prices up to that date, or retrain with "
-            f"`forecast train --ticker {version.ticker}`"
-        )
+    issued = served.serve(version, _loaded(version, engine), data, serving)
+    cache = served.fit_cache(
+        app.settings.risk_cache_dir, version, serving, issued.forecaster, data, issued.dataset
+    )
     return {
         "ticker": serving,
-        "origin": f"{dataset.origins[-1]:%Y-%m-%d}",
+        "origin": f"{issued.origin:%Y-%m-%d}",
         "horizon": version.record.horizon,
-        "vol": annualized_vol(variance),
-        "variance": variance,
+        "vol": annualized_vol(issued.variance),
+        "variance": issued.variance,
         "model_version": version.version,
         "init": version.record.init,
-        "risk": risks.forecast_risk(
-            forecaster,
-            dataset,
-            variance,
-            version.record.split["test_start"],
-            distribution,
-            levels,
-            cache=FitCache.for_prices(
-                app.settings.risk_cache_dir,
-                version.version,
-                serving,
-                getattr(forecaster.model, "engine", "keras"),
-                data.prices,
-                dataset,
-                version.record.split["test_start"],
-            ),
+        "risk": served.serve_risk(
+            version, issued.forecaster, issued.dataset, issued.variance, distribution, levels,
+            cache=cache,
         ),
         # internal: the row shows the engine; the table the source
-        "_engine": getattr(forecaster.model, "engine", "keras"),
+        "_engine": issued.engine,
         "_source": data.source,
     }
 

@@ -81,9 +81,9 @@ from forecaster.evaluation.risk import (
     DEFAULT_DISTRIBUTION,
     DEFAULT_LEVELS,
     check_distribution,
-    forecast_risk,
     parse_levels,
 )
+from forecaster.evaluation.serving import usable_variance
 from forecaster.jobs.history import ForecastHistory, now_utc
 from forecaster.jobs.lock import nightly_lock
 from forecaster.jobs.record import Decision, RunRecord, stored_fields
@@ -703,6 +703,7 @@ def issue_risk(
     forecaster, ``levels`` is None and ``reason`` says why: the forecast is
     still issued, without VaR.
     """
+    from forecaster.evaluation.serving import serve_risk
     from forecaster.models.lstm_forecaster import dataset_of
 
     if forecaster is None:
@@ -713,13 +714,8 @@ def issue_risk(
             "fit": {"n": 0, "params": None, "before": None},
             "reason": f"no fitted forecaster of {chosen.version} in this run",
         }
-    return forecast_risk(
-        forecaster,
-        dataset_of(forecaster, data),
-        variance,
-        chosen.record.split["test_start"],
-        task.distribution,
-        task.levels,
+    return serve_risk(
+        chosen, forecaster, dataset_of(forecaster, data), variance, task.distribution, task.levels
     )
 
 
@@ -739,26 +735,16 @@ def warm_risk(
     """
     if task.distribution == "normal":
         return {}
-    from forecaster.evaluation.risk_cache import FitCache
-    from forecaster.models.lstm_forecaster import dataset_of, load_forecaster
+    from forecaster.evaluation.serving import fit_cache, serve, serve_risk
+    from forecaster.models.lstm_forecaster import load_forecaster
 
     folder = scratch / "risk"
     try:
-        forecaster = load_forecaster(chosen, engine="auto")
-        dataset = dataset_of(forecaster, data)
-        forecaster = forecaster.for_ticker(task.ticker, dataset)
-        test_start = chosen.record.split["test_start"]
-        cache = FitCache.for_prices(
-            folder,
-            chosen.version,
-            task.ticker,
-            getattr(forecaster.model, "engine", "keras"),
-            data.prices,
-            dataset,
-            test_start,
-        )
-        forecast_risk(
-            forecaster, dataset, variance, test_start, task.distribution, task.levels, cache=cache
+        issued = serve(chosen, load_forecaster(chosen, engine="auto"), data, task.ticker)
+        cache = fit_cache(folder, chosen, task.ticker, issued.forecaster, data, issued.dataset)
+        serve_risk(
+            chosen, issued.forecaster, issued.dataset, variance, task.distribution, task.levels,
+            cache=cache,
         )
         return {
             path.relative_to(folder).as_posix(): path.read_bytes()
@@ -802,13 +788,8 @@ def forecast_step(
     else:  # kept: there is a champion
         chosen, forecasts = challenge.champion, challenge.champion_forecasts
         forecaster = challenge.champion_forecaster
-    variance = float(forecasts.iloc[-1])
     origin = forecasts.index[-1]
-    if not (math.isfinite(variance) and variance > 0):
-        raise ModelError(
-            f"model {chosen.version} gave no usable forecast at {origin:%Y-%m-%d} "
-            f"(variance {variance!r}); retrain it with `forecast train --ticker {task.ticker}`"
-        )
+    variance = usable_variance(chosen.version, origin, forecasts.iloc[-1], task.ticker)
     chosen_record = chosen.record
     record.champion_version = chosen.version
     record.origin = f"{origin:%Y-%m-%d}"
