@@ -1,81 +1,73 @@
-"""Value-at-Risk and Expected Shortfall from variance forecasts, and their backtests.
+"""Value-at-Risk and Expected Shortfall from variance forecasts: the risk view of a report.
 
-From a variance forecast to a return distribution
--------------------------------------------------
-A forecast ``f`` made at the close of day t is the mean daily variance over
-t+1 .. t+h (DESIGN §2), so the h-day variance is ``h * f``. The return it is
-judged against is the **h-day log close-to-close return** over the same days,
-``R = r_{t+1} + ... + r_{t+h}``. Each model's VaR and ES at level ``alpha`` are
+The pieces live in two modules and are re-exported here (``risk.kupiec`` and
+the rest keep working):
 
-    VaR = sqrt(h f) * q_alpha,      ES = sqrt(h f) * e_alpha,
+- :mod:`forecaster.evaluation.distributions`: from a variance forecast to a
+  return distribution (``normal``, ``t``, ``fhs``), the overnight factor, the
+  in-sample residuals they are fit on, VaR and ES;
+- :mod:`forecaster.evaluation.coverage`: the breach indicator and its tests
+  (Kupiec, Christoffersen, the Basel traffic light, McNeil–Frey, tick and FZ0
+  losses).
 
-both return quantities (negative for a loss), where ``q_alpha`` and
-``e_alpha = E[z | z <= q_alpha]`` belong to the distribution of the
-standardized return ``z = R / sqrt(h f)``:
-
-- ``normal``: z ~ N(0, 1); nothing is fit, the forecast is taken at face value;
-- ``t``: z ~ s * t_nu (location 0), ``nu`` and ``s`` fit by maximum likelihood;
-- ``fhs`` (filtered historical simulation): the empirical quantile (NumPy's
-  default linear interpolation) and the mean of the standardized returns at or
-  below it.
-
-The overnight gap
------------------
-A forecast of a session measure (Garman–Klass, rv5, ...: every model of the
-target; not GARCH/GJR, which model the close-to-close returns themselves)
-leaves out the overnight return, so it is first multiplied by the Hansen &
-Lunde (2005) factor ``c = sum r_d^2 / sum v_d`` over the days before the test
-period (:func:`forecaster.data.features.overnight_scale`; 1 for the
-close-to-close target): ``f`` above is ``c`` times the model's forecast. ``c``
-is stated in every fit (``overnight``) and in the model record. ``t`` and
-``fhs`` rescale on their own, so their VaR is unchanged by ``c``; ``normal``
-takes it at face value.
-
-``t`` and ``fhs`` are fit on the standardized returns of the training period
-only — every origin before the test period (or the walk-forward block) whose
-h-day return was realized by then — standardized by **that model's own**
-in-sample forecasts (:func:`in_sample_residuals`). The fitted scale ``s`` (and
-the empirical quantiles) absorb a forecast that is systematically too small,
-such as a Garman–Klass target that leaves out the overnight gap.
-
-Backtests
----------
-A breach is ``R <= VaR``. For one level: the breach count and rate; Kupiec's
-proportion-of-failures LR test; Christoffersen's independence and
-conditional-coverage LR tests (chi-squared p-values); the Basel traffic light
-for 99% VaR over 250-day windows (green <= 4, yellow 5–9, red >= 10 breaches);
-the McNeil–Frey (2000) bootstrap test of the exceedance residuals
-``(R - ES) / sigma`` on breach days (H0: mean zero; H1: mean below zero, i.e.
-ES not deep enough; one-sided, centred i.i.d. bootstrap of the t statistic);
-the tick (quantile) loss of VaR and the FZ0 joint loss of (VaR, ES) of Patton,
-Ziegel and Chen (2019).
-
-For h > 1 the h-day returns of consecutive origins overlap, so the tests that
-assume independent breaches (Kupiec, Christoffersen, traffic light, ES test)
-use every h-th origin (non-overlapping returns); counts, rates and losses use
-every origin.
-
-A statistic that needs more data than there is raises :class:`NotEnoughData`;
-the reports show it as ``null`` with the message, never as NaN.
+This module assembles them: :func:`evaluate` (the ``risk`` block of
+``forecast evaluate --risk``: every model's VaR/ES on the test period and
+their backtests, overall and in the high-volatility regime) and
+:func:`forecast_risk` (the VaR/ES of one issued forecast, with the fit cache).
+A statistic that needs more data than there is is shown as ``null`` with the
+message, never as NaN.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from forecaster.errors import ConfigError, EvaluationError
+from forecaster.errors import EvaluationError
+from forecaster.evaluation.coverage import (  # re-exported: see __all__
+    BASEL_LEVEL,
+    ES_DRAWS,
+    basel_zone,
+    breaches,
+    christoffersen,
+    fz0_losses,
+    kupiec,
+    mcneil_frey,
+    tick_losses,
+    traffic_light,
+)
 from forecaster.evaluation.defaults import DISTRIBUTIONS
+from forecaster.evaluation.distributions import (  # re-exported: see __all__
+    DEFAULT_DISTRIBUTION,
+    DEFAULT_LEVELS,
+    LEVEL_RANGE,
+    MAX_LEVEL,
+    MIN_LEVEL,
+    NotEnoughData,
+    ResidualBlock,
+    ReturnDistribution,
+    Unavailable,
+    _vector,
+    check_distribution,
+    fit_distribution,
+    horizon_returns,
+    in_sample_residuals,
+    level_key,
+    overnight_factor,
+    parse_levels,
+    standardize,
+    value_at_risk,
+)
 
 if TYPE_CHECKING:
     from forecaster.data.features import Dataset
     from forecaster.models.base import Forecaster
+
 
 __all__ = [
     "DEFAULT_DISTRIBUTION",
@@ -110,540 +102,6 @@ __all__ = [
     "value_at_risk",
 ]
 
-#: Return distributions of ``--dist``.
-DEFAULT_DISTRIBUTION = "t"
-#: VaR/ES levels of ``--var-levels`` (tail probabilities).
-DEFAULT_LEVELS: tuple[float, ...] = (0.01, 0.05)
-#: The valid levels: MIN_LEVEL <= level < MAX_LEVEL (99.99% VaR down to just above the median).
-#: Below MIN_LEVEL a t quantile runs off to -inf and no backtest has data to judge it.
-MIN_LEVEL = 0.0001
-MAX_LEVEL = 0.5
-LEVEL_RANGE = f"[{MIN_LEVEL:g}, {MAX_LEVEL:g})"
-#: Basel: 99% VaR assessed over 250 trading days.
-BASEL_LEVEL = 0.01
-BASEL_WINDOW = 250
-#: Highest breach count of the green and of the yellow zone (Basel, 250 days at 99%).
-BASEL_GREEN_MAX = 4
-BASEL_YELLOW_MAX = 9
-ZONES: tuple[str, ...] = ("green", "yellow", "red")
-#: Fewest standardized training returns a t or fhs fit accepts.
-MIN_FIT_RESIDUALS = 100
-#: Fewest standardized training returns at or below an fhs quantile.
-MIN_TAIL_RESIDUALS = 5
-#: Coverage tests need at least this many expected breaches (n * alpha).
-MIN_EXPECTED_BREACHES = 2.0
-#: The ES test needs at least this many breaches.
-MIN_EXCEEDANCES = 5
-#: Bootstrap draws and seed of the McNeil–Frey test (reproducible p-values).
-ES_DRAWS = 9999
-ES_SEED = 0
-#: Bounds of the t degrees of freedom (above 2: finite variance).
-T_DOF_BOUNDS = (2.05, 500.0)
-#: N(0, 1) from the standard library (same quantile to ~1e-15 as scipy's, without its import).
-_STANDARD_NORMAL = statistics.NormalDist()
-
-
-class Unavailable(EvaluationError):
-    """A statistic cannot be computed here; reports show null and this message."""
-
-
-class NotEnoughData(Unavailable):
-    """A statistic needs more observations than the data holds (reported as null + reason)."""
-
-
-# ---------------------------------------------------------------- arguments
-def parse_levels(levels: str | Iterable[float]) -> tuple[float, ...]:
-    """VaR levels (tail probabilities) from ``"0.01,0.05"`` or numbers, sorted and unique.
-
-    Raises
-    ------
-    ConfigError
-        If a level is not a number in [:data:`MIN_LEVEL`, :data:`MAX_LEVEL`), or none is given.
-    """
-    items = levels.split(",") if isinstance(levels, str) else list(levels)
-    parsed = []
-    for item in items:
-        text = item.strip() if isinstance(item, str) else item
-        try:
-            if isinstance(text, bool):
-                raise ValueError
-            value = float(text)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"--var-levels must be numbers in {LEVEL_RANGE} separated by commas, "
-                f"received {item!r}; pass e.g. --var-levels 0.01,0.05"
-            ) from None
-        if not MIN_LEVEL <= value < MAX_LEVEL:
-            raise ConfigError(
-                f"VaR level {text} is outside {LEVEL_RANGE}; a level is the tail probability "
-                f"(0.01 for 99% VaR, {MIN_LEVEL:g} for 99.99%); pass e.g. --var-levels 0.01,0.05"
-            )
-        parsed.append(value)
-    if not parsed or (isinstance(levels, str) and not levels.strip()):
-        raise ConfigError("--var-levels is empty; pass e.g. --var-levels 0.01,0.05")
-    return tuple(sorted(set(parsed)))
-
-
-def check_distribution(name: str) -> str:
-    """``name`` if it is one of :data:`DISTRIBUTIONS`, else a ConfigError listing them."""
-    if name not in DISTRIBUTIONS:
-        raise ConfigError(
-            f"unknown return distribution {name!r}; expected one of {', '.join(DISTRIBUTIONS)} "
-            "(e.g. --dist t)"
-        )
-    return name
-
-
-def level_key(alpha: float) -> str:
-    """The JSON/CSV key of a level: ``0.01`` -> ``"0.01"``."""
-    return f"{alpha:g}"
-
-
-def _check_alpha(alpha: float) -> float:
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, int | float)
-        or not MIN_LEVEL <= alpha < MAX_LEVEL
-    ):
-        raise ConfigError(f"VaR level must be a number in {LEVEL_RANGE}, received {alpha!r}")
-    return float(alpha)
-
-
-def _finite(value: float, what: str, distribution: str, alpha: float) -> float:
-    """``value``, or :class:`Unavailable` if it is NaN or infinite (never printed or stored)."""
-    if not math.isfinite(value):
-        raise Unavailable(
-            f"the {distribution} {what} at level {alpha:g} is not a finite number ({value}); "
-            f"no VaR/ES is given for it"
-        )
-    return value
-
-
-def _vector(values: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
-    array = np.asarray(values, dtype=dtype)
-    if array.ndim != 1:
-        raise EvaluationError(f"{name} must be one-dimensional, got shape {array.shape}")
-    return array
-
-
-# ------------------------------------------------------ returns and residuals
-def horizon_returns(returns: pd.Series | np.ndarray, positions: Any, horizon: int) -> np.ndarray:
-    """h-day log returns ``r_{p+1} + ... + r_{p+h}`` at each price position ``p``.
-
-    NaN where the h days are not all in the series (not realized yet).
-    """
-    values = returns.to_numpy(dtype=np.float64) if isinstance(returns, pd.Series) else returns
-    values = _vector(values, "returns")
-    positions = _vector(positions, "positions", np.int64)
-    cumulative = np.concatenate([[0.0], np.cumsum(np.nan_to_num(values))])
-    out = np.full(positions.shape, np.nan)
-    realized = positions + horizon <= values.size - 1
-    end, start = positions[realized] + horizon, positions[realized]
-    out[realized] = cumulative[end + 1] - cumulative[start + 1]
-    return out
-
-
-def standardize(returns_h: Any, forecast_var: Any, horizon: int) -> np.ndarray:
-    """``R / sqrt(h f)`` over the rows where both are known and ``f > 0``."""
-    returns_h = _vector(returns_h, "returns_h")
-    forecast = _vector(forecast_var, "forecast_var")
-    if returns_h.shape != forecast.shape:
-        raise EvaluationError(
-            f"returns_h has {returns_h.size} rows but forecast_var has {forecast.size}"
-        )
-    keep = np.isfinite(returns_h) & np.isfinite(forecast) & (forecast > 0)
-    return returns_h[keep] / np.sqrt(horizon * forecast[keep])
-
-
-def pretest_rows(dataset: Dataset, first_test_row: int) -> np.ndarray:
-    """Labeled rows whose h-day return is realized by the close of ``first_test_row``."""
-    rows = np.flatnonzero(dataset.labeled())
-    return rows[rows + dataset.horizon <= first_test_row]
-
-
-def overnight_factor(forecaster: Forecaster, dataset: Dataset, cut: pd.Timestamp) -> float:
-    """The factor VaR/ES multiply ``forecaster``'s forecasts by (see the module docstring).
-
-    1 for a model of the close-to-close return variance (``forecasts_target``
-    False); else the Hansen–Lunde factor of the days before ``cut``, or NaN when
-    there are too few of them.
-    """
-    from forecaster.data.features import overnight_scale
-    from forecaster.errors import DataError
-
-    if not getattr(forecaster, "forecasts_target", True):
-        return 1.0
-    try:
-        return overnight_scale(dataset, cut).factor
-    except DataError:
-        return math.nan
-
-
-def in_sample_residuals(
-    forecaster: Forecaster, dataset: Dataset, first_test_row: int, factor: float = 1.0
-) -> np.ndarray:
-    """Standardized training returns ``R / sqrt(h c f)`` of a fitted forecaster.
-
-    ``f`` is the forecaster's own forecast (``forecaster.predict``) at every
-    origin before ``first_test_row`` whose return was realized by then, ``c``
-    the overnight ``factor``; rows without a forecast (NaN, or before a
-    baseline's first usable origin) are skipped.
-    """
-    from forecaster.models.baselines import Baseline
-
-    rows = pretest_rows(dataset, first_test_row)
-    if isinstance(forecaster, Baseline) and rows.size:
-        rows = rows[dataset.origins[rows] >= forecaster.earliest_origin]
-    if rows.size == 0:
-        return np.empty(0)
-    forecast = factor * forecaster.predict(dataset, rows)
-    returns_h = horizon_returns(dataset.returns, dataset.positions[rows], dataset.horizon)
-    return standardize(returns_h, forecast, dataset.horizon)
-
-
-@dataclass(frozen=True, eq=False)
-class ResidualBlock:
-    """Standardized training returns behind the forecasts of one block of test rows.
-
-    ``start`` is the first test row (0-based, within the test period) whose
-    VaR uses a distribution fit on ``residuals``; a held-out backtest has one
-    block, a walk-forward backtest one per refit. ``factor`` is the overnight
-    factor the block's forecasts are multiplied by (estimated before ``cut``;
-    the residuals are standardized with it).
-    """
-
-    start: int
-    cut: pd.Timestamp
-    residuals: np.ndarray
-    factor: float = 1.0
-
-
-# -------------------------------------------------------------- distributions
-@dataclass(frozen=True, eq=False)
-class ReturnDistribution:
-    """Distribution of the standardized h-day return ``z = R / sqrt(h f)``.
-
-    Attributes
-    ----------
-    name : str
-        ``normal``, ``t`` or ``fhs``.
-    params : dict
-        ``{}`` (normal), ``{"dof", "scale"}`` (t), ``{"std"}`` (fhs).
-    n : int
-        Standardized returns it was fit on (0 for normal).
-    residuals : numpy.ndarray
-        The sorted standardized returns (fhs only).
-    """
-
-    name: str
-    params: dict[str, float] = field(default_factory=dict)
-    n: int = 0
-    residuals: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
-
-    def quantile(self, alpha: float) -> float:
-        """``q_alpha`` of z (negative); :class:`Unavailable` if it is not finite."""
-        return _finite(self._quantile(alpha), "quantile", self.name, alpha)
-
-    def shortfall(self, alpha: float) -> float:
-        """``E[z | z <= q_alpha]`` (more negative than the quantile); finite or Unavailable."""
-        return _finite(self._shortfall(alpha), "shortfall", self.name, alpha)
-
-    def _quantile(self, alpha: float) -> float:
-        alpha = _check_alpha(alpha)
-        if self.name == "normal":
-            return float(_STANDARD_NORMAL.inv_cdf(alpha))
-        if self.name == "t":
-            # scipy.stats is imported where it is used: ~0.8 s that a cached fit avoids
-            from scipy import stats
-
-            return float(self.params["scale"] * stats.t.ppf(alpha, self.params["dof"]))
-        self._check_tail(alpha)
-        return float(np.quantile(self.residuals, alpha))
-
-    def _shortfall(self, alpha: float) -> float:
-        alpha = _check_alpha(alpha)
-        if self.name == "normal":
-            return float(-_STANDARD_NORMAL.pdf(_STANDARD_NORMAL.inv_cdf(alpha)) / alpha)
-        if self.name == "t":
-            from scipy import stats
-
-            dof, scale = self.params["dof"], self.params["scale"]
-            q = stats.t.ppf(alpha, dof)
-            return float(-scale * (dof + q**2) / (dof - 1) * stats.t.pdf(q, dof) / alpha)
-        q = self.quantile(alpha)
-        return float(self.residuals[self.residuals <= q].mean())
-
-    def std(self) -> float:
-        """Standard deviation of z (scales the ES test's residuals)."""
-        if self.name == "normal":
-            return 1.0
-        if self.name == "t":
-            dof = self.params["dof"]
-            return float(self.params["scale"] * math.sqrt(dof / (dof - 2)))
-        return float(self.params["std"])
-
-    def _check_tail(self, alpha: float) -> None:
-        in_tail = alpha * self.n
-        if in_tail < MIN_TAIL_RESIDUALS:
-            raise NotEnoughData(
-                f"not enough data: fhs at level {alpha:g} needs at least "
-                f"{math.ceil(MIN_TAIL_RESIDUALS / alpha)} standardized training returns "
-                f"({MIN_TAIL_RESIDUALS} in the tail), got {self.n}"
-            )
-
-
-def _fit_t(residuals: np.ndarray) -> dict[str, float]:
-    """Maximum-likelihood ``dof`` and ``scale`` of z ~ scale * t_dof (location 0)."""
-    from scipy import optimize, stats
-
-    spread = float(np.std(residuals))
-    log_spread = math.log(spread)
-
-    def negative_loglik(params: np.ndarray) -> float:
-        dof, log_scale = params
-        return float(-stats.t.logpdf(residuals, dof, scale=math.exp(log_scale)).sum())
-
-    start = np.array([6.0, log_spread + 0.5 * math.log(4.0 / 6.0)])
-    result = optimize.minimize(
-        negative_loglik,
-        start,
-        method="L-BFGS-B",
-        bounds=[T_DOF_BOUNDS, (log_spread - 5.0, log_spread + 5.0)],
-    )
-    dof, log_scale = result.x
-    return {"dof": float(dof), "scale": float(math.exp(log_scale))}
-
-
-def fit_distribution(name: str, residuals: Any = None) -> ReturnDistribution:
-    """Fit ``name`` on standardized training returns (ignored for ``normal``).
-
-    Raises
-    ------
-    NotEnoughData
-        Fewer than :data:`MIN_FIT_RESIDUALS` finite residuals for ``t``/``fhs``.
-    """
-    check_distribution(name)
-    if name == "normal":
-        return ReturnDistribution("normal")
-    values = np.empty(0) if residuals is None else _vector(residuals, "residuals")
-    values = np.sort(values[np.isfinite(values)])
-    if values.size < MIN_FIT_RESIDUALS:
-        raise NotEnoughData(
-            f"not enough data: the {name} distribution needs at least {MIN_FIT_RESIDUALS} "
-            f"standardized training returns (before the test period), got {values.size}"
-        )
-    if name == "t":
-        return ReturnDistribution("t", _fit_t(values), int(values.size))
-    return ReturnDistribution("fhs", {"std": float(np.std(values))}, int(values.size), values)
-
-
-def value_at_risk(
-    forecast_var: Any, horizon: int, distribution: ReturnDistribution, alpha: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """VaR and ES of the h-day log return (both negative), one per forecast."""
-    sigma = np.sqrt(horizon * _vector(forecast_var, "forecast_var"))
-    return sigma * distribution.quantile(alpha), sigma * distribution.shortfall(alpha)
-
-
-# ------------------------------------------------------------------ backtests
-def breaches(returns_h: Any, var: Any) -> np.ndarray:
-    """Breach indicator ``R <= VaR``."""
-    return _vector(returns_h, "returns_h") <= _vector(var, "var")
-
-
-def _hits(hits: Any) -> np.ndarray:
-    array = np.asarray(hits)
-    if array.ndim != 1 or array.dtype != bool:
-        raise EvaluationError("hits must be a one-dimensional boolean breach indicator")
-    return array
-
-
-def _loglik(failures: float, successes: float, p: float) -> float:
-    """``failures * ln p + successes * ln(1 - p)`` with 0 ln 0 = 0."""
-    from scipy import special
-
-    return float(special.xlogy(failures, p) + special.xlog1py(successes, -p))
-
-
-def _chi2_sf(stat: float, dof: int) -> float:
-    from scipy import stats
-
-    return float(stats.chi2.sf(stat, dof))
-
-
-def _coverage_data(hits: np.ndarray, alpha: float) -> None:
-    expected = hits.size * alpha
-    if expected < MIN_EXPECTED_BREACHES:
-        raise NotEnoughData(
-            f"not enough data: coverage tests at level {alpha:g} need at least "
-            f"{math.ceil(MIN_EXPECTED_BREACHES / alpha)} test days ({MIN_EXPECTED_BREACHES:g} "
-            f"expected breaches), got {hits.size}"
-        )
-
-
-def kupiec(hits: Any, alpha: float) -> dict[str, float]:
-    """Kupiec (1995) proportion-of-failures test.
-
-    ``LR = -2 ln[(1-p)^(n-x) p^x] + 2 ln[(1-x/n)^(n-x) (x/n)^x]`` ~ chi2(1).
-    """
-    hits, alpha = _hits(hits), _check_alpha(alpha)
-    _coverage_data(hits, alpha)
-    n, x = hits.size, int(hits.sum())
-    stat = -2.0 * (_loglik(x, n - x, alpha) - _loglik(x, n - x, x / n))
-    stat = max(stat, 0.0)
-    return {"stat": stat, "p_value": _chi2_sf(stat, 1)}
-
-
-def christoffersen(hits: Any, alpha: float) -> dict[str, Any]:
-    """Christoffersen (1998) independence and conditional-coverage LR tests.
-
-    From the transition counts ``n_ij`` (breach state i followed by j):
-    ``LR_ind = -2 ln[(1-pi)^(n00+n10) pi^(n01+n11)]
-    + 2 ln[(1-pi01)^n00 pi01^n01 (1-pi11)^n10 pi11^n11]`` ~ chi2(1), and
-    ``LR_cc = LR_pof + LR_ind`` ~ chi2(2) with the Kupiec ``LR_pof``.
-    """
-    hits, alpha = _hits(hits), _check_alpha(alpha)
-    _coverage_data(hits, alpha)
-    before, after = hits[:-1], hits[1:]
-    n00 = int(np.sum(~before & ~after))
-    n01 = int(np.sum(~before & after))
-    n10 = int(np.sum(before & ~after))
-    n11 = int(np.sum(before & after))
-    pi = (n01 + n11) / max(n00 + n01 + n10 + n11, 1)
-    pi01 = n01 / (n00 + n01) if n00 + n01 else 0.0
-    pi11 = n11 / (n10 + n11) if n10 + n11 else 0.0
-    restricted = _loglik(n01 + n11, n00 + n10, pi)
-    unrestricted = _loglik(n01, n00, pi01) + _loglik(n11, n10, pi11)
-    independence = max(-2.0 * (restricted - unrestricted), 0.0)
-    conditional = kupiec(hits, alpha)["stat"] + independence
-    return {
-        "independence": {
-            "stat": independence,
-            "p_value": _chi2_sf(independence, 1),
-        },
-        "conditional_coverage": {
-            "stat": conditional,
-            "p_value": _chi2_sf(conditional, 2),
-        },
-        "transitions": {"n00": n00, "n01": n01, "n10": n10, "n11": n11},
-    }
-
-
-def basel_zone(count: int) -> str:
-    """Basel traffic-light zone of a 250-day breach count of 99% VaR."""
-    if count <= BASEL_GREEN_MAX:
-        return "green"
-    return "yellow" if count <= BASEL_YELLOW_MAX else "red"
-
-
-def _shares(counts: np.ndarray) -> dict[str, float]:
-    zones = [basel_zone(int(c)) for c in counts]
-    return {zone: zones.count(zone) / len(zones) for zone in ZONES}
-
-
-def traffic_light(hits: Any, dates: Any = None) -> dict[str, Any]:
-    """Basel traffic light of 99% VaR over 250-observation windows.
-
-    ``windows``: consecutive, non-overlapping windows anchored at the last
-    observation (the oldest ``unused`` observations that do not fill a window
-    are left out), each with its breach count and zone; ``shares``: the share
-    of those windows per zone; ``rolling_shares``: the share per zone of every
-    250-observation window ending on each day (the daily assessment);
-    ``latest``: the zone of the most recent window.
-    """
-    hits = _hits(hits)
-    n = hits.size
-    if n < BASEL_WINDOW:
-        raise NotEnoughData(
-            f"not enough data: the Basel traffic light needs {BASEL_WINDOW} test days, got {n}"
-        )
-    labels = [f"{pd.Timestamp(d):%Y-%m-%d}" for d in dates] if dates is not None else list(range(n))
-    cumulative = np.concatenate([[0], np.cumsum(hits)])
-    rolling = cumulative[BASEL_WINDOW:] - cumulative[:-BASEL_WINDOW]
-    unused = n % BASEL_WINDOW
-    windows = []
-    for start in range(unused, n, BASEL_WINDOW):
-        count = int(cumulative[start + BASEL_WINDOW] - cumulative[start])
-        windows.append(
-            {
-                "start": labels[start],
-                "end": labels[start + BASEL_WINDOW - 1],
-                "breaches": count,
-                "zone": basel_zone(count),
-            }
-        )
-    return {
-        "window": BASEL_WINDOW,
-        "windows": windows,
-        "shares": _shares(np.array([w["breaches"] for w in windows])),
-        "rolling_shares": _shares(rolling),
-        "n_rolling": int(rolling.size),
-        "unused": int(unused),
-        "latest": windows[-1]["zone"],
-    }
-
-
-def mcneil_frey(
-    returns_h: Any,
-    var: Any,
-    es: Any,
-    sigma: Any,
-    draws: int = ES_DRAWS,
-    seed: int = ES_SEED,
-) -> dict[str, float]:
-    """McNeil–Frey (2000) bootstrap test of Expected Shortfall.
-
-    On breach days the exceedance residuals ``e = (R - ES) / sigma`` have mean
-    zero if ES is right. ``stat = mean(e) / (sd(e) / sqrt(m))`` (``ddof=1``);
-    the p-value is one-sided (H1: mean < 0, ES not deep enough):
-    ``(1 + #{t_b <= stat}) / (draws + 1)`` over ``draws`` t statistics of
-    resamples (with replacement) of the centred residuals ``e - mean(e)``,
-    drawn with ``numpy.random.default_rng(seed)``.
-    """
-    returns_h = _vector(returns_h, "returns_h")
-    var, es, sigma = (_vector(a, n) for a, n in ((var, "var"), (es, "es"), (sigma, "sigma")))
-    hit = returns_h <= var
-    residuals = (returns_h[hit] - es[hit]) / sigma[hit]
-    m = residuals.size
-    if m < MIN_EXCEEDANCES:
-        raise NotEnoughData(
-            f"not enough data: the ES test needs at least {MIN_EXCEEDANCES} breaches, got {m}"
-        )
-    spread = float(np.std(residuals, ddof=1))
-    if not spread > 0:
-        raise NotEnoughData("not enough data: the exceedance residuals have no spread")
-    mean = float(residuals.mean())
-    stat = mean / (spread / math.sqrt(m))
-    centred = residuals - mean
-    sample = centred[np.random.default_rng(seed).integers(0, m, size=(draws, m))]
-    sample_spread = sample.std(axis=1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        boot = sample.mean(axis=1) / (sample_spread / math.sqrt(m))
-    boot = np.where(sample_spread > 0, boot, 0.0)
-    p_value = (1 + int(np.sum(boot <= stat))) / (draws + 1)
-    return {"stat": stat, "p_value": float(p_value), "n_exceedances": m, "mean_residual": mean}
-
-
-def tick_losses(returns_h: Any, var: Any, alpha: float) -> np.ndarray:
-    """Quantile (tick) loss ``(alpha - 1{R <= VaR}) (R - VaR)`` per row."""
-    returns_h, var = _vector(returns_h, "returns_h"), _vector(var, "var")
-    return (_check_alpha(alpha) - (returns_h <= var)) * (returns_h - var)
-
-
-def fz0_losses(returns_h: Any, var: Any, es: Any, alpha: float) -> np.ndarray:
-    """FZ0 loss of (VaR, ES) (Patton, Ziegel & Chen 2019), ES < 0.
-
-    ``L = -1{R <= v} (v - R) / (alpha e) + v / e + ln(-e) - 1``.
-    """
-    returns_h, var, es = (_vector(a, n) for a, n in ((returns_h, "r"), (var, "var"), (es, "es")))
-    alpha = _check_alpha(alpha)
-    if not (es < 0).all():
-        raise Unavailable("the FZ0 loss is defined for a negative ES only, and an ES here is not")
-    hit = (returns_h <= var).astype(np.float64)
-    return -hit * (var - returns_h) / (alpha * es) + var / es + np.log(-es) - 1.0
-
-
-# ------------------------------------------------------------- the risk view
 ES_TEST = f"mcneil-frey: one-sided bootstrap of exceedance residuals, {ES_DRAWS} draws"
 
 

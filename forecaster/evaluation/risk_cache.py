@@ -51,7 +51,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from forecaster import __version__
-from forecaster.evaluation.risk import MAX_LEVEL, MIN_FIT_RESIDUALS, MIN_LEVEL, T_DOF_BOUNDS
+from forecaster.evaluation.distributions import (
+    MAX_LEVEL,
+    MIN_FIT_RESIDUALS,
+    MIN_LEVEL,
+    T_DOF_BOUNDS,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
