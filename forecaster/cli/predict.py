@@ -39,6 +39,7 @@ from forecaster.cli.output import (
 )
 from forecaster.cli.schemas import schema_id
 from forecaster.errors import ConfigError, ForecasterError, ModelError, RegistryError
+from forecaster.tables import text_table
 
 #: --engine choices (the names of lstm_forecaster.ENGINES; listed here so -h imports no pandas).
 ENGINE_CHOICES = ("auto", "numpy", "keras")
@@ -391,18 +392,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
                 )
             cells += [row["model_version"], "ok"]
         lines.append(cells)
-    widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header))]
-    right = {2, 3, *range(4, 4 + 2 * len(levels))}
-
-    def fmt_line(cells: list[str]) -> str:
-        return "  ".join(
-            str(cell).rjust(width) if i in right else str(cell).ljust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    out = [fmt_line(header), fmt_line(["-" * width for width in widths])]
-    out += [fmt_line(line) for line in lines]
-    return "\n".join(out) + "\n"
+    align = "llrr" + "rr" * len(levels) + "ll"
+    return "\n".join(text_table(header, lines, align=align)) + "\n"
 
 
 def _risk_line(risk: dict) -> str:

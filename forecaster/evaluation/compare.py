@@ -30,6 +30,7 @@ from forecaster.evaluation.report import _clean, _fmt
 from forecaster.models.baselines import create_baseline, usable_baselines
 from forecaster.models.config import LSTMConfig
 from forecaster.models.lstm_forecaster import LSTMForecaster
+from forecaster.tables import markdown_table, text_table
 
 METRICS = ("qlike", "mse", "bias", "bias_high_ex_ante", "bias_high_ex_post")
 
@@ -158,31 +159,10 @@ def _title(result: dict[str, Any]) -> str:
 
 def render_compare_table(result: dict[str, Any]) -> str:
     headers = ["strategy", *[HEADERS[k] for k in METRICS]]
-    rows = _rows(result)
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            [
-                cells[0].ljust(widths[0]),
-                *[c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)],
-            ]
-        )
-
-    return (
-        "\n".join(
-            [_title(result), "", line(headers), line(["-" * w for w in widths]), *map(line, rows)]
-        )
-        + "\n"
-    )
+    return "\n".join([_title(result), "", *text_table(headers, _rows(result))]) + "\n"
 
 
 def render_compare_markdown(result: dict[str, Any]) -> str:
-    lines = [
-        f"### {_title(result)}",
-        "",
-        "| strategy | " + " | ".join(HEADERS[k] for k in METRICS) + " |",
-    ]
-    lines.append("|---|" + "---:|" * len(METRICS))
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
+    headers = ["strategy", *[HEADERS[k] for k in METRICS]]
+    lines = [f"### {_title(result)}", "", *markdown_table(headers, _rows(result))]
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecaster.tables import markdown_table, text_table
 from forecaster.units import to_vol
 
 # (key, header, format, best): best is "min", "abs" (closest to 0) or None.
@@ -107,21 +108,7 @@ def render_table(result: dict[str, Any], color: bool = False) -> str:
             row.append(cell + ("*" if name in best[key] else " "))
         row.append(_dm_cell(name, reference, dm.get(name)))
         rows.append(row)
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-
-    def line(cells: list[str]) -> str:
-        parts = [cells[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)
-        ]
-        return "  ".join(parts)
-
-    out = [*_header(result), "", line(headers), line(["-" * w for w in widths])]
-    for row in rows:
-        text = line(row)
-        if color:
-            text = text.replace("*", "\033[1m*\033[0m")
-        out.append(text)
-    out.append("")
+    out = [*_header(result), "", *text_table(headers, rows, bold=color), ""]
     mcs = result.get("model_confidence_set")
     if mcs:
         out.append(
@@ -145,16 +132,15 @@ def render_markdown(result: dict[str, Any]) -> str:
     reference, label = _reference(result)
     best = {key: _best(models, key, rule) for key, _, _, rule in COLUMNS}
     head = _header(result)
-    lines = [f"### {head[0]}", "", head[1], ""]
-    lines.append("| model | " + " | ".join(h for _, h, _, _ in COLUMNS) + f" | DM vs {label} (p) |")
-    lines.append("|---|" + "---:|" * (len(COLUMNS) + 1))
+    headers = ["model", *[h for _, h, _, _ in COLUMNS], f"DM vs {label} (p)"]
+    rows = []
     for name, scores in models.items():
-        cells = []
-        for key, _, fmt, _ in COLUMNS:
-            cell = _fmt(fmt, _value(scores, key))
-            cells.append(f"**{cell}**" if name in best[key] else cell)
-        dm_cell = _dm_cell(name, reference, dm.get(name))
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {dm_cell} |")
+        cells = [
+            _fmt(fmt, _value(scores, key)) + ("*" if name in best[key] else "")
+            for key, _, fmt, _ in COLUMNS
+        ]
+        rows.append([name, *cells, _dm_cell(name, reference, dm.get(name))])
+    lines = [f"### {head[0]}", "", head[1], "", *markdown_table(headers, rows)]
     mcs = result.get("model_confidence_set")
     if mcs:
         lines.append(
@@ -287,18 +273,7 @@ def _risk_table(risk: dict[str, Any], color: bool = False) -> list[str]:
     out = _risk_head(risk)
     for key in (f"{alpha:g}" for alpha in risk["levels"]):
         headers, rows = _risk_rows(risk, key)
-        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-
-        def line(cells: list[str], widths: list[int] = widths) -> str:
-            return "  ".join(
-                [cells[0].ljust(widths[0])]
-                + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-            )
-
-        out += ["", _level_title(key), line(headers), line(["-" * w for w in widths])]
-        for row in rows:
-            text = line(row)
-            out.append(text.replace("*", "\033[1m*\033[0m") if color else text)
+        out += ["", _level_title(key), *text_table(headers, rows, bold=color)]
     out += ["", *_risk_footer(risk)]
     return out
 
@@ -319,12 +294,7 @@ def _risk_markdown(risk: dict[str, Any]) -> list[str]:
     lines = [f"#### {_risk_head(risk)[0]}"]
     for key in (f"{alpha:g}" for alpha in risk["levels"]):
         headers, rows = _risk_rows(risk, key)
-        lines += ["", f"{_level_title(key)}:", ""]
-        lines.append("| " + " | ".join(headers) + " |")
-        lines.append("|---|" + "---:|" * (len(headers) - 1))
-        for row in rows:
-            cells = [f"**{c[:-1]}**" if c.endswith("*") else c for c in row]
-            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"{_level_title(key)}:", "", *markdown_table(headers, rows)]
     for text in _risk_footer(risk, best="bold: lowest FZ0"):
         lines += ["", f"_{text}_"]
     return lines
