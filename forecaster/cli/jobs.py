@@ -304,9 +304,10 @@ def nightly(
       forecast nightly --tickers AAPL,MSFT --source csv --csv-dir ./prices
       forecast nightly --panel stocks.parquet --tickers AAPL,MSFT
     """
+    from forecaster.data.sources import ticker_list
     from forecaster.errors import ConfigError
     from forecaster.evaluation.risk import check_distribution, parse_levels
-    from forecaster.jobs.nightly import read_universe, run_nightly, unique_tickers
+    from forecaster.jobs.nightly import read_universe, run_nightly
 
     distribution = check_distribution(distribution)
     levels = parse_levels(var_levels)
@@ -322,12 +323,7 @@ def nightly(
             "no tickers given; pass --tickers SPY,QQQ, --universe FILE or --panel PATH"
         )
     else:
-        if tickers is not None and tickers.strip().lower() == "all":
-            raise ConfigError(
-                "--tickers all means every ticker of a --panel file; pass --panel PATH, or "
-                "name the tickers (e.g. SPY,QQQ)"
-            )
-        names = unique_tickers(read_universe(universe) if universe else tickers.split(","))
+        names = read_universe(universe) if universe else ticker_list(tickers)
     total = len(names)  # SPY,spy,SPY counts once, as it runs once
     done: list[str] = []
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -264,13 +264,31 @@ def fetch_yahoo(
 # --- lists of tickers (pooled models) --------------------------------------------
 
 
-def ticker_list(names: str | list[str], origin: str = "--tickers") -> list[str]:
+def ticker_list(
+    names: str | Iterable[str], origin: str = "--tickers", drop_prefix: str = ""
+) -> list[str]:
     """Normalized, de-duplicated tickers from ``"SPY,QQQ"`` or a list of names.
+
+    The one reader of a ticker list: every ``--tickers``, a universe file, the
+    nightly job. Blank items are skipped, each name goes through
+    :func:`normalize_ticker` and the first spelling of a ticker keeps its place
+    (``"spy,SPY, qqq"`` is ``["SPY", "QQQ"]``).
+
+    Parameters
+    ----------
+    names
+        Comma-separated text, or the names one by one.
+    origin
+        Where the list came from, named in the errors (``--tickers``, a file).
+    drop_prefix
+        Removed from the front of each name first (``"."``: the Oxford-Man
+        library's ``.SPX``).
 
     Raises
     ------
     ConfigError
-        No ticker, or one that :func:`normalize_ticker` refuses; the message names ``origin``.
+        ``all`` (only a --panel has every ticker), no ticker, or one that
+        :func:`normalize_ticker` refuses; the message names ``origin``.
     """
     if isinstance(names, str) and names.strip().lower() == "all":
         raise ConfigError(
@@ -280,8 +298,10 @@ def ticker_list(names: str | list[str], origin: str = "--tickers") -> list[str]:
     parts = names.split(",") if isinstance(names, str) else list(names)
     tickers: list[str] = []
     for part in parts:
-        if not part.strip():
-            continue
+        if isinstance(part, str):
+            part = part.strip().removeprefix(drop_prefix) if drop_prefix else part.strip()
+            if not part:
+                continue
         try:
             ticker = normalize_ticker(part)
         except ConfigError as exc:
@@ -289,8 +309,10 @@ def ticker_list(names: str | list[str], origin: str = "--tickers") -> list[str]:
         if ticker not in tickers:
             tickers.append(ticker)
     if not tickers:
+        shown_names = names if isinstance(names, str) else parts
         raise ConfigError(
-            f"{origin} names no ticker; expected symbols such as SPY,QQQ (received {names!r})"
+            f"{origin} names no ticker; expected symbols such as SPY,QQQ (received "
+            f"{shown_names!r})"
         )
     return tickers
 

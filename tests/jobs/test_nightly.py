@@ -140,6 +140,24 @@ def test_universe_file_has_one_ticker_per_line_and_comments(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("tickers", "message"),
+    [
+        ("all", r"^--tickers all means every ticker of a --panel file; pass --panel PATH"),
+        (["SPY", "B/B"], r"^--tickers: ticker 'B/B' is not usable; expected 1 to 20"),
+        (" , ", r"^--tickers names no ticker; expected symbols such as SPY,QQQ"),
+    ],
+)
+def test_run_nightly_reads_its_tickers_with_the_one_ticker_list_parser(
+    settings, tickers, message
+):
+    """The library call reads a ticker list as every --tickers does (same errors); "all"
+    used to run a ticker named ALL."""
+    with pytest.raises(ConfigError, match=message):
+        run_nightly(tickers, settings=settings, source="sample")
+    assert not settings.models_dir.exists()
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (
