@@ -336,8 +336,7 @@ ARGUMENTS = {("models", "show"): ["v1"], ("models", "promote"): ["v1"]}
 
 def bad_value(param: click.Parameter, tmp_path: Path) -> str | None:
     """A malformed value for ``param`` (None: free text, nothing to check)."""
-    from forecaster.cli.models import KeepType
-    from forecaster.cli.options import CheckedText, VarLevels
+    from forecaster.cli.options import CheckedText, KeepType, VarLevels
 
     kind = param.type
     if isinstance(kind, CheckedText):
