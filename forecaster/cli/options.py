@@ -112,6 +112,31 @@ class BaselinesCommand(click.Command):
             self.help = original
 
 
+class HintedCommand(click.Command):
+    """A command that answers an option it lacks but a sibling has with a pointed usage error.
+
+    Pass ``cls=HintedCommand, hints={"--seed": "..."}`` to :func:`click.command`.
+    Click's own guess (``Did you mean one of: '--end', '--ensemble', '--seeds'?``)
+    does not say that ``compare --seeds`` is a count where ``train --seed`` is a
+    value; the hint does. Still click's usage error (exit 2).
+    """
+
+    def __init__(self, *args: Any, hints: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hints = hints or {}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as error:
+            hint = self.hints.get(error.option_name)
+            if hint is None:
+                raise
+            raise click.NoSuchOption(
+                error.option_name, f"No such option {error.option_name!r}. {hint}", ctx=ctx
+            ) from None
+
+
 class StrategyOptionsOption(click.Option):
     """``--init-option NAME=VALUE`` (repeatable); its help lists every strategy's options.
 

@@ -21,6 +21,7 @@ from forecaster.cli.options import (
     MAX_SEEDS,
     MAX_STATE_STDDEV,
     STRATEGIES,
+    HintedCommand,
     NamesOption,
     baseline_names,
     exog_inputs,
@@ -60,7 +61,15 @@ def _test_start(test_start: str | None, test_fraction: float):
     return parse_date(test_start, "--test-start")
 
 
-@click.command()
+@click.command(
+    cls=HintedCommand,
+    hints={
+        "--seeds": "train fits one model: pass --seed VALUE, its random seed; --seeds N (how "
+        "many seeds per strategy) is `forecast compare`'s.",
+        "--inits": "train fits one strategy: pass --init NAME; --inits NAMES (several, "
+        "compared) is `forecast compare`'s.",
+    },
+)
 @price_options
 @click.option(
     "--init",
@@ -76,7 +85,14 @@ def _test_start(test_start: str | None, test_fraction: float):
     help="With --init random only: stddev of its random initial state, the same as "
     "--init-option state_stddev=X (give one of the two; with another --init it is an error).",
 )
-@int_option("--seed", 0, 0, "Seed: same seed, same forecasts.", maximum=MAX_SEED)
+@int_option(
+    "--seed",
+    0,
+    0,
+    "Random seed, one value: same seed, same forecasts (not a count: `forecast compare "
+    "--seeds N` trains seeds 0..N-1).",
+    maximum=MAX_SEED,
+)
 @model_options
 @split_options
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the champion.")
@@ -458,7 +474,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-@click.command()
+@click.command(
+    cls=HintedCommand,
+    hints={
+        "--seed": "compare trains every strategy with seeds 0..N-1: pass --seeds N, how many "
+        "seeds; --seed VALUE (one seed) is `forecast train`'s.",
+        "--init": "compare trains several strategies: pass --inits NAMES (comma-separated, "
+        "e.g. --inits zeros,encoder); --init NAME is `forecast train`'s.",
+    },
+)
 @price_options
 @click.option(
     "--inits",
@@ -469,7 +493,14 @@ def _duration(seconds: float) -> str:
     help="Comma-separated strategies to compare.",
 )
 @init_option
-@int_option("--seeds", 1, 3, "Seeds per strategy (0..N-1).", maximum=MAX_SEEDS)
+@int_option(
+    "--seeds",
+    1,
+    3,
+    "How many seeds per strategy, a count N: each strategy is trained with seeds 0..N-1 "
+    "(not a seed value, which is `forecast train --seed`).",
+    maximum=MAX_SEEDS,
+)
 @model_options
 @split_options
 @regime_quantile_option
