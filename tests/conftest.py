@@ -40,6 +40,16 @@ def write_csv(path, prices: pd.DataFrame) -> None:
     frame.to_csv(path)
 
 
+@pytest.fixture(autouse=True)
+def yahoo_pauses(monkeypatch) -> list[float]:
+    """Yahoo's retry waits, recorded instead of slept (no test waits on a mocked network)."""
+    from forecaster.data import sources
+
+    pauses: list[float] = []
+    monkeypatch.setattr(sources, "_pause", pauses.append)
+    return pauses
+
+
 @pytest.fixture
 def prices() -> pd.DataFrame:
     return make_prices()

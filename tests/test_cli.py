@@ -336,8 +336,7 @@ ARGUMENTS = {("models", "show"): ["v1"], ("models", "promote"): ["v1"]}
 
 def bad_value(param: click.Parameter, tmp_path: Path) -> str | None:
     """A malformed value for ``param`` (None: free text, nothing to check)."""
-    from forecaster.cli.models import KeepType
-    from forecaster.cli.options import CheckedText, VarLevels
+    from forecaster.cli.options import CheckedText, KeepType, VarLevels
 
     kind = param.type
     if isinstance(kind, CheckedText):
@@ -407,3 +406,37 @@ def test_value_errors_say_what_is_expected(run, args, message):
     result = run(*args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["compare", "--seed", "5"], "No such option '--seed'. compare trains every strategy "
+         "with seeds 0..N-1: pass --seeds N, how many seeds; --seed VALUE (one seed) is "
+         "`forecast train`'s."),
+        (["compare", "--seed=5"], "No such option '--seed'. compare trains every strategy"),
+        (["train", "--seeds", "3"], "No such option '--seeds'. train fits one model: pass "
+         "--seed VALUE, its random seed"),
+        (["compare", "--init", "zeros"], "No such option '--init'. compare trains several "
+         "strategies: pass --inits NAMES"),
+        (["train", "--inits", "zeros"], "No such option '--inits'. train fits one strategy: "
+         "pass --init NAME"),
+    ],
+)  # fmt: skip
+def test_the_option_of_the_sibling_command_is_a_usage_error_naming_the_right_one(
+    run, args, message
+):
+    """--seed (a value, train) and --seeds (a count, compare) are easy to swap; click's own
+    guess listed three near names without saying which means what."""
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Usage: ") and message in result.stderr
+
+
+def test_seed_and_seeds_help_says_value_or_count(run):
+    train = " ".join(run("train", "-h").stdout.split())
+    compare = " ".join(run("compare", "-h").stdout.split())
+    assert "--seed INTEGER RANGE Random seed, one value: same seed, same forecasts (not a " \
+        "count: `forecast compare --seeds N` trains seeds 0..N-1)." in train
+    assert "--seeds INTEGER RANGE How many seeds per strategy, a count N: each strategy is " \
+        "trained with seeds 0..N-1 (not a seed value, which is `forecast train --seed`)." in compare

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from forecaster.cli.app import AppContext, pass_app
-from forecaster.cli.models import KeepType, prune_lines
+from forecaster.cli.models import prune_lines
 from forecaster.cli.options import (
     DATE,
     MAX_REFIT_DAYS,
@@ -22,6 +22,7 @@ from forecaster.cli.options import (
     TICKER,
     TICKERS,
     format_option,
+    keep_option,
     output_option,
     risk_options,
 )
@@ -225,15 +226,12 @@ def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     help="Window origins forecast by both models needed before any promotion (at least "
     "2h+1 for horizon h).",
 )
-@click.option(
-    "--keep",
-    type=KeepType(),
+@keep_option(
+    "After the run, prune each ticker that did not fail to this many unprotected versions "
+    "(the champion, the previous champion and versions with forecasts still pending are "
+    "always kept; see `forecast models prune`). With --report, reports/ also keeps this "
+    "many night pages.",
     default=str(DEFAULT_NIGHTLY_KEEP),
-    show_default=True,
-    help="After the run, prune each ticker that did not fail to this many unprotected "
-    "versions (the champion, the previous champion and versions with forecasts still "
-    "pending are always kept; see `forecast models prune`); 'all' keeps every version. "
-    "With --report, reports/ also keeps this many night pages.",
 )
 @risk_options
 @click.option(
@@ -304,9 +302,10 @@ def nightly(
       forecast nightly --tickers AAPL,MSFT --source csv --csv-dir ./prices
       forecast nightly --panel stocks.parquet --tickers AAPL,MSFT
     """
+    from forecaster.data.sources import ticker_list
     from forecaster.errors import ConfigError
     from forecaster.evaluation.risk import check_distribution, parse_levels
-    from forecaster.jobs.nightly import read_universe, run_nightly, unique_tickers
+    from forecaster.jobs.nightly import read_universe, run_nightly
 
     distribution = check_distribution(distribution)
     levels = parse_levels(var_levels)
@@ -322,12 +321,7 @@ def nightly(
             "no tickers given; pass --tickers SPY,QQQ, --universe FILE or --panel PATH"
         )
     else:
-        if tickers is not None and tickers.strip().lower() == "all":
-            raise ConfigError(
-                "--tickers all means every ticker of a --panel file; pass --panel PATH, or "
-                "name the tickers (e.g. SPY,QQQ)"
-            )
-        names = unique_tickers(read_universe(universe) if universe else tickers.split(","))
+        names = read_universe(universe) if universe else ticker_list(tickers)
     total = len(names)  # SPY,spy,SPY counts once, as it runs once
     done: list[str] = []
 

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from forecaster.cli.app import AppContext, ForecastGroup, pass_app
-from forecaster.cli.options import TICKER, format_option, output_option, version_argument
+from forecaster.cli.options import (
+    TICKER,
+    format_option,
+    keep_option,
+    output_option,
+    version_argument,
+)
 from forecaster.cli.output import (
     check_destinations,
     echo_json,
@@ -153,31 +159,6 @@ def models_promote(app: AppContext, version, ticker) -> None:
     click.echo(f"{found.ticker}: champion is now {found.version} (was {previous})")
 
 
-#: Upper bound of --keep: far above any registry a person would page through.
-MAX_KEEP = 100_000
-
-
-class KeepType(click.ParamType):
-    """--keep: a whole number of versions >= 0, or ``all`` (prune nothing; None)."""
-
-    name = "N|all"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
-        if value is None or isinstance(value, int):
-            return value
-        text = str(value).strip().lower()
-        if text == "all":
-            return None
-        if text.isdigit():
-            return int(text)
-        self.fail(
-            f"{value!r} is not a number of versions; expected a whole number >= 0 "
-            "(e.g. --keep 5) or 'all'",
-            param,
-            ctx,
-        )
-
-
 def _size(count: int) -> str:
     """Bytes as people read them (decimal units), with the exact count."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -217,11 +198,11 @@ def prune_lines(outcomes: list[dict[str, Any]], dry_run: bool = False) -> list[s
     type=TICKER,
     help="Only this ticker (default: every ticker in the registry).",
 )
-@click.option(
-    "--keep",
-    type=click.IntRange(min=0, max=MAX_KEEP),
+@keep_option(
+    "How many of the newest unprotected versions to keep per ticker (0: only the protected "
+    "ones).",
     required=True,
-    help=f"How many of the newest unprotected versions to keep per ticker (0: none of them; at most {MAX_KEEP}).",
+    allow_all=False,
 )
 @click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
 @format_option("table", "json")

@@ -112,6 +112,31 @@ class BaselinesCommand(click.Command):
             self.help = original
 
 
+class HintedCommand(click.Command):
+    """A command that answers an option it lacks but a sibling has with a pointed usage error.
+
+    Pass ``cls=HintedCommand, hints={"--seed": "..."}`` to :func:`click.command`.
+    Click's own guess (``Did you mean one of: '--end', '--ensemble', '--seeds'?``)
+    does not say that ``compare --seeds`` is a count where ``train --seed`` is a
+    value; the hint does. Still click's usage error (exit 2).
+    """
+
+    def __init__(self, *args: Any, hints: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hints = hints or {}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as error:
+            hint = self.hints.get(error.option_name)
+            if hint is None:
+                raise
+            raise click.NoSuchOption(
+                error.option_name, f"No such option {error.option_name!r}. {hint}", ctx=ctx
+            ) from None
+
+
 class StrategyOptionsOption(click.Option):
     """``--init-option NAME=VALUE`` (repeatable); its help lists every strategy's options.
 
@@ -320,6 +345,8 @@ MAX_ROWS = 100_000  # --last: ~400 years of trading days
 MAX_REFIT_DAYS = 2520  # ten years
 MAX_WORKERS = 256
 MAX_STATE_STDDEV = 10.0
+#: Every --keep: far above any registry or reports/ folder a person would page through.
+MAX_KEEP = 100_000
 #: TensorFlow threads: four per core (64 when the core count is unknown).
 MAX_THREADS = 4 * os.cpu_count() if os.cpu_count() else 64
 
@@ -845,6 +872,71 @@ risk_options = bundle(
         help="Comma-separated VaR/ES tail probabilities, each in [0.0001, 0.5).",
     ),
 )
+
+
+class KeepType(click.ParamType):
+    """--keep: the one rule of every ``--keep`` (nightly, models prune, report).
+
+    A whole number from 0 to :data:`MAX_KEEP`, or ``all`` (keep everything:
+    None) where keeping everything means something (``allow_all``). A number
+    above :data:`MAX_KEEP`, which ``nightly --keep`` took until this rule, still
+    works with a one-line deprecation warning on stderr.
+    """
+
+    def __init__(self, allow_all: bool = True) -> None:
+        self.allow_all = allow_all
+        self.name = "N|all" if allow_all else "N"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return self.name
+
+    def expected(self) -> str:
+        """What a --keep of this kind takes, for help texts and errors."""
+        words = f"a whole number from 0 to {MAX_KEEP}"
+        return words + (", or all (keep every one)" if self.allow_all else "")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        text = str(value).strip().lower()
+        if text == "all":
+            if self.allow_all:
+                return None
+            self.fail(
+                f"{value!r} would keep every version, so there is nothing to prune; expected "
+                f"{self.expected()} (e.g. --keep 5; 0 keeps only the protected versions)",
+                param,
+                ctx,
+            )
+        try:
+            count = int(text)
+        except ValueError:
+            count = -1
+        if count < 0:
+            self.fail(f"{value!r} is not a count; expected {self.expected()}", param, ctx)
+        if count > MAX_KEEP:
+            instead = "--keep all to keep everything" if self.allow_all else f"--keep {MAX_KEEP}"
+            click.echo(
+                f"warning: --keep {count} is above {MAX_KEEP}, the most --keep takes; it still "
+                f"works but will become an error: pass {instead}",
+                err=True,
+            )
+        return count
+
+
+def keep_option(
+    help: str, *, default: str | None = None, required: bool = False, allow_all: bool = True
+) -> Decorator:
+    """--keep N|all with ``help`` and the one rule (:class:`KeepType`) spelled out after it."""
+    kind = KeepType(allow_all)
+    return click.option(
+        "--keep",
+        type=kind,
+        default=default,
+        required=required,
+        show_default=default is not None,
+        help=f"{help} --keep takes {kind.expected()}.",
+    )
 
 
 # Pooled models and fine-tuning (`train`).

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from forecaster.cli.app import AppContext, pass_app
-from forecaster.cli.options import DATE
+from forecaster.cli.options import DATE, keep_option
 from forecaster.cli.output import check_destinations, shown_path, write_files
 
 
@@ -113,9 +113,10 @@ def write_report(
         deleted = prune_reports(path.parent, keep, written=path)
         if deleted:
             names = ", ".join(p.name for p in deleted[:3]) + (" ..." if len(deleted) > 3 else "")
+            kept = f"the {keep} newest" if keep else "only the page just written"
             click.echo(
                 f"retention: deleted {len(deleted)} older report page(s) ({names}); "
-                f"reports/ keeps the {keep} newest",
+                f"reports/ keeps {kept}",
                 err=True,
             )
 
@@ -130,11 +131,9 @@ def write_report(
 @click.option(
     "--as-of", type=DATE, help="The night to report (YYYY-MM-DD; default: the latest)."
 )
-@click.option(
-    "--keep",
-    type=click.IntRange(1, 100_000),
-    help="Then delete all but the N newest night pages (YYYY-MM-DD.html) in the home's "
-    "reports/ folder (never other files, never the page just written).",
+@keep_option(
+    "Then delete all but the N newest night pages (YYYY-MM-DD.html) in the home's reports/ "
+    "folder (never other files, never the page just written: 0 keeps only that one).",
 )
 @pass_app
 def report(app: AppContext, html_path, as_of, keep) -> None:

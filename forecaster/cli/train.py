@@ -21,6 +21,7 @@ from forecaster.cli.options import (
     MAX_SEEDS,
     MAX_STATE_STDDEV,
     STRATEGIES,
+    HintedCommand,
     NamesOption,
     baseline_names,
     exog_inputs,
@@ -60,7 +61,15 @@ def _test_start(test_start: str | None, test_fraction: float):
     return parse_date(test_start, "--test-start")
 
 
-@click.command()
+@click.command(
+    cls=HintedCommand,
+    hints={
+        "--seeds": "train fits one model: pass --seed VALUE, its random seed; --seeds N (how "
+        "many seeds per strategy) is `forecast compare`'s.",
+        "--inits": "train fits one strategy: pass --init NAME; --inits NAMES (several, "
+        "compared) is `forecast compare`'s.",
+    },
+)
 @price_options
 @click.option(
     "--init",
@@ -73,9 +82,17 @@ def _test_start(test_start: str | None, test_fraction: float):
 @click.option(
     "--state-stddev",
     type=click.FloatRange(0, MAX_STATE_STDDEV, min_open=True),
-    help="Stddev of the random initial state (same as --init-option state_stddev=X).",
+    help="With --init random only: stddev of its random initial state, the same as "
+    "--init-option state_stddev=X (give one of the two; with another --init it is an error).",
 )
-@int_option("--seed", 0, 0, "Seed: same seed, same forecasts.", maximum=MAX_SEED)
+@int_option(
+    "--seed",
+    0,
+    0,
+    "Random seed, one value: same seed, same forecasts (not a count: `forecast compare "
+    "--seeds N` trains seeds 0..N-1).",
+    maximum=MAX_SEED,
+)
 @model_options
 @split_options
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the champion.")
@@ -136,9 +153,10 @@ def train(
 
     started = time.monotonic()
     parsed_test_start = _test_start(test_start, test_fraction)
-    chosen_options = init_options(init, init_option)
-    if state_stddev is not None and init == "random":
-        chosen_options.setdefault("state_stddev", state_stddev)
+    if parent_version is None:
+        chosen_options = _strategy_options(init, init_option, state_stddev)
+    else:  # a fine-tune keeps its parent's strategy: _fine_tune_config refuses a change
+        chosen_options = init_options(init, init_option)
     pooled = pooled_tickers(tickers, universe, csv_dir, parent_version, settings)
     if parent_version is not None:
         if market is not None or exog_pairs:
@@ -224,6 +242,37 @@ def train(
         f"validation: QLIKE {validation['qlike']:.4f}  MSE {validation['mse']:.3e}  "
         f"bias {validation['bias']:+.2%} (annualized vol)"
     )
+
+
+def _strategy_options(init: str, pairs: tuple[str, ...], state_stddev: float | None) -> dict:
+    """The --init strategy's options: the --init-option pairs, plus --state-stddev.
+
+    --state-stddev is a shorthand for ``--init-option state_stddev=X``: with an
+    --init that has no such option, or next to ``--init-option state_stddev=``
+    (two values for one setting), it is one error line (it used to be ignored,
+    or silently overridden).
+    """
+    from forecaster.errors import ConfigError
+    from forecaster.models.initial_state import STRATEGIES
+
+    chosen = init_options(init, pairs)
+    if state_stddev is None:
+        return chosen
+    if "state_stddev" not in STRATEGIES[init].defaults:
+        users = [name for name, cls in STRATEGIES.items() if "state_stddev" in cls.defaults]
+        which = f"--init {init}" + ("" if given("init") else " (the default)")
+        raise ConfigError(
+            f"--state-stddev {state_stddev:g} sets the stddev of a random initial state, but "
+            f"{which} draws none; pass --init {' or '.join(users)} with it, or drop "
+            "--state-stddev"
+        )
+    if "state_stddev" in chosen:
+        raise ConfigError(
+            f"--state-stddev {state_stddev:g} and --init-option "
+            f"state_stddev={chosen['state_stddev']:g} both set the random initial state's "
+            "stddev; pass only one of them"
+        )
+    return {**chosen, "state_stddev": state_stddev}
 
 
 def _with_exog(config, market: str | None, exog_pairs: tuple[str, ...]):
@@ -426,7 +475,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-@click.command()
+@click.command(
+    cls=HintedCommand,
+    hints={
+        "--seed": "compare trains every strategy with seeds 0..N-1: pass --seeds N, how many "
+        "seeds; --seed VALUE (one seed) is `forecast train`'s.",
+        "--init": "compare trains several strategies: pass --inits NAMES (comma-separated, "
+        "e.g. --inits zeros,encoder); --init NAME is `forecast train`'s.",
+    },
+)
 @price_options
 @click.option(
     "--inits",
@@ -437,7 +494,14 @@ def _duration(seconds: float) -> str:
     help="Comma-separated strategies to compare.",
 )
 @init_option
-@int_option("--seeds", 1, 3, "Seeds per strategy (0..N-1).", maximum=MAX_SEEDS)
+@int_option(
+    "--seeds",
+    1,
+    3,
+    "How many seeds per strategy, a count N: each strategy is trained with seeds 0..N-1 "
+    "(not a seed value, which is `forecast train --seed`).",
+    maximum=MAX_SEEDS,
+)
 @model_options
 @split_options
 @regime_quantile_option

@@ -401,10 +401,14 @@ def _load_sample(store, ticker, start, end, refresh) -> PriceData:
 
 
 def _load_yahoo(store, ticker, start, end, refresh, settings) -> PriceData:
-    def fetch(since, until):
-        return sources.fetch_yahoo(ticker, since, until, cache_dir=settings.yfinance_cache_dir)
+    notes: list[str] = []  # one per network retry that preceded the success
 
-    return _fetch_and_merge(
+    def fetch(since, until):
+        return sources.fetch_yahoo(
+            ticker, since, until, cache_dir=settings.yfinance_cache_dir, on_retry=notes.append
+        )
+
+    data = _fetch_and_merge(
         store,
         ticker,
         "yahoo",
@@ -415,6 +419,7 @@ def _load_yahoo(store, ticker, start, end, refresh, settings) -> PriceData:
         refresh,
         f"{ticker} from Yahoo",
     )
+    return dataclasses.replace(data, warnings=data.warnings + tuple(notes)) if notes else data
 
 
 def _load_auto(store, ticker, start, end, refresh, settings, allow_fallback) -> PriceData:

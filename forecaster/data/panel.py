@@ -161,11 +161,7 @@ def resolve_tickers(panel_path: str | Path, tickers: str | Sequence[str] | None)
     panel = read_panel(panel_path)
     if tickers is None or (isinstance(tickers, str) and tickers.strip().lower() == "all"):
         return panel.tickers
-    if isinstance(tickers, str):
-        tickers = ",".join(item.strip().removeprefix(".") for item in tickers.split(","))
-    else:
-        tickers = [str(item).strip().removeprefix(".") for item in tickers]
-    chosen = ticker_list(tickers)
+    chosen = ticker_list(tickers, drop_prefix=".")  # .SPX of the Oxford-Man library is SPX
     absent = [ticker for ticker in chosen if ticker not in panel.frames]
     if absent:
         shown = ", ".join(absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")

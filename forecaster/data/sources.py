@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -213,15 +214,46 @@ def normalize_yahoo_frame(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
     return flat.dropna(how="all", subset=[c for c in keep if str(c).lower() != "volume"])
 
 
+#: Attempts at a Yahoo request that fails on the network (a dropped connection, a DNS or
+#: TLS hiccup) before it is a :class:`NetworkError`. An unknown ticker is never retried,
+#: nor a rate limit: Yahoo's lasts minutes, longer than a bounded wait here.
+YAHOO_ATTEMPTS = 3
+#: Seconds waited before the second and the third attempt (3 s in all, at most).
+YAHOO_BACKOFF_SECONDS = (1.0, 2.0)
+
+
+def _pause(seconds: float) -> None:
+    """Wait between two Yahoo attempts (the tests replace it, so they never sleep)."""
+    time.sleep(seconds)
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    return YAHOO_BACKOFF_SECONDS[min(attempt, len(YAHOO_BACKOFF_SECONDS)) - 1]
+
+
 def fetch_yahoo(
     ticker: str,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
     cache_dir: Path | None = None,
+    on_retry: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Auto-adjusted daily OHLCV from Yahoo; failures become distinct DataErrors.
 
-    ``end`` is inclusive (yfinance's is exclusive).
+    ``end`` is inclusive (yfinance's is exclusive). A network failure is tried
+    again, up to :data:`YAHOO_ATTEMPTS` attempts in all, after the waits of
+    :data:`YAHOO_BACKOFF_SECONDS`; ``on_retry`` gets a one-line note for each
+    retry (``note: SPY: ...``). An unknown ticker and a rate limit fail at once.
+
+    Raises
+    ------
+    UnknownTickerError
+        Yahoo has no prices for ``ticker`` (in the range).
+    RateLimitError
+        Yahoo refused the request for now.
+    NetworkError
+        Yahoo could not be reached on any attempt.
     """
     from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
 
@@ -233,24 +265,38 @@ def fetch_yahoo(
     else:
         kwargs["period"] = "max"
     with _yfinance_raising(cache_dir) as yf:
-        try:
-            raw = yf.Ticker(ticker).history(**kwargs)
-        except YFRateLimitError:
-            raise RateLimitError(
-                f"Yahoo rate-limited the request for {ticker}; wait a few minutes and retry, "
-                "or use --source csv --csv PATH / --source sample"
-            ) from None
-        except YFTickerMissingError as exc:
-            raise UnknownTickerError(
-                f"Yahoo has no price data for {ticker!r} ({exc}); check the symbol "
-                "(e.g. SPY, ^GSPC, BRK-B) or use --source csv --csv PATH"
-            ) from None
-        except OSError as exc:
-            raise NetworkError(
-                f"could not reach Yahoo for {ticker} ({exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check the network, "
-                "or use --source sample (SPY/QQQ) or --source csv --csv PATH"
-            ) from None
+        for attempt in range(1, YAHOO_ATTEMPTS + 1):
+            try:
+                raw = yf.Ticker(ticker).history(**kwargs)
+                break
+            except YFRateLimitError:
+                raise RateLimitError(
+                    f"Yahoo rate-limited the request for {ticker}; wait a few minutes and "
+                    "retry, or use --source csv --csv PATH / --source sample"
+                ) from None
+            except YFTickerMissingError as exc:
+                raise UnknownTickerError(
+                    f"Yahoo has no price data for {ticker!r} ({exc}); check the symbol "
+                    "(e.g. SPY, ^GSPC, BRK-B) or use --source csv --csv PATH"
+                ) from None
+            except OSError as exc:
+                failure = (
+                    f"{exc.__class__.__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}"
+                )
+                if attempt == YAHOO_ATTEMPTS:
+                    waited = sum(_backoff(n) for n in range(1, YAHOO_ATTEMPTS))
+                    raise NetworkError(
+                        f"could not reach Yahoo for {ticker} ({failure}; {YAHOO_ATTEMPTS} "
+                        f"attempts over {waited:g} s); check the network, or use --source "
+                        "sample (SPY/QQQ) or --source csv --csv PATH"
+                    ) from None
+                if on_retry is not None:
+                    on_retry(
+                        f"note: {ticker}: Yahoo unreachable on attempt {attempt} of "
+                        f"{YAHOO_ATTEMPTS} ({failure}); tried again after {_backoff(attempt):g} s"
+                    )
+                _pause(_backoff(attempt))
     flat = normalize_yahoo_frame(raw, ticker)
     if flat.empty:
         span = "" if start is None else f" from {start:%Y-%m-%d}"
@@ -264,13 +310,31 @@ def fetch_yahoo(
 # --- lists of tickers (pooled models) --------------------------------------------
 
 
-def ticker_list(names: str | list[str], origin: str = "--tickers") -> list[str]:
+def ticker_list(
+    names: str | Iterable[str], origin: str = "--tickers", drop_prefix: str = ""
+) -> list[str]:
     """Normalized, de-duplicated tickers from ``"SPY,QQQ"`` or a list of names.
+
+    The one reader of a ticker list: every ``--tickers``, a universe file, the
+    nightly job. Blank items are skipped, each name goes through
+    :func:`normalize_ticker` and the first spelling of a ticker keeps its place
+    (``"spy,SPY, qqq"`` is ``["SPY", "QQQ"]``).
+
+    Parameters
+    ----------
+    names
+        Comma-separated text, or the names one by one.
+    origin
+        Where the list came from, named in the errors (``--tickers``, a file).
+    drop_prefix
+        Removed from the front of each name first (``"."``: the Oxford-Man
+        library's ``.SPX``).
 
     Raises
     ------
     ConfigError
-        No ticker, or one that :func:`normalize_ticker` refuses; the message names ``origin``.
+        ``all`` (only a --panel has every ticker), no ticker, or one that
+        :func:`normalize_ticker` refuses; the message names ``origin``.
     """
     if isinstance(names, str) and names.strip().lower() == "all":
         raise ConfigError(
@@ -280,8 +344,10 @@ def ticker_list(names: str | list[str], origin: str = "--tickers") -> list[str]:
     parts = names.split(",") if isinstance(names, str) else list(names)
     tickers: list[str] = []
     for part in parts:
-        if not part.strip():
-            continue
+        if isinstance(part, str):
+            part = part.strip().removeprefix(drop_prefix) if drop_prefix else part.strip()
+            if not part:
+                continue
         try:
             ticker = normalize_ticker(part)
         except ConfigError as exc:
@@ -289,8 +355,10 @@ def ticker_list(names: str | list[str], origin: str = "--tickers") -> list[str]:
         if ticker not in tickers:
             tickers.append(ticker)
     if not tickers:
+        shown_names = names if isinstance(names, str) else parts
         raise ConfigError(
-            f"{origin} names no ticker; expected symbols such as SPY,QQQ (received {names!r})"
+            f"{origin} names no ticker; expected symbols such as SPY,QQQ (received "
+            f"{shown_names!r})"
         )
     return tickers
 

@@ -75,7 +75,7 @@ import pandas as pd
 
 from forecaster import metrics
 from forecaster.data.loader import load_prices, parse_date
-from forecaster.data.sources import check_source, normalize_ticker
+from forecaster.data.sources import check_source, ticker_list
 from forecaster.errors import ConfigError, DataError, ForecasterError, ModelError
 from forecaster.evaluation.risk import (
     DEFAULT_DISTRIBUTION,
@@ -1574,31 +1574,6 @@ def _dask_client(
         yield client
 
 
-def unique_tickers(tickers: Iterable[str]) -> list[str]:
-    """Normalized tickers in first-seen order, each once (``SPY,spy,SPY`` is one); blanks dropped.
-
-    Raises
-    ------
-    ConfigError
-        A ticker is not a valid symbol, or none is left.
-    """
-    return _tickers(tickers)
-
-
-def _tickers(tickers: Iterable[str]) -> list[str]:
-    if isinstance(tickers, str):
-        tickers = tickers.split(",")
-    cleaned: list[str] = []
-    for ticker in tickers:
-        if ticker.strip():
-            name = normalize_ticker(ticker)
-            if name not in cleaned:
-                cleaned.append(name)
-    if not cleaned:
-        raise ConfigError("no tickers given; pass e.g. --tickers SPY,QQQ or --universe FILE")
-    return cleaned
-
-
 def read_universe(path: str | Path) -> list[str]:
     """Tickers of a universe file (see :func:`forecaster.data.sources.read_ticker_file`)."""
     from forecaster.data.sources import read_ticker_file
@@ -1607,7 +1582,7 @@ def read_universe(path: str | Path) -> list[str]:
 
 
 def run_nightly(
-    tickers: Iterable[str],
+    tickers: str | Iterable[str],
     *,
     settings: Settings,
     source: str = "auto",
@@ -1639,8 +1614,10 @@ def run_nightly(
 
     Parameters
     ----------
-    tickers : iterable of str
-        Symbols (case-insensitive, duplicates dropped).
+    tickers : str or iterable of str
+        ``"SPY,QQQ"`` or a list of symbols, read by
+        :func:`forecaster.data.sources.ticker_list` like every ``--tickers``
+        (case-insensitive, duplicates dropped in order).
     settings : Settings
         The data home (price cache, registry, history and lock).
     source : {"auto", "yahoo", "csv", "sample"}
@@ -1719,7 +1696,7 @@ def run_nightly(
     LockError
         Another nightly run holds the lock.
     """
-    names = _tickers(tickers)
+    names = ticker_list(tickers)
     check_source(source)
     distribution = check_distribution(distribution)
     levels = parse_levels(levels)

@@ -13,7 +13,7 @@ from forecaster.data.sources import NetworkError, UnknownTickerError
 from forecaster.errors import ConfigError, DataError
 from forecaster.settings import Settings
 from tests.conftest import make_prices, write_csv
-from tests.data.test_sources import yahoo_history_frame
+from tests.data.test_sources import flaky_history, yahoo_history_frame
 
 
 @pytest.fixture
@@ -97,6 +97,17 @@ def test_stale_cache_used_when_yahoo_down(monkeypatch, settings):
     assert data.from_cache and data.warnings[0].startswith(
         "warning: Yahoo unavailable (NetworkError)"
     )
+
+
+def test_a_retried_yahoo_fetch_says_so_on_stderr(run, monkeypatch):
+    flaky_history(monkeypatch, [DNSError("Could not resolve host")], yahoo_history_frame(80))
+    result = run("fetch", "--ticker", "SPY", "--source", "yahoo")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "note: SPY: Yahoo unreachable on attempt 1 of 3 (DNSError: Could not resolve host); "
+        "tried again after 1 s\n"
+    )
+    assert result.stdout.startswith("SPY: 80 rows")
 
 
 def test_csv_source_reads_file_and_range(tmp_path, settings):

@@ -112,6 +112,71 @@ def test_network_failure_has_its_own_message(fake_history, tmp_path):
         sources.fetch_yahoo("SPY", cache_dir=tmp_path)
 
 
+def flaky_history(monkeypatch, failures, frame=None):
+    """Ticker.history failing with each of ``failures`` in turn, then returning ``frame``."""
+    calls: list[str] = []
+    pending = list(failures)
+
+    def history(self, *args, **kwargs):
+        calls.append(self.ticker)
+        if pending:
+            raise pending.pop(0)
+        return frame.copy()
+
+    monkeypatch.setattr(yf.Ticker, "history", history)
+    return calls
+
+
+def test_a_network_error_is_retried_and_the_retry_noted(monkeypatch, tmp_path, yahoo_pauses):
+    calls = flaky_history(
+        monkeypatch, [DNSError("Could not resolve host: query2.finance.yahoo.com")],
+        yahoo_history_frame(),
+    )  # fmt: skip
+    notes: list[str] = []
+    frame = sources.fetch_yahoo("SPY", cache_dir=tmp_path, on_retry=notes.append)
+    assert len(frame) == 60 and calls == ["SPY", "SPY"]
+    assert yahoo_pauses == [sources.YAHOO_BACKOFF_SECONDS[0]] == [1.0]
+    assert notes == [
+        "note: SPY: Yahoo unreachable on attempt 1 of 3 (DNSError: Could not resolve host: "
+        "query2.finance.yahoo.com); tried again after 1 s"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind"),
+    [
+        (YFTzMissingError("ZZZZ"), sources.UnknownTickerError),
+        (YFPricesMissingError("ZZZZ", ""), sources.UnknownTickerError),
+        (YFRateLimitError(), sources.RateLimitError),
+    ],
+    ids=["tz-missing", "prices-missing", "rate-limit"],
+)
+def test_an_unknown_ticker_or_a_rate_limit_is_not_retried(
+    monkeypatch, tmp_path, yahoo_pauses, failure, kind
+):
+    calls = flaky_history(monkeypatch, [failure], yahoo_history_frame())
+    with pytest.raises(kind):
+        sources.fetch_yahoo("ZZZZ", cache_dir=tmp_path)
+    assert calls == ["ZZZZ"] and yahoo_pauses == []
+
+
+def test_a_network_down_on_every_attempt_is_one_error_naming_the_attempts(
+    monkeypatch, tmp_path, yahoo_pauses
+):
+    down = [DNSError(f"Could not resolve host (attempt {n})") for n in (1, 2, 3)]
+    calls = flaky_history(monkeypatch, down)
+    notes: list[str] = []
+    with pytest.raises(sources.NetworkError) as raised:
+        sources.fetch_yahoo("SPY", cache_dir=tmp_path, on_retry=notes.append)
+    assert str(raised.value) == (
+        "could not reach Yahoo for SPY (DNSError: Could not resolve host (attempt 3); 3 "
+        "attempts over 3 s); check the network, or use --source sample (SPY/QQQ) or --source "
+        "csv --csv PATH"
+    )
+    assert len(calls) == sources.YAHOO_ATTEMPTS == 3
+    assert yahoo_pauses == [1.0, 2.0] and len(notes) == 2
+
+
 def test_errors_are_distinct_data_errors():
     kinds = {sources.NetworkError, sources.RateLimitError, sources.UnknownTickerError}
     assert all(issubclass(kind, DataError) for kind in kinds) and len(kinds) == 3

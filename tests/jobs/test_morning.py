@@ -508,4 +508,22 @@ def test_report_keep_prunes_old_night_pages_and_nothing_else(filled):
     assert "retention: deleted 3 older report page(s) (2001-01-03.html" in result.stderr
     refused = run_cli("report", "--keep", "2", "--html", str(settings.home / "x.html"))
     assert refused.exit_code == 1 and "--keep prunes the home's reports/ folder" in refused.stderr
-    assert run_cli("report", "--keep", "0").exit_code == 2
+
+
+def test_report_keep_zero_keeps_only_the_page_just_written_and_all_keeps_every_page(filled):
+    """report --keep follows the one --keep rule (0 to 100000, or all); it used to start at 1."""
+    settings, _, _, last = filled
+    folder = settings.home / "reports"
+    folder.mkdir()
+    for day in range(1, 4):
+        (folder / f"2001-01-0{day}.html").write_text("old page")
+    result = run_cli("report", "--keep", "all")
+    assert result.exit_code == 0, result.stderr
+    assert len(list(folder.iterdir())) == 4 and "retention:" not in result.stderr
+    result = run_cli("report", "--keep", "0")
+    assert result.exit_code == 0, result.stderr
+    assert [page.name for page in folder.iterdir()] == [f"{last}.html"]
+    assert (
+        "retention: deleted 3 older report page(s) (2001-01-03.html, 2001-01-02.html, "
+        "2001-01-01.html); reports/ keeps only the page just written"
+    ) in result.stderr

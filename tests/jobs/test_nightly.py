@@ -140,6 +140,24 @@ def test_universe_file_has_one_ticker_per_line_and_comments(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("tickers", "message"),
+    [
+        ("all", r"^--tickers all means every ticker of a --panel file; pass --panel PATH"),
+        (["SPY", "B/B"], r"^--tickers: ticker 'B/B' is not usable; expected 1 to 20"),
+        (" , ", r"^--tickers names no ticker; expected symbols such as SPY,QQQ"),
+    ],
+)
+def test_run_nightly_reads_its_tickers_with_the_one_ticker_list_parser(
+    settings, tickers, message
+):
+    """The library call reads a ticker list as every --tickers does (same errors); "all"
+    used to run a ticker named ALL."""
+    with pytest.raises(ConfigError, match=message):
+        run_nightly(tickers, settings=settings, source="sample")
+    assert not settings.models_dir.exists()
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (
@@ -436,6 +454,36 @@ def test_auto_source_never_substitutes_the_sample(settings, monkeypatch):
     assert "Yahoo" in record["error"] or "network" in record["error"].lower()
     assert not PriceStore(settings.prices_dir).path("SPY", "sample").exists()
     assert not settings.models_dir.exists()
+
+
+def test_a_ticker_whose_yahoo_fetch_fails_once_still_runs_tonight(
+    settings, monkeypatch, yahoo_pauses
+):
+    """A network error on the first attempt is retried after a pause; the night goes on."""
+    from curl_cffi.requests.exceptions import DNSError
+
+    from forecaster.jobs import nightly as job
+    from tests.conftest import fake_record, stand_in_challenge
+    from tests.data.test_sources import flaky_history, yahoo_history_frame
+
+    calls = flaky_history(
+        monkeypatch, [DNSError("Could not resolve host: query2.finance.yahoo.com")],
+        yahoo_history_frame(200),
+    )  # fmt: skip
+
+    def stand_in(registry: ModelRegistry, ticker: str) -> str:
+        version = "20260101T000000-zeros-000001"
+        registry.save(fake_record(ticker, version), lambda path: path.write_bytes(b"w"), False)
+        return version
+
+    monkeypatch.setattr(job, "challenge_step", stand_in_challenge(WINDOW, stand_in))
+    report = run_nightly(
+        ["AAA"], settings=settings, source="yahoo", window_days=WINDOW, distribution="normal"
+    )
+    (record,) = report.records
+    assert report.exit_code == 0 and record["status"] == "ok", record["error"]
+    assert record["source"] == "yahoo" and record["rows"] == 200
+    assert calls == ["AAA", "AAA"] and yahoo_pauses == [1.0]
 
 
 def test_too_short_history_and_out_of_order_replay_fail_clearly(settings, csv_dir, dates):

@@ -235,7 +235,8 @@ def test_cli_prune_errors_are_one_line(run, registry, settings):
     assert len(registry.version_ids("AAA")) == 8
 
     result = run("models", "prune", "--keep", "-1")
-    assert result.exit_code == 2 and "-1 is not in the range 0<=x<=100000" in result.output
+    assert result.exit_code == 2
+    assert "'-1' is not a count; expected a whole number from 0 to 100000" in result.output
 
 
 def test_a_corrupt_champion_pointer_anywhere_deletes_nothing(run, registry):
@@ -252,7 +253,51 @@ def test_a_corrupt_champion_pointer_anywhere_deletes_nothing(run, registry):
 def test_nightly_keep_takes_a_number_or_all(run):
     result = run("nightly", "--tickers", "AAA", "--keep", "many")
     assert result.exit_code == 2
-    assert "'many' is not a number of versions; expected a whole number >= 0" in result.output
+    assert "'many' is not a count; expected a whole number from 0 to 100000, or all" in (
+        result.output
+    )
+
+
+KEEPS = {
+    "nightly": ("nightly", "--tickers", "AAA"),
+    "models prune": ("models", "prune"),
+    "report": ("report",),
+}
+
+
+@pytest.mark.parametrize("value", ["-3", "many", "1.5", ""])
+@pytest.mark.parametrize("command", list(KEEPS))
+def test_every_keep_refuses_a_bad_count_with_the_same_message(run, command, value):
+    """nightly, models prune and report --keep: one type, one rule, one message (they were
+    "N|all" unbounded, an integer 0-100000 and an integer 1-100000, each worded its own way)."""
+    result = run(*KEEPS[command], "--keep", value)
+    assert result.exit_code == 2, result.output
+    assert (
+        f"Error: Invalid value for '--keep': {value!r} is not a count; expected a whole "
+        "number from 0 to 100000"
+    ) in result.stderr
+
+
+def test_models_prune_keep_all_is_a_usage_error_saying_why(run, registry):
+    result = run("models", "prune", "--keep", "all")
+    assert result.exit_code == 2
+    assert "'all' would keep every version, so there is nothing to prune" in result.stderr
+    assert len(registry.version_ids("AAA")) == 8
+
+
+def test_a_keep_above_the_bound_still_works_with_a_deprecation_warning(run, registry):
+    """nightly --keep took any count; above 100000 it still works, with a warning."""
+    result = run("models", "prune", "--keep", "200000", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        "warning: --keep 200000 is above 100000, the most --keep takes; it still works but "
+        "will become an error: pass --keep 100000\n"
+    )
+    assert "would delete 0 versions" in result.stdout
+    # nightly parses it too (then stops at the missing --csv-dir: exit 1, not a usage error)
+    result = run("nightly", "--tickers", "AAA", "--source", "csv", "--keep", "200000")
+    assert result.exit_code == 1
+    assert "pass --keep all to keep everything" in result.stderr.splitlines()[0]
 
 
 def test_nightly_keep_default_matches_the_library():

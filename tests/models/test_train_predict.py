@@ -126,6 +126,18 @@ def test_init_option_reaches_the_strategy_and_is_listed_in_help(run, csv_file, h
     ("args", "message"),
     [
         (["--init", "zeros", "--init-option", "encoder_units=3"], "strategy 'zeros' has no option"),
+        # --state-stddev used to be ignored unless --init random, and overridden by the option
+        (
+            ["--state-stddev", "0.3"],
+            "error: --state-stddev 0.3 sets the stddev of a random initial state, but --init "
+            "encoder (the default) draws none; pass --init random with it, or drop",
+        ),
+        (["--init", "learned", "--state-stddev", "0.3"], "but --init learned draws none"),
+        (
+            ["--init", "random", "--init-option", "state_stddev=0.2", "--state-stddev", "0.3"],
+            "error: --state-stddev 0.3 and --init-option state_stddev=0.2 both set the random "
+            "initial state's stddev; pass only one of them",
+        ),
     ],
 )
 def test_init_option_of_another_strategy_is_one_error_line(run, csv_file, args, message):
