@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from forecaster.errors import ModelError
-from forecaster.jobs import nightly, recovery
+from forecaster.jobs import protocol, recovery
 from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.nightly import Challenge, run_nightly
 from forecaster.models.registry import ModelRegistry, new_version_id
@@ -88,8 +88,8 @@ def perfect_challenger(monkeypatch):
 
     challenge_step = stand_in_challenge(WINDOW, stand_in)
 
-    monkeypatch.setattr(nightly, "challenge_step", challenge_step)
-    monkeypatch.setattr(nightly, "_clear_session", lambda: None)  # no Keras in forked children
+    monkeypatch.setattr(protocol, "challenge_step", challenge_step)
+    monkeypatch.setattr(protocol, "_clear_session", lambda: None)  # no Keras in forked children
 
 
 def nightly_home(root: Path) -> tuple[Settings, Path, list[str]]:
@@ -494,7 +494,7 @@ def test_nightly_never_issues_a_forecast_that_is_not_finite(
     tmp_path, perfect_challenger, monkeypatch
 ):
     settings, csv_dir, dates = nightly_home(tmp_path)
-    real = nightly.challenge_step
+    real = protocol.challenge_step
 
     def nan_at_the_end(task, data, registry, record):
         challenge = real(task, data, registry, record)
@@ -502,7 +502,7 @@ def test_nightly_never_issues_a_forecast_that_is_not_finite(
         forecasts.iloc[-1] = np.nan
         return Challenge(**{**challenge.__dict__, "challenger_forecasts": forecasts})
 
-    monkeypatch.setattr(nightly, "challenge_step", nan_at_the_end)
+    monkeypatch.setattr(protocol, "challenge_step", nan_at_the_end)
     (record,) = run_night(settings, csv_dir, dates[0]).records
     assert record["status"] == "failed" and "gave no usable forecast" in record["error"]
     assert ForecastHistory(settings.forecasts_db).forecasts() == []

@@ -7,7 +7,7 @@ tests/conftest.py, and predict fails each ticker before loading a model.
 from __future__ import annotations
 
 from forecaster.cli.output import MAX_CELL, cell, summarize
-from forecaster.jobs import nightly
+from forecaster.jobs import nightly, protocol
 from forecaster.models.registry import ModelRegistry
 from tests.conftest import fake_record, make_prices, run_cli, stand_in_challenge, write_csv
 from tests.contract import checked
@@ -41,7 +41,7 @@ def test_nightly_counts_duplicate_tickers_once(home, monkeypatch):
         saved.append(version)
         return version
 
-    monkeypatch.setattr(nightly, "challenge_step", stand_in_challenge(40, stand_in))
+    monkeypatch.setattr(protocol, "challenge_step", stand_in_challenge(40, stand_in))
     result = run_cli(
         "--home", str(home), "nightly", "--tickers", "AAA,aaa,AAA,BBB", "--source", "csv",
         "--csv-dir", str(csv_dir), "--window-days", "40", "--dist", "normal",

@@ -22,7 +22,7 @@ from typing import Any
 
 #: What a child may run: a name -> "module:function" of the nightly job's tasks.
 FUNCTIONS = {
-    "challenge": "forecaster.jobs.nightly:run_challenge",
+    "challenge": "forecaster.jobs.protocol:run_challenge",
     "universe": "forecaster.jobs.universe:fit_universe",
 }
 

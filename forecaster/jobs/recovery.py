@@ -1,7 +1,7 @@
 """Crash recovery: champion pointers and the forecast history agree again (DESIGN.md §8).
 
 A nightly champion move touches two stores, the pointer file and the SQLite
-history, which cannot commit together. :func:`~forecaster.jobs.nightly.issue_step`
+history, which cannot commit together. :func:`~forecaster.jobs.protocol.issue_step`
 therefore writes ahead: it commits a row of ``promotions`` (the move, the
 pointer as it was, the run) before moving the pointer, and the transaction that
 commits the run's forecast and run rows deletes that row. A ``promotions`` row

@@ -3,7 +3,7 @@
 ``forecast nightly --universal`` serves every ticker of a book from one network
 trained on all of them (:func:`forecaster.models.lstm_forecaster.train_pooled`).
 This module holds what the driver needs for it, apart from the per-ticker steps
-(which live with the others in :mod:`forecaster.jobs.nightly`):
+(which live with the others in :mod:`forecaster.jobs.protocol`):
 
 - the **pointer** ``models/universal.json`` (:class:`UniversePointer`): the
   current universal version, the night it was fit and the tickers it covers,

@@ -22,7 +22,7 @@ from scipy import stats
 from forecaster.data.features import build_dataset
 from forecaster.data.store import PriceStore
 from forecaster.evaluation import risk as risks
-from forecaster.jobs import nightly
+from forecaster.jobs import protocol
 from forecaster.jobs.history import (
     NOT_STORED,
     SCHEMA_VERSION,
@@ -79,7 +79,7 @@ def challenger(monkeypatch):
 
     challenge_step = stand_in_challenge(WINDOW, stand_in, ConstantForecaster)
 
-    monkeypatch.setattr(nightly, "challenge_step", challenge_step)
+    monkeypatch.setattr(protocol, "challenge_step", challenge_step)
 
 
 def run(settings, csv_dir, as_of, **options):
@@ -467,7 +467,7 @@ def test_a_kept_champion_issues_its_own_var(
     settings, csv_dir, dates, challenger, monkeypatch, fitted
 ):
     first = run(settings, csv_dir, dates[0], distribution="normal")
-    stand_in_step = nightly.challenge_step
+    stand_in_step = protocol.challenge_step
 
     def worse_challenger(task, data, registry, record):
         challenge = stand_in_step(task, data, registry, record)
@@ -479,7 +479,7 @@ def test_a_kept_champion_issues_its_own_var(
             }
         )
 
-    monkeypatch.setattr(nightly, "challenge_step", worse_challenger)
+    monkeypatch.setattr(protocol, "challenge_step", worse_challenger)
     second = run(settings, csv_dir, dates[1], distribution="normal")
     assert second["decision"] == "kept"
     assert second["champion_version"] == first["champion_version"]

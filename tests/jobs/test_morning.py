@@ -23,7 +23,7 @@ from scipy import stats
 
 from forecaster.data.store import PriceStore
 from forecaster.data.volatility import VARIANCE_FLOOR, daily_variance, log_returns
-from forecaster.jobs import nightly
+from forecaster.jobs import protocol
 from forecaster.jobs.history import ForecastHistory
 from forecaster.models.baselines import HAR
 from forecaster.settings import Settings
@@ -435,7 +435,7 @@ def test_a_night_with_forecasts_but_nothing_scored_yet(home, tmp_path):
 
 
 def test_nightly_report_writes_the_night_page_failures_included(home, monkeypatch):
-    monkeypatch.setattr(nightly, "challenge_step", stand_in_challenge(WINDOW, stand_in))
+    monkeypatch.setattr(protocol, "challenge_step", stand_in_challenge(WINDOW, stand_in))
     folder = home / "csv"
     folder.mkdir()
     prices = make_prices(200, seed=1)

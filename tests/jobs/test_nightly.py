@@ -462,7 +462,7 @@ def test_a_ticker_whose_yahoo_fetch_fails_once_still_runs_tonight(
     """A network error on the first attempt is retried after a pause; the night goes on."""
     from curl_cffi.requests.exceptions import DNSError
 
-    from forecaster.jobs import nightly as job
+    from forecaster.jobs import protocol as job
     from tests.conftest import fake_record, stand_in_challenge
     from tests.data.test_sources import flaky_history, yahoo_history_frame
 

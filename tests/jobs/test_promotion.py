@@ -15,7 +15,7 @@ import sqlite3
 import pytest
 
 from forecaster.errors import RegistryError
-from forecaster.jobs import nightly
+from forecaster.jobs import protocol
 from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.nightly import run_nightly
 from forecaster.models.registry import ModelRegistry, new_version_id
@@ -117,7 +117,7 @@ def perfect_challenger(monkeypatch):
 
     challenge_step = stand_in_challenge(WINDOW, stand_in)
 
-    monkeypatch.setattr(nightly, "challenge_step", challenge_step)
+    monkeypatch.setattr(protocol, "challenge_step", challenge_step)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from forecaster.data.store import PriceStore
 from forecaster.errors import ConfigError
-from forecaster.jobs import nightly
+from forecaster.jobs import protocol
 from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.lock import nightly_lock
 from forecaster.jobs.nightly import run_nightly
@@ -325,7 +325,7 @@ def test_nightly_keep_prunes_the_tickers_it_ran_at_the_end_of_each_run(home, mon
         saved.append(save(registry, len(saved) + 1, ticker))
         return saved[-1]
 
-    monkeypatch.setattr(nightly, "challenge_step", stand_in_challenge(40, stand_in))
+    monkeypatch.setattr(protocol, "challenge_step", stand_in_challenge(40, stand_in))
     other = save(registry, 90, "BBB")  # a ticker the run does not touch is never pruned
     reports = []
     for day in prices.index[-4:]:

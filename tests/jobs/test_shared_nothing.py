@@ -19,7 +19,7 @@ import types
 import pytest
 
 from forecaster.errors import ConfigError, RegistryError
-from forecaster.jobs import nightly
+from forecaster.jobs import nightly, protocol
 from forecaster.jobs.history import ForecastHistory
 from forecaster.jobs.nightly import (
     TickerTask,
@@ -53,7 +53,7 @@ def stand_in(registry: ModelRegistry, ticker: str = "AAA") -> str:
 def test_the_task_runs_without_the_data_home_and_the_driver_commits(tmp_path, monkeypatch):
     """With the stand-in challenge step (no TensorFlow); the slow test in test_cluster.py
     trains real models on workers that have no home."""
-    monkeypatch.setattr(nightly, "challenge_step", stand_in_challenge(WINDOW, stand_in))
+    monkeypatch.setattr(protocol, "challenge_step", stand_in_challenge(WINDOW, stand_in))
     home, csv_dir = tmp_path / "home", tmp_path / "csv"
     csv_dir.mkdir()
     write_csv(csv_dir / "AAA.csv", make_prices(200, seed=1))
@@ -124,7 +124,7 @@ def test_a_task_failure_is_recorded_by_the_driver_and_changes_nothing(tmp_path, 
     def broken(task, data, registry, record):
         raise RuntimeError("the worker's disk is full")
 
-    monkeypatch.setattr(nightly, "challenge_step", broken)
+    monkeypatch.setattr(protocol, "challenge_step", broken)
     (record,) = run_nightly(
         ["AAA"], settings=settings, source="csv", csv_dir=csv_dir, window_days=WINDOW
     ).records
@@ -139,7 +139,7 @@ def test_a_task_lost_with_its_workers_fails_cleanly(tmp_path, monkeypatch):
     """What the driver does when Dask gives up on a task (KilledWorker): a failed record
     that says why, recorded in the history; the champion and the registry untouched."""
     distributed = pytest.importorskip("distributed")
-    monkeypatch.setattr(nightly, "challenge_step", stand_in_challenge(WINDOW, stand_in))
+    monkeypatch.setattr(protocol, "challenge_step", stand_in_challenge(WINDOW, stand_in))
     settings = Settings.resolve(tmp_path / "home")
     csv_dir = tmp_path / "csv"
     csv_dir.mkdir()
@@ -278,7 +278,7 @@ def test_a_nightly_run_over_tls(tmp_path, monkeypatch):
     csv_dir.mkdir()
     write_csv(csv_dir / "AAA.csv", make_prices(200, seed=1))
     # In-process workers (threads) see the stand-in challenge step: no TensorFlow.
-    monkeypatch.setattr(nightly, "challenge_step", stand_in_challenge(WINDOW, stand_in))
+    monkeypatch.setattr(protocol, "challenge_step", stand_in_challenge(WINDOW, stand_in))
     security = distributed.Security(
         tls_ca_file=files["ca"],
         tls_scheduler_cert=files["cert"],
