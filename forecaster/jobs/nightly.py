@@ -2,7 +2,7 @@
 
 This module is the run as a whole: the fan-out (in-process, a local Dask
 cluster or an existing scheduler), the universal-model step and
-:func:`run_nightly`. What happens to one ticker — the steps below — is
+:func:`run_nightly`. What happens to one ticker is
 :mod:`forecaster.jobs.protocol` (its names used to live here and are
 re-exported).
 
@@ -10,40 +10,9 @@ Shared-nothing with one writer. The **driver** (the process that runs
 :func:`run_nightly`, under the nightly lock) alone reads and writes the data
 home; the **task** (:func:`run_challenge`, on a Dask worker or in the driver's
 own process) gets everything it needs as values and returns everything it made
-as values. Per ticker:
-
-1. driver, :func:`load_step` (in :func:`prepare_job`): loads prices through the
-   cache up to ``as_of`` (never the sample as a fallback for a failed
-   download) and stops with ``unchanged`` if a completed run already saw
-   exactly this data (same fingerprint): no retrain, no new forecast. Else it
-   packs a :class:`TickerJob`: the task's options, the prices and the
-   champion's files as bytes (:class:`ChampionFiles`);
-2. task, :func:`challenge_step`: trains a challenger with the champion's
-   options (its seed, horizon, estimator, ...) except that the held-out test
-   period is the recent window, the last ``window_days`` origins whose targets
-   are realized by ``as_of`` (a ticker without a champion trains
-   ``default_options``), and forecasts with it and the champion — the only step
-   that calls the model layer. It works in a scratch registry in a temporary
-   folder of the worker, holding the champion's files, which is deleted after;
-3. task, :func:`decide_step`: scores challenger and champion on exactly the
-   same window rows (QLIKE on floored targets, and bias) and keeps the champion
-   unless the challenger is significantly better: a one-sided Diebold–Mariano
-   test of the QLIKE losses at :attr:`PromotionRule.level` on at least
-   :attr:`PromotionRule.min_scored` scored origins (:func:`decide`);
-4. task, :func:`forecast_step`: the next forecast of the (possibly new)
-   champion, made at the last close, with its VaR and ES. The task returns a
-   :class:`TickerResult`: the run record, the verdict, the forecast and the
-   challenger's files as bytes;
-5. driver, :func:`commit_step`: stores the challenger version
-   (:meth:`~forecaster.models.registry.ModelRegistry.add_files`, checked
-   against its manifest), then :func:`issue_step` records the forecast and the
-   run in the forecast history — in one transaction around which the registry
-   moves the champion pointer
-   (:meth:`~forecaster.models.registry.ModelRegistry.promoting`), the last
-   write of the run, undone if the transaction fails. A move is written ahead
-   into the history's ``promotions`` table first, so a run killed between the
-   move and the commit is rolled back at the start of the next run
-   (:func:`forecaster.jobs.recovery.reconcile`).
+as values. The per-ticker steps (load, challenge, decide, forecast, commit) and
+what travels between driver and task are documented in
+:mod:`forecaster.jobs.protocol`.
 
 Any exception makes that ticker ``failed`` (recorded by the driver) and leaves
 its champion as it was; the others go on. Fan-out is sequential (the task runs
