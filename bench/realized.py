@@ -8,7 +8,8 @@ issue 18 marked met, not met or not measured. One command runs every part:
 ``--parts`` picks the parts to (re)measure (default: all); the sections of the
 parts not run are kept as they were in ``bench/realized.json``, each with its
 own "Measured" line. ``--threads`` sets TensorFlow's intra/inter-op threads
-for the whole process before any model is built (speed only).
+for the whole process before any model is built (speed only). ``--render-only``
+rewrites the .md from the saved .json without measuring anything.
 
 Part A — the 25 indices of ``../shared/data/realized_library.parquet`` (daily
 ``rv5`` and ``ret``), read through the product's ``--panel`` source into a
@@ -540,7 +541,7 @@ def per_index_notes(own: dict, universal: dict | None) -> str:
     """Cost, epochs and the per-index/universal comparison of one horizon."""
     records = [r for fit in own["fits"] for r in fit["per_index"].values()]
     epochs = PER_SERIES["epochs"]
-    capped = sum(r["best_epoch"] == r["epochs_run"] == epochs for r in records)
+    capped = capped_fits(records)
     seeds = len(own["fits"])
     train = own["n_train"]
     steps = {t: -(-n // PER_SERIES["batch_size"]) for t, n in train.items()}
@@ -553,14 +554,62 @@ def per_index_notes(own: dict, universal: dict | None) -> str:
         f"{int(np.median(list(steps.values())))} batches for one index (median) against "
         f"about {pooled_steps} for the universal model over all 25."
     )
-    if universal is not None:
-        ratios = own["ratios"]
-        beaten = sum(np.mean(r) < 1 for r in ratios.values())
+    if 2 * capped > len(records):
         text += (
-            f" Per index, averaged over seeds, the per-index LSTM beats HAR on {beaten} of "
-            f"{len(ratios)}."
+            " Most fits were still improving when the cap stopped them: at the universal "
+            "model's settings these per-index networks are probably under-trained (a longer "
+            "schedule was not run)."
+        )
+    ratios = own["ratios"]
+    beaten = sum(np.mean(r) < 1 for r in ratios.values())
+    text += (
+        f" Per index, averaged over seeds, the per-index LSTM beats HAR on {beaten} of "
+        f"{len(ratios)}."
+    )
+    if universal is not None:
+        pooled = np.mean([r["mean_ratio"] for r in universal["lstm"]])
+        mine = np.mean([r["mean_ratio"] for r in own["lstm"]])
+        better = "universal" if pooled < mine else "per-index"
+        text += (
+            f" The {better} model has the lower mean ratio ({pooled:.3f} universal, "
+            f"{mine:.3f} per-index, means over seeds; the universal figures are from the "
+            f"earlier run)."
         )
     return text
+
+
+def capped_fits(records: list[dict]) -> int:
+    """Fits that ran to the epoch cap with the last epoch their best."""
+    epochs = PER_SERIES["epochs"]
+    return sum(r["best_epoch"] == r["epochs_run"] == epochs for r in records)
+
+
+def spx_reading(ratio: dict) -> str:
+    """What part D's tables say, from their figures (lower QLIKE is better)."""
+    gk, rv5 = "garman-klass", "rv5"
+    names = {rv5: "rv5", gk: "Garman–Klass"}
+    lstm = {t: {s: float(np.mean(v)) for s, v in row.items()} for t, row in ratio["lstm"].items()}
+    parts = []
+    for scored in TARGETS:
+        best = min(TARGETS, key=lambda trained, scored=scored: lstm[trained][scored])
+        parts.append(
+            f"scored on {names[scored]}, the LSTM trained on {names[best]} is the better one "
+            f"({lstm[best][scored]:.3f} against "
+            f"{lstm[gk if best == rv5 else rv5][scored]:.3f})"
+        )
+    own = [f"{names[t]} {lstm[t][t]:.3f}" for t in TARGETS]
+    beats = [t for t in TARGETS if lstm[t][t] < 1]
+    parts.append(
+        f"against HAR on its own target the LSTM is at {', '.join(own)}"
+        + (f" (below 1, better than HAR, on {', '.join(names[t] for t in beats)})" if beats
+           else " (worse than HAR on both)")
+    )
+    parts.append(
+        f"on the Garman–Klass target, HAR fit on rv5 has {ratio['har'][rv5][gk]:.3f} times the "
+        f"QLIKE of HAR fit on Garman–Klass itself; on the rv5 target, HAR fit on Garman–Klass "
+        f"has {ratio['har'][gk][rv5]:.3f} times that of HAR fit on rv5"
+    )
+    return "Reading (means over seeds): " + "; ".join(parts) + "."
 
 
 def spx_ratios(entry: dict) -> dict:
@@ -660,13 +709,16 @@ def render_spx(part: dict) -> list[str]:
             f"Garman–Klass days clipped at the variance floor: "
             f"{entry['n_floored']['garman-klass']}.",
             "",
+            spx_reading(ratio),
+            "",
             "Fits: "
             + "; ".join(
                 f"seed {f['seed']} {f['target']} {f['seconds']:.0f} s ({f['epochs_run']} "
                 f"epochs, best {f['best_epoch']})"
                 for f in fits
             )
-            + ".",
+            + f"; {capped_fits(fits)} of {len(fits)} ran to the cap of {PER_SERIES['epochs']} "
+            "epochs with the last epoch their best.",
             "",
         ]
     return lines
@@ -739,6 +791,11 @@ def main() -> None:
         "--threads", type=int, default=1, help="TensorFlow threads (0: TensorFlow's default)"
     )
     parser.add_argument("--output", default=str(HERE / "realized.md"))
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the .md from the saved .json without measuring anything",
+    )
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in parts if p not in PARTS]
@@ -749,6 +806,10 @@ def main() -> None:
     output = Path(args.output)
     saved = output.with_suffix(".json")
     result = upgrade(json.loads(saved.read_text())) if saved.exists() else {}
+    if args.render_only:
+        output.write_text(render(result))
+        log(f"wrote {output} from {saved}")
+        return
     if threads is not None and any(p != "bars" for p in parts):
         from forecaster.models.training import configure_tensorflow
 
