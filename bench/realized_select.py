@@ -252,7 +252,7 @@ def current_figures() -> dict:
         "run": {k: saved["run"][k] for k in ("date", "command", "threads")},
         "horizons": {
             h: {
-                "mean_ratio": [r["mean_ratio"] for r in entry["lstm"]],
+                "lstm": entry["lstm"],
                 "vs_pooled": [r["mean_ratio"] for r in entry["lstm_vs_pooled"]],
                 "har_pooled": entry["baselines"]["har-pooled"]["mean_ratio"],
             }
@@ -298,6 +298,55 @@ def goal_rows(result: dict) -> list[str]:
     return lines
 
 
+def threads_text(threads: int | None) -> str:
+    if threads is None:
+        return "on its default threads"
+    return f"on {threads} thread{'s' if threads > 1 else ''}"
+
+
+def lstm_row(name: str, rows: list[dict]) -> str:
+    return (
+        f"| {name} | {mean_std([r['mean_ratio'] for r in rows])} | "
+        f"{mean_std([r['median_ratio'] for r in rows])} | "
+        f"{np.mean([r['share_beating'] for r in rows]):.0%} | "
+        + ", ".join(f"{r['dm_stat']:+.2f} ({r['dm_p_value']:.3f})" for r in rows)
+        + " |"
+    )
+
+
+def capped_note(settings: dict, fits: list[dict]) -> str:
+    """A sentence on the fits the epoch cap ended before their patience ran out."""
+    cap, patience = settings["epochs"], settings["patience"]
+    capped = [f for f in fits if f["epochs_run"] == cap and cap - f["best_epoch"] < patience]
+    if not capped:
+        return ""
+    return (
+        f" {len(capped)} of {len(fits)} fit(s) ran to the cap of {cap} epochs (best epoch "
+        f"{', '.join(str(f['best_epoch']) for f in capped)}, patience {patience}): early stopping "
+        "did not end them, "
+        "so a longer schedule might do better (not run)."
+    )
+
+
+def versus_current(entry: dict, current: list[dict]) -> str:
+    """The chosen settings' test mean ratio next to the current settings', in words."""
+    mine = [r["mean_ratio"] for r in entry["lstm"]]
+    theirs = [r["mean_ratio"] for r in current]
+    if mine == theirs:
+        return (
+            "The per-seed ratios equal bench/realized.md's exactly: the same settings and "
+            "seeds give the same fits (op determinism), whatever the thread count."
+        )
+    delta = float(np.mean(mine) - np.mean(theirs))
+    spread = max(np.std(mine, ddof=1), np.std(theirs, ddof=1)) if len(mine) > 1 else 0.0
+    within = "within" if abs(delta) <= spread else "outside"
+    return (
+        f"Mean ratio {'lower' if delta < 0 else 'higher'} than the current settings' by "
+        f"{abs(delta):.3f}, {within} the larger of the two standard deviations over seeds "
+        f"({spread:.3f})."
+    )
+
+
 def render(result: dict) -> str:
     run = result["run"]
     select, test = result["select"], result.get("test", {})
@@ -307,7 +356,7 @@ def render(result: dict) -> str:
         "tested once",
         "",
         f"Measured {run['date']} on this machine ({run['machine']}, shared with other jobs; "
-        f"TensorFlow {'on ' + str(run['threads']) + ' thread(s)' if run['threads'] else 'default threads'}) "
+        f"TensorFlow {threads_text(run['threads'])}) "
         f"by `{run['command']}` in {run['minutes']:.1f} minutes (selection "
         f"{run['select_minutes']:.1f}, test {run['test_minutes']:.1f}). Raw figures: "
         "`bench/realized_select.json`.",
@@ -364,18 +413,15 @@ def render(result: dict) -> str:
                 )
             else:
                 text += f", against {now:.3f} for the current settings"
-        lines += ["", text + ".", ""]
+        lines += ["", text + "." + capped_note({**UNIVERSAL, **chosen["changes"]}, [chosen]), ""]
         if any(r["changes"].get("epoch_fraction", 1.0) < 1 for r in entry["candidates"]):
             lines += ["With an epoch fraction of 1/8, an epoch is 1/8 of a pass over the rows.", ""]
     if test:
         lines += ["## Test (2016-01-04 .. 2021-02-24), the chosen settings, measured once", ""]
         cur_run = current["run"]
-        cur_threads = (
-            "default threads" if cur_run["threads"] is None else (f"{cur_run['threads']} thread(s)")
-        )
         lines += [
             f'"current, bench/realized.md" is the universal model of bench/realized.md '
-            f"(measured {cur_run['date']}, TensorFlow {cur_threads}), not re-run here unless "
+            f"(measured {cur_run['date']}, TensorFlow {threads_text(cur_run['threads'])}), not re-run here unless "
             "chosen; ratios are to per-index HAR, mean ± std over seeds.",
             "",
         ]
@@ -387,16 +433,10 @@ def render(result: dict) -> str:
                 "",
                 "| model | mean ratio to HAR | median ratio | beats HAR | panel DM stat (p) |",
                 "|---|---|---|---|---|",
-                f"| chosen: {entry['candidate']} | {mean_std([r['mean_ratio'] for r in rows])} | "
-                f"{mean_std([r['median_ratio'] for r in rows])} | "
-                f"{np.mean([r['share_beating'] for r in rows]):.0%} | "
-                + ", ".join(f"{r['dm_stat']:+.2f} ({r['dm_p_value']:.3f})" for r in rows)
-                + " |",
+                lstm_row(f"chosen: {entry['candidate']}", rows),
             ]
             if now is not None:
-                lines.append(
-                    f"| current, bench/realized.md | {mean_std(now['mean_ratio'])} | | | |"
-                )
+                lines.append(lstm_row("current, bench/realized.md", now["lstm"]))
             pooled = entry["har_pooled"]
             lines += [
                 f"| har-pooled | {pooled['mean_ratio']:.3f} | {pooled['median_ratio']:.3f} | "
@@ -421,12 +461,15 @@ def render(result: dict) -> str:
                 )
                 + f"; HAR and har-pooled {entry['baseline_seconds']:.0f} s."
             )
+            text += capped_note(entry["settings"], entry["fits"])
+            picked = {r["candidate"]: r for r in select[horizon]["candidates"]}[entry["candidate"]]
+            text += (
+                f" Its validation ratio (seed {SELECTION_SEED}, origins "
+                f"{select[horizon]['first_scored']} .. {select[horizon]['last_scored']}) was "
+                f"{picked['mean_ratio']:.3f}."
+            )
             if now is not None:
-                delta = np.mean([r["mean_ratio"] for r in rows]) - np.mean(now["mean_ratio"])
-                text += (
-                    f" Mean ratio {'lower' if delta < 0 else 'higher'} than the current "
-                    f"settings' by {abs(delta):.3f}."
-                )
+                text += " " + versus_current(entry, now["lstm"])
             lines += [text, ""]
     return "\n".join(lines)
 
