@@ -33,6 +33,7 @@ from forecaster.cli.output import (
     json_text,
     number,
     percent,
+    risk_text,
     summarize,
     write_output,
 )
@@ -104,13 +105,7 @@ def _nightly_table(report: Any) -> str:
 
 def _risk_cells(risk: dict[str, Any], horizon: int) -> str:
     """VaR/ES of one issued forecast (as % log returns), or why there are none."""
-    if risk["levels"] is None:
-        return f"VaR/ES ({risk['distribution']}): not stored — {risk['reason']}"
-    cells = ", ".join(
-        f"VaR {float(key) * 100:g}% {values['var']:.2%} ES {values['es']:.2%}"
-        for key, values in risk["levels"].items()
-    )
-    return f"{horizon}-day log return {cells} ({risk['distribution']})"
+    return risk_text({**risk, "horizon": horizon})
 
 
 @click.command()

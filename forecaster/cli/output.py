@@ -278,3 +278,35 @@ def percent(value: float | None) -> str:
 def number(value: float | None, spec: str = ".4f") -> str:
     """``value`` formatted with ``spec``, "-" when missing."""
     return "-" if value is None else format(value, spec)
+
+
+def risk_text(risk: dict[str, Any], detail: bool = False) -> str:
+    """One forecast's VaR/ES as one line, worded the same by ``predict`` and ``nightly``.
+
+    ``1-day log return VaR 1% -4.18% ES -5.04%, VaR 5% -2.77% ES -3.65% (t)``, or
+    ``VaR/ES (t): n/a — reason`` when there are none. ``detail`` adds the fit
+    (``t``: degrees of freedom and scale; the number of training days) and the
+    overnight factor, as ``predict`` shows them.
+    """
+    if risk["levels"] is None:
+        return f"VaR/ES ({risk['distribution']}): n/a — {risk['reason']}"
+    days = f"{risk['horizon']}-day"
+    cells = ", ".join(
+        f"VaR {float(key) * 100:g}% {values['var']:.2%} ES {values['es']:.2%}"
+        for key, values in risk["levels"].items()
+    )
+    fit = ""
+    if detail:
+        params = (risk.get("fit") or {}).get("params") or {}
+        if risk["distribution"] == "t" and params:
+            fit = f"; dof {params['dof']:.1f}, scale {params['scale']:.2f}"
+        if risk["distribution"] != "normal":
+            fit += f", fit on {risk['fit']['n']} training days before {risk['fit']['before']}"
+    line = f"{days} log return {cells} ({risk['distribution']}{fit})"
+    factor = (risk.get("overnight") or {}).get("factor")
+    if detail and factor is not None and factor != 1.0:
+        line += (
+            f"; close-to-close variance = {factor:.3f} x forecast (overnight gap, "
+            "Hansen-Lunde factor of the pre-test days)"
+        )
+    return line

@@ -34,6 +34,7 @@ from forecaster.cli.output import (
     cell,
     check_destinations,
     json_text,
+    risk_text,
     summarize,
     write_output,
 )
@@ -397,28 +398,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _risk_line(risk: dict) -> str:
-    """One line of VaR/ES (as % log returns) or the reason there are none."""
-    days = "1-day" if risk["horizon"] == 1 else f"{risk['horizon']}-day"
-    if risk["levels"] is None:
-        return f"VaR/ES ({risk['distribution']}): n/a — {risk['reason']}"
-    cells = ", ".join(
-        f"VaR {float(key) * 100:g}% {values['var']:.2%}, ES {values['es']:.2%}"
-        for key, values in risk["levels"].items()
-    )
-    params = risk["fit"]["params"] or {}
-    fit = ""
-    if risk["distribution"] == "t":
-        fit = f"; dof {params['dof']:.1f}, scale {params['scale']:.2f}"
-    if risk["distribution"] != "normal":
-        fit += f", fit on {risk['fit']['n']} training days before {risk['fit']['before']}"
-    line = f"{days} log return {cells} ({risk['distribution']}{fit})"
-    factor = (risk.get("overnight") or {}).get("factor")
-    if factor is not None and factor != 1.0:
-        line += (
-            f"; close-to-close variance = {factor:.3f} x forecast (overnight gap, "
-            "Hansen-Lunde factor of the pre-test days)"
-        )
-    return line
+    """One line of VaR/ES (as % log returns) with the fit, or the reason there are none."""
+    return risk_text(risk, detail=True)
 
 
 def _serving_version(app: AppContext, ticker: str | None, model_version: str | None):
