@@ -15,7 +15,6 @@ from forecaster.cli.options import (
     SOURCE_CHOICE,
     TICKER,
     TICKERS,
-    TIME_ZONE,
     BaselinesCommand,
     NamesOption,
     bars_label,
@@ -28,6 +27,7 @@ from forecaster.cli.options import (
     reference_option,
     regime_quantile_option,
     risk_options,
+    tz_option,
 )
 from forecaster.cli.output import check_destinations, shown_path, write_files, write_output
 from forecaster.cli.schemas import schema_id
@@ -57,9 +57,7 @@ if TYPE_CHECKING:
     help="Intraday bars file of the ticker (see `forecast train --bars`); default: the file "
     "the model was trained on.",
 )
-@click.option(
-    "--tz", type=TIME_ZONE, help="With --bars: the exchange's time zone, e.g. America/New_York."
-)
+@tz_option
 @click.option(
     "--panel",
     "panel_path",

@@ -362,6 +362,14 @@ def bundle(*options: Decorator) -> Decorator:
     return apply
 
 
+#: --tz: the zone of a --bars file's timestamps.
+tz_option = click.option(
+    "--tz",
+    type=TIME_ZONE,
+    help="With --bars: the exchange's time zone, e.g. America/New_York; naive timestamps "
+    "are read in it, zone-aware ones converted to it.",
+)
+
 #: --ticker, --source, --csv, --start, --end: where the prices come from.
 price_options = bundle(
     click.option(
@@ -399,12 +407,7 @@ price_options = bundle(
         "bar start): each session day's OHLC and measures rv5, rv5-ss, bv, rsv-pos, rsv-neg, "
         "rq (--estimator rv5 ...); partial days dropped. Ticker: --ticker or the file name.",
     ),
-    click.option(
-        "--tz",
-        type=TIME_ZONE,
-        help="With --bars: the exchange's time zone, e.g. America/New_York; naive timestamps "
-        "are read in it, zone-aware ones converted to it.",
-    ),
+    tz_option,
 )
 
 #: --test-start | --test-fraction: where the held-out test period begins.

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from forecaster.data.loader import load_prices, parse_date
+from forecaster.data.loader import parse_date
 from forecaster.data.sources import check_source, ticker_list
 from forecaster.errors import ConfigError, DataError
 from forecaster.evaluation.risk import (
@@ -82,6 +82,7 @@ from forecaster.jobs.protocol import (  # the per-ticker protocol (re-exported)
     lost_task,
     prepare_job,
     run_challenge,
+    task_prices,
 )
 
 #: The job's API, and the per-ticker protocol's names that callers imported from here.
@@ -332,15 +333,7 @@ def _universe_step(
     datas, night_end = [], None
     for task in tasks:  # the prices as tonight's tasks will see them (through the cache)
         try:
-            data = load_prices(
-                task.ticker,
-                source=task.source,
-                csv_path=task.csv_path,
-                panel_path=task.panel_path,
-                end=parse_date(task.as_of, "--as-of"),
-                settings=settings,
-                allow_fallback=False,
-            )
+            data = task_prices(task, settings)
         except (DataError, ConfigError):
             continue  # that ticker fails in its own task, with its own error
         datas.append(data)

@@ -132,6 +132,19 @@ class UniversalTask:
 # that a failure leaves in the record exactly what was known when it happened.
 
 
+def task_prices(task: TickerTask, settings: Settings) -> PriceData:
+    """A task's prices up to its ``as_of``, through the cache, never the sample as a fallback."""
+    return load_prices(
+        task.ticker,
+        source=task.source,
+        csv_path=task.csv_path,
+        panel_path=task.panel_path,
+        end=parse_date(task.as_of, "--as-of"),
+        settings=settings,
+        allow_fallback=False,
+    )
+
+
 def load_step(
     task: TickerTask, settings: Settings, history: ForecastHistory, record: RunRecord
 ) -> PriceData | None:
@@ -147,15 +160,7 @@ def load_step(
             "ticker, named <TICKER>.csv, with columns Date, Open, High, Low, Close[, Volume])"
         )
     try:
-        data = load_prices(
-            ticker,
-            source=task.source,
-            csv_path=task.csv_path,
-            panel_path=task.panel_path,
-            end=parse_date(task.as_of, "--as-of"),
-            settings=settings,
-            allow_fallback=False,
-        )
+        data = task_prices(task, settings)
     except DataError as exc:
         # The loader speaks of --start/--end (the interactive options); the job has --as-of
         # and --csv-dir.
